@@ -1,0 +1,5 @@
+import sys
+
+from lvbert.cli import main
+
+sys.exit(main())

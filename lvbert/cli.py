@@ -1,0 +1,64 @@
+"""The ``lvbert`` command line: a thin dispatch onto typed, importable functions.
+
+Each command family lives in its own module that exposes ``register(subparsers)``;
+a registered sub-command stores a callable in ``func`` that takes the parsed
+namespace and returns an exit status. User mistakes raise :class:`LvBertError`,
+printed here as one line with exit status 2 (no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from lvbert.errors import LvBertError
+
+# Modules that add sub-commands. A module that fails to import (e.g. an optional
+# dependency missing) is reported only when its command is used.
+COMMAND_MODULES = [
+    "lvbert.commands.arch",
+    "lvbert.commands.data",
+    "lvbert.commands.supernet",
+    "lvbert.commands.search",
+    "lvbert.commands.pretrain",
+    "lvbert.commands.finetune",
+    "lvbert.commands.quickstart",
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every user error
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="lvbert", description="LV-BERT: layer-variety BERT encoders.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:  # command family not written yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LvBertError as e:
+        print(f"lvbert: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lvbert: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
