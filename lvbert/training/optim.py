@@ -1,0 +1,87 @@
+"""AdamW with ELECTRA's parameter groups, layer-wise LR decay, and warm-up + linear decay.
+
+Weight decay applies to every weight except LayerNorm parameters and biases
+(REFERENCE.md section 6). Layer-wise LR decay (fine-tuning, section 8) scales
+the learning rate of slot pair ``p`` (slots 2p, 2p+1, as the official code groups
+them) by ``decay ** (num_pairs - p)``, embeddings by ``decay ** (num_pairs + 1)``,
+and leaves the task head at the full rate.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from torch import nn
+
+_SLOT = re.compile(r"(?:^|\.)slots\.(\d+)\.")
+
+
+def _no_decay(name: str, param: nn.Parameter) -> bool:
+    return param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name or name.endswith(".bias")
+
+
+def layer_depth(name: str, num_slots: int) -> int:
+    """0 for embeddings, 1 + pair index for encoder slots, num_pairs + 1 for heads."""
+    num_pairs = (num_slots + 1) // 2
+    m = _SLOT.search(name)
+    if m:
+        return 1 + int(m.group(1)) // 2
+    if "embeddings" in name:
+        return 0
+    return num_pairs + 1
+
+
+def param_groups(
+    model: nn.Module,
+    weight_decay: float = 0.01,
+    layer_decay: float | None = None,
+    num_slots: int | None = None,
+) -> list[dict]:
+    """Parameter groups for AdamW; each group carries ``lr_scale`` (1.0 without layer decay)."""
+    if layer_decay is not None and num_slots is None:
+        num_slots = len(model.config.arch)
+    groups: dict[tuple[bool, float], dict] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        nd = _no_decay(name, p)
+        scale = 1.0
+        if layer_decay is not None:
+            num_pairs = (num_slots + 1) // 2
+            scale = layer_decay ** (num_pairs + 1 - layer_depth(name, num_slots))
+        key = (nd, scale)
+        if key not in groups:
+            groups[key] = {"params": [], "weight_decay": 0.0 if nd else weight_decay, "lr_scale": scale, "names": []}
+        groups[key]["params"].append(p)
+        groups[key]["names"].append(name)
+    return list(groups.values())
+
+
+def build_optimizer(
+    model: nn.Module,
+    lr: float,
+    weight_decay: float = 0.01,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-6,
+    layer_decay: float | None = None,
+    num_slots: int | None = None,
+) -> torch.optim.AdamW:
+    groups = param_groups(model, weight_decay, layer_decay, num_slots)
+    for g in groups:
+        g["lr"] = lr * g["lr_scale"]
+        g.pop("names")
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
+
+
+def linear_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up from 0 over ``warmup_steps``, then linear decay to 0 at ``total_steps``."""
+    warmup_steps = max(0, int(warmup_steps))
+    total_steps = max(1, int(total_steps))
+
+    def factor(step: int) -> float:
+        if warmup_steps and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
