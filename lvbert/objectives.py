@@ -1,0 +1,103 @@
+"""Training objectives. Each returns a dict with ``loss`` (tensor) and scalar metrics.
+
+- :func:`mlm_objective` -- masked LM, vocabulary logits only at masked positions
+  (plain models and the supernet, which also takes ``arch``);
+- :class:`ElectraPretrainer` -- ELECTRA replaced-token detection (REFERENCE.md section 6):
+  a narrow generator with the same layer list shares the discriminator's embeddings,
+  samples replacements at temperature 1; loss = 1.0 x MLM + 50 x BCE.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM, LvBertForPreTraining, replaced_token_loss
+
+MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids", "labels")
+
+
+def masked_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
+    """(correct, total) over masked positions; ``logits`` rows follow ``labels != -100``."""
+    targets = labels[labels != -100]
+    if logits.dim() == 3:
+        logits = logits[labels != -100]
+    return int((logits.argmax(-1) == targets).sum()), int(targets.numel())
+
+
+def mlm_objective(model, batch: dict, arch: str | None = None) -> dict:
+    kwargs = {k: batch[k] for k in MODEL_KEYS if k in batch}
+    if arch is not None:
+        kwargs["arch"] = arch
+    out = model(**kwargs)
+    correct, total = masked_accuracy(out.logits.detach(), batch["labels"])
+    return {"loss": out.loss, "mlm_accuracy": correct / max(total, 1)}
+
+
+def generator_config(disc: LvBertConfig, hidden_size: int) -> LvBertConfig:
+    """The generator: same layer list and embeddings, hidden ``hidden_size``, heads and FFN scaled."""
+    cfg = disc.to_dict()
+    for key in ("architectures", "model_type", "transformers_version", "dtype", "torch_dtype", "allowed_types"):
+        cfg.pop(key, None)
+    heads = max(1, hidden_size // 64)
+    cfg.update(
+        hidden_size=hidden_size,
+        num_attention_heads=heads,
+        conv_heads=heads,
+        intermediate_size=4 * hidden_size,
+    )
+    return LvBertConfig(**cfg)
+
+
+class ElectraPretrainer(nn.Module):
+    """Generator + discriminator trained jointly; the discriminator is the model kept.
+
+    The word, position and token-type embeddings and their LayerNorm are shared
+    (the generator keeps its own E->H projection); the generator's decoder is tied
+    to the shared word embeddings.
+    """
+
+    def __init__(self, discriminator: LvBertForPreTraining, generator_hidden: int, rtd_weight: float = 50.0, temperature: float = 1.0):
+        super().__init__()
+        self.discriminator = discriminator
+        self.generator = LvBertForMaskedLM(generator_config(discriminator.config, generator_hidden))
+        d_emb, g_emb = discriminator.lvbert.embeddings, self.generator.lvbert.embeddings
+        g_emb.word_embeddings = d_emb.word_embeddings
+        g_emb.position_embeddings = d_emb.position_embeddings
+        g_emb.token_type_embeddings = d_emb.token_type_embeddings
+        g_emb.LayerNorm = d_emb.LayerNorm
+        self.generator.mlm_head.decoder.weight = d_emb.word_embeddings.weight
+        self.rtd_weight = rtd_weight
+        self.temperature = temperature
+
+    def forward(self, input_ids, attention_mask, token_type_ids, labels, original_ids=None, **_) -> dict:
+        gen = self.generator(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, labels=labels)
+        selected = labels != -100
+        with torch.no_grad():
+            logits = gen.logits.detach().float() / self.temperature
+            # Gumbel-max sampling from the generator's distribution at the masked positions.
+            u = torch.rand_like(logits).clamp_(1e-9, 1.0)
+            sampled = (logits - torch.log(-torch.log(u))).argmax(-1)
+            original = input_ids.clone()
+            original[selected] = labels[selected]
+            corrupted = original.clone()
+            corrupted[selected] = sampled
+            replaced = (corrupted != original).long()
+        disc = self.discriminator(input_ids=corrupted, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        rtd_loss = replaced_token_loss(disc.logits, replaced, attention_mask)
+        with torch.no_grad():
+            correct, total = masked_accuracy(gen.logits, labels)
+            real = attention_mask.bool()
+            rtd_acc = ((disc.logits > 0).long() == replaced)[real].float().mean()
+        return {
+            "loss": gen.loss + self.rtd_weight * rtd_loss,
+            "mlm_loss": gen.loss.detach(),
+            "rtd_loss": rtd_loss.detach(),
+            "mlm_accuracy": correct / max(total, 1),
+            "rtd_accuracy": rtd_acc,
+            "replaced_share": replaced[real].float().mean(),
+        }
+
+
+def electra_objective(model, batch: dict) -> dict:
+    return model(**batch)
