@@ -1,0 +1,275 @@
+"""Latency as a search constraint: a per-layer-type lookup table (as NAS-BERT and HAT do).
+
+A :class:`LatencyTable` times one C, one A and one F sub-layer and the embeddings once
+per device, size, batch shape and torch version, and caches the numbers in a JSON file.
+An arch's predicted latency is ``embeddings + sum over its slots``; because it is a sum of
+per-type costs, the search space can use it exactly like parameters or MACs:
+
+    table = LatencyTable.load_or_measure(size="small", batch_size=1, seq_len=128)
+    space = SearchSpace(max_latency=12.0, latency=table.costs())
+
+:func:`latency_report` says how well the table's sum predicts whole models. torch is
+imported inside the functions that time things, so this module imports without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from lvbert.arch import LAYER_TYPES, SizeConfig, get_size
+from lvbert.errors import LvBertError
+from lvbert.utils import atomic_write_json
+
+DEFAULT_CACHE = Path(os.environ.get("LVBERT_CACHE", "~/.cache/lvbert")).expanduser() / "latency.json"
+DTYPES = ("float32", "bfloat16")
+
+
+@dataclass
+class LatencyTable:
+    """Milliseconds per forward pass of one sub-layer of each type and of the embeddings."""
+
+    per_type: dict[str, float]  # {"C": ms, "A": ms, "F": ms}
+    embeddings: float  # ms, embeddings incl. the E->H projection
+    device: str  # "cpu" or "cuda:0"
+    device_name: str  # e.g. "Intel(R) Xeon(R) ..." or "NVIDIA H100 80GB HBM3"
+    size: dict  # SizeConfig fields
+    batch_size: int
+    seq_len: int
+    dtype: str  # "float32" or "bfloat16" (autocast)
+    torch_version: str
+    threads: int  # torch.get_num_threads() when measured (CPU latency depends on it)
+    repeats: int = 20
+    measured_at: float = field(default_factory=time.time)
+
+    @property
+    def key(self) -> str:
+        """Cache key: device, size, shape, dtype, torch version and threads."""
+        return table_key(self.device_name, self.size, self.batch_size, self.seq_len, self.dtype, self.torch_version, self.threads)
+
+    def predict(self, arch: str) -> float:
+        """Predicted milliseconds of the backbone forward pass of ``arch``."""
+        bad = set(arch) - set(LAYER_TYPES)
+        if bad:
+            raise LvBertError(f"arch {arch!r} has unknown layer types {sorted(bad)}")
+        return self.embeddings + sum(self.per_type[t] for t in arch)
+
+    def costs(self) -> dict[str, float]:
+        """The table as :class:`lvbert.space.SearchSpace` takes it (``latency=``)."""
+        return {**self.per_type, "embeddings": self.embeddings}
+
+    def size_config(self) -> SizeConfig:
+        return SizeConfig(**self.size)
+
+    def measure_model(self, arch: str, repeats: int | None = None) -> float:
+        """Measured milliseconds of a whole ``LvBertModel`` forward pass of ``arch`` (same settings)."""
+        return measure_model(arch, self.size_config(), self.batch_size, self.seq_len, self.device, self.dtype, repeats or self.repeats)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LatencyTable":
+        return cls(**d)
+
+    @classmethod
+    def measure(
+        cls,
+        size: str | SizeConfig = "small",
+        batch_size: int = 1,
+        seq_len: int = 128,
+        device: str = "cpu",
+        dtype: str = "float32",
+        repeats: int = 20,
+        warmup: int = 3,
+    ) -> "LatencyTable":
+        """Time one sub-layer of each type and the embeddings (median of ``repeats`` runs)."""
+        import torch
+
+        from lvbert.modeling_lvbert import LvBertConfig, LvBertEmbeddings, make_sublayer
+
+        size_cfg, dev = _check(size, batch_size, seq_len, device, dtype, repeats)
+        config = LvBertConfig.from_size(size_cfg, arch="A" * size_cfg.num_slots)
+        gen = torch.Generator().manual_seed(0)
+        ids = torch.randint(0, size_cfg.vocab_size, (batch_size, seq_len), generator=gen).to(dev)
+        x = torch.randn(batch_size, seq_len, size_cfg.hidden_size, generator=gen).to(dev)
+        emb = LvBertEmbeddings(config).to(dev).eval()
+        per_type = {}
+        for t in LAYER_TYPES:
+            layer = make_sublayer(t, config).to(dev).eval()
+            # No padding: the encoder passes attention_mask=None then (its fastest path).
+            per_type[t] = _time_ms(lambda: layer(x, None, None), dev, dtype, repeats, warmup)
+        return cls(
+            per_type=per_type,
+            embeddings=_time_ms(lambda: emb(ids), dev, dtype, repeats, warmup),
+            device=str(dev),
+            device_name=device_name(dev),
+            size=size_cfg.to_dict(),
+            batch_size=batch_size,
+            seq_len=seq_len,
+            dtype=dtype,
+            torch_version=torch.__version__,
+            threads=torch.get_num_threads(),
+            repeats=repeats,
+        )
+
+    @classmethod
+    def load_or_measure(
+        cls,
+        size: str | SizeConfig = "small",
+        batch_size: int = 1,
+        seq_len: int = 128,
+        device: str = "cpu",
+        dtype: str = "float32",
+        cache: str | os.PathLike = DEFAULT_CACHE,
+        remeasure: bool = False,
+        repeats: int = 20,
+    ) -> "LatencyTable":
+        """The cached table for this device and settings, measured and cached on first use."""
+        import torch
+
+        size_cfg, dev = _check(size, batch_size, seq_len, device, dtype, repeats)
+        key = table_key(device_name(dev), size_cfg.to_dict(), batch_size, seq_len, dtype, torch.__version__, torch.get_num_threads())
+        cache = Path(cache)
+        tables = _read_cache(cache)
+        if key in tables and not remeasure:
+            return cls.from_dict(tables[key])
+        table = cls.measure(size_cfg, batch_size, seq_len, device, dtype, repeats)
+        tables[key] = table.to_dict()
+        atomic_write_json(cache, tables)
+        return table
+
+
+def table_key(device_name: str, size: dict, batch_size: int, seq_len: int, dtype: str, torch_version: str, threads: int) -> str:
+    widths = "h{hidden_size}-a{num_attention_heads}-f{intermediate_size}-e{embedding_size}-c{conv_heads}x{conv_kernel_size}-v{vocab_size}".format(**size)
+    return f"{device_name} | {widths} | b{batch_size} l{seq_len} {dtype} | torch {torch_version} | {threads} threads"
+
+
+def device_name(device) -> str:
+    """A readable name of the device the latency belongs to."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name} (cpu)"
+
+
+def measure_model(
+    arch: str,
+    size: str | SizeConfig = "small",
+    batch_size: int = 1,
+    seq_len: int = 128,
+    device: str = "cpu",
+    dtype: str = "float32",
+    repeats: int = 20,
+    warmup: int = 3,
+) -> float:
+    """Median milliseconds of a whole ``LvBertModel`` (embeddings + encoder) forward pass of ``arch``."""
+    import torch
+
+    from lvbert.modeling_lvbert import LvBertConfig, LvBertModel
+
+    size_cfg, dev = _check(size, batch_size, seq_len, device, dtype, repeats)
+    model = LvBertModel(LvBertConfig.from_size(size_cfg, arch=arch)).to(dev).eval()
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, size_cfg.vocab_size, (batch_size, seq_len), generator=gen).to(dev)
+    mask = torch.ones_like(ids)
+    return _time_ms(lambda: model(input_ids=ids, attention_mask=mask), dev, dtype, repeats, warmup)
+
+
+def latency_report(table: LatencyTable, archs: list[str], repeats: int | None = None) -> dict:
+    """How well the table's sum predicts measured whole-model latency over ``archs``.
+
+    Returns per-arch predicted and measured milliseconds, the mean absolute relative error
+    and the Pearson correlation between predicted and measured.
+    """
+    rows = []
+    for arch in archs:
+        predicted, measured = table.predict(arch), table.measure_model(arch, repeats)
+        rows.append({"arch": arch, "predicted_ms": predicted, "measured_ms": measured, "rel_error": (predicted - measured) / measured})
+    p = [r["predicted_ms"] for r in rows]
+    m = [r["measured_ms"] for r in rows]
+    return {
+        "device": table.device_name,
+        "key": table.key,
+        "archs": rows,
+        "mean_abs_rel_error": sum(abs(r["rel_error"]) for r in rows) / len(rows),
+        "pearson": pearson(p, m),
+    }
+
+
+def pearson(x: list[float], y: list[float]) -> float:
+    """Pearson correlation; NaN when either side is constant or has fewer than two values."""
+    if len(x) < 2 or len(x) != len(y):
+        return float("nan")
+    mx, my = statistics.fmean(x), statistics.fmean(y)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y))
+    sxx = sum((a - mx) ** 2 for a in x)
+    syy = sum((b - my) ** 2 for b in y)
+    return sxy / (sxx * syy) ** 0.5 if sxx > 0 and syy > 0 else float("nan")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _check(size, batch_size: int, seq_len: int, device: str, dtype: str, repeats: int):
+    import torch
+
+    size_cfg = get_size(size)
+    if batch_size <= 0 or seq_len <= 0 or repeats <= 0:
+        raise LvBertError(f"batch size, sequence length and repeats must be positive, got {batch_size}, {seq_len}, {repeats}")
+    if seq_len > size_cfg.max_position_embeddings:
+        raise LvBertError(f"seq_len {seq_len} is above the size's {size_cfg.max_position_embeddings} positions")
+    if dtype not in DTYPES:
+        raise LvBertError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise LvBertError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise LvBertError(f"device {device} asked for but CUDA is not available")
+    return size_cfg, dev
+
+
+def _time_ms(fn, device, dtype: str, repeats: int, warmup: int) -> float:
+    """Median wall milliseconds of ``fn()`` under inference mode (and bf16 autocast if asked)."""
+    import torch
+
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
+    times = []
+    with torch.inference_mode(), autocast:
+        for i in range(warmup + repeats):
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            if i >= warmup:
+                times.append((time.perf_counter() - t0) * 1000.0)
+    return statistics.median(times)
+
+
+def _read_cache(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise LvBertError(f"latency cache {path} is not valid JSON; delete it to measure again") from None
+    if not isinstance(data, dict):
+        raise LvBertError(f"latency cache {path} is not a table of measurements; delete it to measure again")
+    return data
