@@ -155,7 +155,10 @@ def convert_state_dict(hf_state_dict: dict, hf_config) -> dict:
             out[f"mlm_head.dense.{p}"] = take(f"cls.predictions.transform.dense.{p}")
             out[f"mlm_head.LayerNorm.{p}"] = take(f"cls.predictions.transform.LayerNorm.{p}")
         out["mlm_head.decoder.weight"] = sd.get("cls.predictions.decoder.weight", word)  # absent when tied
-        out["mlm_head.decoder.bias"] = sd["cls.predictions.bias"] if "cls.predictions.bias" in sd else take("cls.predictions.decoder.bias")
+        # The forward uses decoder.bias. transformers 5 ties it to cls.predictions.bias only when
+        # tie_word_embeddings is True; untied, the two are separate and only decoder.bias counts.
+        bias = "cls.predictions.decoder.bias" if "cls.predictions.decoder.bias" in sd else "cls.predictions.bias"
+        out["mlm_head.decoder.bias"] = take(bias)
     if "generator_predictions.dense.weight" in sd:  # ELECTRA generator head: dense H->E, gelu, LayerNorm(E)
         for p in ("weight", "bias"):
             out[f"mlm_head.dense.{p}"] = take(f"generator_predictions.dense.{p}")
