@@ -88,7 +88,7 @@ class LatencyTable:
         repeats: int = 20,
         warmup: int = 3,
     ) -> "LatencyTable":
-        """Time one sub-layer of each type and the embeddings (median of ``repeats`` runs)."""
+        """Time one sub-layer of each type and the embeddings (fastest of ``repeats`` runs)."""
         import torch
 
         from lvbert.modeling_lvbert import LvBertConfig, LvBertEmbeddings, make_sublayer
@@ -178,7 +178,7 @@ def measure_model(
     repeats: int = 20,
     warmup: int = 3,
 ) -> float:
-    """Median milliseconds of a whole ``LvBertModel`` (embeddings + encoder) forward pass of ``arch``."""
+    """Fastest milliseconds of a whole ``LvBertModel`` (embeddings + encoder) forward pass of ``arch``."""
     import torch
 
     from lvbert.modeling_lvbert import LvBertConfig, LvBertModel
@@ -246,7 +246,9 @@ def _check(size, batch_size: int, seq_len: int, device: str, dtype: str, repeats
 
 
 def _time_ms(fn, device, dtype: str, repeats: int, warmup: int) -> float:
-    """Median wall milliseconds of ``fn()`` under inference mode (and bf16 autocast if asked)."""
+    """Fastest wall milliseconds of ``fn()`` over ``repeats`` runs, under inference mode (and bf16
+    autocast if asked). The minimum, not the median: on a shared machine the least disturbed
+    run is the one that measures the model rather than the neighbours."""
     import torch
 
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -260,7 +262,7 @@ def _time_ms(fn, device, dtype: str, repeats: int, warmup: int) -> float:
             sync()
             if i >= warmup:
                 times.append((time.perf_counter() - t0) * 1000.0)
-    return statistics.median(times)
+    return min(times)
 
 
 def _read_cache(path: Path) -> dict:
