@@ -1,0 +1,218 @@
+"""Recipe: pre-train one architecture from scratch, with masked LM or ELECTRA.
+
+``objective="electra"`` (the official recipe, REFERENCE.md section 6) trains a
+generator of the same layer list at reduced width together with the
+discriminator; ``objective="mlm"`` trains an ``LvBertForMaskedLM`` on masked
+positions only. Same loop, checkpoints, resume and distributed support as the
+supernet. Output folder:
+
+    <out>/config.json, model.safetensors   the model kept: the discriminator
+                                           (LvBertForPreTraining) or the MLM model;
+                                           AutoModel.from_pretrained(out) loads its backbone
+    <out>/tokenizer files                   the data's tokenizer
+    <out>/generator/                        the ELECTRA generator (electra only)
+    <out>/run_config.yaml, summary.json     resolved config; final validation
+    <out>/metrics.jsonl, tensorboard/, checkpoints/
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from lvbert.errors import LvBertError
+
+
+def _h(text: str, **kw):
+    return field(metadata={"help": text}, **kw)
+
+
+@dataclass
+class PretrainConfig:
+    data: str = _h("prepared data folder (lvbert data prepare)", default=None)
+    out: str = _h("run folder", default="runs/pretrain")
+    arch: str = _h("architecture: CCAF..., [0,0,1,...] or a name (lv-bert-small, bert, sandwich, random:SEED)", default="lv-bert-small")
+    size: str = _h("size preset: tiny, small, medium, base", default="small")
+    objective: str = _h("electra (replaced-token detection) or mlm", default="electra")
+    generator_hidden: int | None = _h("ELECTRA generator hidden size (default hidden/4: 64 for small)", default=None)
+    rtd_weight: float = _h("weight of the replaced-token-detection loss", default=50.0)
+    temperature: float = _h("generator sampling temperature", default=1.0)
+    init_from: str | None = _h("start from a Hugging Face BERT/ELECTRA checkpoint on disk (arch AF x N only)", default=None)
+    steps: int = _h("optimizer steps (the paper: 1,000,000)", default=1000000)
+    batch_size: int = _h("global batch size (128 for small and medium, 256 for base)", default=128)
+    grad_accum: int = _h("micro-batches per step", default=1)
+    lr: float | None = _h("peak learning rate (default 5e-4; 2e-4 for base)", default=None)
+    warmup_steps: int | None = _h("linear warm-up steps (default min(10000, steps/10))", default=None)
+    weight_decay: float = _h("AdamW weight decay (not on LayerNorm and biases)", default=0.01)
+    clip_norm: float = _h("global gradient-norm clip", default=1.0)
+    bf16: bool = _h("bf16 autocast", default=False)
+    dropout: float = _h("hidden and attention dropout", default=0.1)
+    seed: int = _h("seed of the data order, masks and initialisation", default=0)
+    log_every: int = _h("steps between metric lines", default=10)
+    save_every: int = _h("steps between checkpoints", default=1000)
+    keep_last: int = _h("checkpoints kept", default=2)
+    eval_every: int = _h("steps between validations", default=1000)
+    eval_sequences: int = _h("fixed-mask validation sequences", default=256)
+    device: str = _h("auto, cpu, cuda", default="auto")
+    progress: bool = _h("progress bar", default=True)
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            raise LvBertError("--data is required: a folder written by 'lvbert data prepare'")
+        if self.objective not in ("electra", "mlm"):
+            raise LvBertError(f"unknown objective {self.objective!r}; choose electra or mlm")
+        for name in ("steps", "batch_size", "grad_accum", "eval_sequences", "log_every", "keep_last"):
+            if getattr(self, name) <= 0:
+                raise LvBertError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+
+
+def build_model(cfg: PretrainConfig, vocab_size: int, pad_token_id: int):
+    """The model trained: an ElectraPretrainer (discriminator + generator) or an LvBertForMaskedLM."""
+    from lvbert.arch import GENERATOR_HIDDEN, get_size
+    from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM, LvBertForPreTraining
+    from lvbert.objectives import ElectraPretrainer
+
+    common = dict(
+        vocab_size=vocab_size,
+        hidden_dropout_prob=cfg.dropout,
+        attention_probs_dropout_prob=cfg.dropout,
+        pad_token_id=pad_token_id,
+    )
+    if cfg.init_from:
+        from lvbert.interop import from_hf
+
+        target = "pretraining" if cfg.objective == "electra" else "mlm"
+        model = from_hf(cfg.init_from, target=target)
+        if model.config.vocab_size != vocab_size:
+            raise LvBertError(
+                f"{cfg.init_from} has a vocabulary of {model.config.vocab_size} but the data's tokenizer has {vocab_size}; "
+                "prepare the data with that checkpoint's tokenizer"
+            )
+    else:
+        config = LvBertConfig.from_size(cfg.size, arch=cfg.arch, **common)
+        model = LvBertForPreTraining(config) if cfg.objective == "electra" else LvBertForMaskedLM(config)
+    if cfg.objective == "mlm":
+        return model
+    hidden = cfg.generator_hidden or GENERATOR_HIDDEN.get(cfg.size) or max(16, model.config.hidden_size // 4)
+    return ElectraPretrainer(model, hidden, rtd_weight=cfg.rtd_weight, temperature=cfg.temperature)
+
+
+def pretrain(cfg: PretrainConfig, resume: bool = False) -> Path:
+    """Pre-train as configured; returns the output folder."""
+    from lvbert.data.masking import MaskingConfig, fixed_mask_validation
+    from lvbert.objectives import electra_objective, mlm_objective
+    from lvbert.recipes.common import (
+        check_positions,
+        data_identity,
+        default_lr,
+        mlm_eval,
+        prepare_run_dir,
+        save_tokenizer,
+        write_run_config,
+    )
+    from lvbert.training.batches import PretrainBatches
+    from lvbert.training.distributed import cleanup, setup_distributed
+    from lvbert.training.loop import LoopConfig, train_loop
+    from lvbert.training.optim import build_optimizer, linear_schedule
+    from lvbert.utils import atomic_write_json
+
+    out = Path(cfg.out)
+    data_id, tokenizer = data_identity(cfg.data)
+    info = setup_distributed(cfg.device)
+    try:
+        torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+        model = build_model(cfg, len(tokenizer), tokenizer.pad_token_id)
+        kept = model.discriminator if cfg.objective == "electra" else model
+        check_positions(data_id["seq_len"], kept.config.max_position_embeddings)
+        identity = {"kind": "pretrain", "arch": kept.config.arch, "size": cfg.size, "objective": cfg.objective, **data_id}
+        resuming = prepare_run_dir(out, resume, identity)
+        world = info.world_size
+        if cfg.batch_size % (world * cfg.grad_accum):
+            raise LvBertError(
+                f"--batch-size {cfg.batch_size} must be divisible by processes x --grad-accum = {world * cfg.grad_accum}"
+            )
+        micro = cfg.batch_size // (world * cfg.grad_accum)
+        lr = cfg.lr if cfg.lr is not None else default_lr(cfg.size)
+        warmup = cfg.warmup_steps if cfg.warmup_steps is not None else min(10000, cfg.steps // 10)
+        params = sum(p.numel() for p in kept.lvbert.parameters())
+        if info.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            write_run_config(out, {**asdict(cfg), "lr": lr, "warmup_steps": warmup, "processes": world}, identity)
+            print(
+                f"pretrain ({cfg.objective}): arch {kept.config.arch}, size {cfg.size}, {params:,} backbone parameters, "
+                f"{cfg.steps} steps x {cfg.batch_size} sequences, lr {lr}, {world} process(es) on {info.device}"
+            )
+        model.to(info.device)
+        optimizer = build_optimizer(model, lr, weight_decay=cfg.weight_decay)
+        scheduler = linear_schedule(optimizer, warmup, cfg.steps)
+        masking = MaskingConfig(mode="electra" if cfg.objective == "electra" else "bert")
+        batches = PretrainBatches(
+            cfg.data, micro, cfg.grad_accum, info.rank, world, masking, cfg.seed, max_positions=kept.config.max_position_embeddings
+        )
+        valid = fixed_mask_validation(cfg.data, cfg.eval_sequences, seed=cfg.seed, config=masking)
+        objective = electra_objective if cfg.objective == "electra" else mlm_objective
+
+        def evaluate(m, step: int) -> dict:
+            if cfg.objective == "mlm":
+                return mlm_eval(m, valid)
+            # ELECTRA: the generator's MLM and the discriminator's detection on the fixed set
+            res = {}
+            total = {"loss": 0.0, "mlm_accuracy": 0.0, "rtd_accuracy": 0.0}
+            n = 0
+            for start in range(0, valid["input_ids"].shape[0], 64):
+                batch = {k: v[start : start + 64].to(info.device) for k, v in valid.items()}
+                o = m(**batch)
+                for k in total:
+                    total[k] += float(o[k])
+                n += 1
+            res.update({k: v / max(n, 1) for k, v in total.items()})
+            return res
+
+        def write_extra(folder: Path) -> None:
+            save_tokenizer(tokenizer, folder)
+
+        loop_cfg = LoopConfig(
+            out_dir=str(out),
+            max_steps=cfg.steps,
+            grad_accum=cfg.grad_accum,
+            clip_norm=cfg.clip_norm,
+            bf16=cfg.bf16,
+            log_every=cfg.log_every,
+            save_every=cfg.save_every,
+            keep_last=cfg.keep_last,
+            eval_every=cfg.eval_every,
+            seed=cfg.seed,
+            progress=cfg.progress,
+        )
+        result = train_loop(
+            model,
+            objective,
+            batches,
+            optimizer,
+            scheduler,
+            loop_cfg,
+            dist_info=info,
+            evaluate=evaluate if info.is_main else None,
+            on_checkpoint=write_extra,
+            resume=resuming,
+        )
+        if info.is_main:
+            kept.save_pretrained(str(out))
+            save_tokenizer(tokenizer, out)
+            if cfg.objective == "electra":
+                model.generator.save_pretrained(str(out / "generator"))
+                save_tokenizer(tokenizer, out / "generator")
+            summary = {
+                "arch": kept.config.arch,
+                "objective": cfg.objective,
+                "params": params,
+                "step": result["step"],
+                "validation": result["eval"],
+            }
+            atomic_write_json(out / "summary.json", summary)
+            print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in result["eval"].items() if isinstance(v, float)))
+        return out
+    finally:
+        cleanup(info)

@@ -1,0 +1,238 @@
+"""Recipe: pre-train the weight-sharing supernet with single-path sampling (SPOS).
+
+One architecture per optimizer step, identical on every process and for every
+micro-batch of the step; it depends only on (seed, step), so resuming and
+multi-process runs sample the same sequence. Output folder:
+
+    <out>/config.json, model.safetensors   the supernet (LvBertSupernet.from_pretrained)
+    <out>/tokenizer files                   the data's tokenizer
+    <out>/space.json                        the space it was trained over
+    <out>/run_config.yaml                   the resolved config
+    <out>/metrics.jsonl, tensorboard/       training and validation metrics
+    <out>/checkpoints/step-N/               the last checkpoints (for --resume)
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from lvbert.errors import LvBertError
+
+
+def _h(text: str, **kw):
+    return field(metadata={"help": text, **kw.pop("meta", {})}, **kw)
+
+
+@dataclass
+class SupernetTrainConfig:
+    data: str = _h("prepared data folder (lvbert data prepare)", default=None)
+    out: str = _h("run folder", default="runs/supernet")
+    size: str = _h("size preset: tiny, small, medium, base", default="small")
+    allowed: str = _h("layer types allowed at every slot, e.g. CAF or AF", default="CAF")
+    num_slots: int | None = _h("slots (default: the size's, 24)", default=None)
+    sampling: str = _h("uniform (SPOS) or fair (FairNAS: each type equally often per slot)", default="uniform")
+    steps: int = _h("optimizer steps", default=20000)
+    batch_size: int = _h("global batch size (sequences per optimizer step, all processes)", default=128)
+    grad_accum: int = _h("micro-batches per step", default=1)
+    lr: float | None = _h("peak learning rate (default 5e-4; 2e-4 for base)", default=None)
+    warmup_steps: int | None = _h("linear warm-up steps (default min(10000, steps/10))", default=None)
+    weight_decay: float = _h("AdamW weight decay (not on LayerNorm and biases)", default=0.01)
+    clip_norm: float = _h("global gradient-norm clip", default=1.0)
+    bf16: bool = _h("bf16 autocast", default=False)
+    mask_mode: str = _h("masking: bert (80/10/10) or electra (85/15)", default="bert")
+    dropout: float = _h("hidden and attention dropout", default=0.1)
+    seed: int = _h("seed of the data order, masks, sampled archs and initialisation", default=0)
+    log_every: int = _h("steps between metric lines", default=10)
+    save_every: int = _h("steps between checkpoints", default=1000)
+    keep_last: int = _h("checkpoints kept", default=2)
+    eval_every: int = _h("steps between validations of the probe archs", default=500)
+    eval_sequences: int = _h("fixed-mask validation sequences", default=256)
+    device: str = _h("auto, cpu, cuda", default="auto")
+    progress: bool = _h("progress bar", default=True)
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            raise LvBertError("--data is required: a folder written by 'lvbert data prepare'")
+        if self.sampling not in ("uniform", "fair"):
+            raise LvBertError(f"unknown sampling {self.sampling!r}; choose uniform or fair")
+        for name in ("steps", "batch_size", "grad_accum", "eval_sequences", "log_every", "keep_last"):
+            if getattr(self, name) <= 0:
+                raise LvBertError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if not set(self.allowed.upper()) <= set("CAF") or not self.allowed:
+            raise LvBertError(f"--allowed must be letters among C, A, F, got {self.allowed!r}")
+
+
+class ArchSampler:
+    """Architecture for step ``s``, a pure function of (seed, s): identical on every rank and on resume."""
+
+    def __init__(self, allowed: list[str], seed: int, mode: str = "uniform"):
+        self.allowed, self.seed, self.mode = allowed, seed, mode
+
+    def __call__(self, step: int) -> str:
+        if self.mode == "uniform":
+            rng = random.Random(f"{self.seed}/arch/{step}")
+            return "".join(rng.choice(ok) for ok in self.allowed)
+        # fair: within each group of len(ok) steps, every slot uses each of its types once
+        out = []
+        for i, ok in enumerate(self.allowed):
+            group, pos = divmod(step, len(ok))
+            order = random.Random(f"{self.seed}/fair/{i}/{group}").sample(ok, len(ok))
+            out.append(order[pos])
+        return "".join(out)
+
+
+def probe_archs(allowed: list[str], seed: int) -> dict[str, str]:
+    """Fixed architectures validated during training: bert, lv-bert-small, two random (where in the space)."""
+    from lvbert.arch import parse_arch
+
+    n = len(allowed)
+    probes = {}
+    for name in ("bert", "lv-bert-small"):
+        try:
+            arch = parse_arch(name, num_slots=n)
+        except LvBertError:
+            continue
+        if all(t in ok for t, ok in zip(arch, allowed)):
+            probes[name] = arch
+    for k in (1, 2):
+        rng = random.Random(f"{seed}/probe/{k}")
+        probes[f"random{k}"] = "".join(rng.choice(ok) for ok in allowed)
+    return probes
+
+
+def train_supernet(cfg: SupernetTrainConfig, resume: bool = False) -> Path:
+    """Train a supernet as configured; returns the run folder."""
+    from lvbert.arch import get_size
+    from lvbert.data.masking import MaskingConfig, fixed_mask_validation
+    from lvbert.objectives import mlm_objective
+    from lvbert.recipes.common import (
+        check_positions,
+        data_identity,
+        default_lr,
+        mlm_eval,
+        prepare_run_dir,
+        save_tokenizer,
+        write_run_config,
+    )
+    from lvbert.space import SearchSpace
+    from lvbert.supernet import LvBertSupernet, normalize_allowed
+    from lvbert.training.batches import PretrainBatches
+    from lvbert.training.distributed import cleanup, setup_distributed
+    from lvbert.training.loop import LoopConfig, train_loop
+    from lvbert.training.optim import build_optimizer, linear_schedule
+    from lvbert.utils import atomic_write_json
+
+    out = Path(cfg.out)
+    size = get_size(cfg.size)
+    num_slots = cfg.num_slots or size.num_slots
+    allowed = normalize_allowed(cfg.allowed.upper(), num_slots)
+    data_id, tokenizer = data_identity(cfg.data)
+    check_positions(data_id["seq_len"], size.max_position_embeddings)
+    identity = {
+        "kind": "supernet",
+        "size": cfg.size,
+        "num_slots": num_slots,
+        "allowed": allowed,
+        **data_id,
+    }
+    info = setup_distributed(cfg.device)
+    try:
+        resuming = prepare_run_dir(out, resume, identity)
+        world = info.world_size
+        if cfg.batch_size % (world * cfg.grad_accum):
+            raise LvBertError(
+                f"--batch-size {cfg.batch_size} must be divisible by processes x --grad-accum = {world * cfg.grad_accum}"
+            )
+        micro = cfg.batch_size // (world * cfg.grad_accum)
+        lr = cfg.lr if cfg.lr is not None else default_lr(cfg.size)
+        warmup = cfg.warmup_steps if cfg.warmup_steps is not None else min(10000, cfg.steps // 10)
+        if info.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            write_run_config(out, {**asdict(cfg), "lr": lr, "warmup_steps": warmup, "processes": world}, identity)
+            print(f"supernet: {num_slots} slots, types {''.join(sorted(set(''.join(allowed))))}, size {cfg.size}, "
+                  f"{cfg.steps} steps x {cfg.batch_size} sequences, lr {lr}, {world} process(es) on {info.device}")
+
+        torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+        model = LvBertSupernet.from_size(
+            cfg.size,
+            allowed=allowed,
+            num_slots=num_slots,
+            vocab_size=len(tokenizer),
+            hidden_dropout_prob=cfg.dropout,
+            attention_probs_dropout_prob=cfg.dropout,
+            pad_token_id=tokenizer.pad_token_id,
+        ).to(info.device)
+        optimizer = build_optimizer(model, lr, weight_decay=cfg.weight_decay)
+        scheduler = linear_schedule(optimizer, warmup, cfg.steps)
+        masking = MaskingConfig(mode=cfg.mask_mode)
+        batches = PretrainBatches(
+            cfg.data, micro, cfg.grad_accum, info.rank, world, masking, cfg.seed, max_positions=size.max_position_embeddings
+        )
+        sampler = ArchSampler(allowed, cfg.seed, cfg.sampling)
+        valid = fixed_mask_validation(cfg.data, cfg.eval_sequences, seed=cfg.seed, config=masking)
+        probes = probe_archs(allowed, cfg.seed)
+
+        def before_step(step: int) -> dict:
+            return {"arch": sampler(step)}
+
+        def evaluate(m, step: int) -> dict:
+            res = {}
+            for name, arch in probes.items():
+                r = mlm_eval(m, valid, arch=arch)
+                res[f"{name}/mlm_accuracy"] = r["mlm_accuracy"]
+                res[f"{name}/mlm_loss"] = r["mlm_loss"]
+            return res
+
+        def write_extra(folder: Path) -> None:
+            save_tokenizer(tokenizer, folder)
+
+        loop_cfg = LoopConfig(
+            out_dir=str(out),
+            max_steps=cfg.steps,
+            grad_accum=cfg.grad_accum,
+            clip_norm=cfg.clip_norm,
+            bf16=cfg.bf16,
+            log_every=cfg.log_every,
+            save_every=cfg.save_every,
+            keep_last=cfg.keep_last,
+            eval_every=cfg.eval_every,
+            seed=cfg.seed,
+            progress=cfg.progress,
+        )
+        result = train_loop(
+            model,
+            mlm_objective,
+            batches,
+            optimizer,
+            scheduler,
+            loop_cfg,
+            dist_info=info,
+            before_step=before_step,
+            evaluate=evaluate if info.is_main else None,
+            on_checkpoint=write_extra,
+            resume=resuming,
+            find_unused_parameters=True,
+        )
+        if info.is_main:
+            model.save_pretrained(str(out))
+            save_tokenizer(tokenizer, out)
+            space = SearchSpace(num_slots=num_slots, allowed=allowed, size=model.config.size_config(), seq_len=data_id["seq_len"])
+            atomic_write_json(out / "space.json", space.to_dict())
+            final = {"step": result["step"], "probes": probes, "validation": result["eval"]}
+            atomic_write_json(out / "summary.json", final)
+            _print_probe_table(result["eval"], probes)
+        return out
+    finally:
+        cleanup(info)
+
+
+def _print_probe_table(ev: dict, probes: dict) -> None:
+    if not ev:
+        return
+    print("\nprobe architecture            MLM accuracy   MLM loss")
+    for name, arch in probes.items():
+        print(f"{name:<14} {arch[:14]:<14} {ev.get(f'{name}/mlm_accuracy', float('nan')):>12.4f} {ev.get(f'{name}/mlm_loss', float('nan')):>10.4f}")
