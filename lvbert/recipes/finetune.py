@@ -57,7 +57,7 @@ class FinetuneConfig:
     epochs: int | None = None  # None: the task's default (3; 10 for RTE and STS-B)
     warmup: float = 0.1  # fraction of the steps with linear warm-up
     weight_decay: float = 0.01
-    max_seq_len: int = 128  # longer inputs are truncated (with a warning); capped at the model's positions
+    max_seq_len: int | None = None  # longer inputs are truncated (with a warning); None: 128 capped at the model's positions
     seeds: int = 1  # runs with seeds seed, seed+1, ...; the report gives median, min and max
     seed: int = 0
     bf16: bool = False  # bfloat16 autocast for training and evaluation
@@ -67,7 +67,7 @@ class FinetuneConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        positive = {"batch_size": self.batch_size, "max_seq_len": self.max_seq_len, "seeds": self.seeds,
+        positive = {"batch_size": self.batch_size, "max_seq_len": self.max_seq_len or 1, "seeds": self.seeds,
                     "eval_batch_size": self.eval_batch_size}  # fmt: skip
         for name, value in positive.items():
             if int(value) < 1:
@@ -87,10 +87,7 @@ class FinetuneConfig:
 
     def resolve(self, task: Task, hidden_size: int, max_positions: int) -> "FinetuneConfig":
         """Fill the per-task and per-model defaults (a copy; ``self`` is unchanged)."""
-        max_seq_len = self.max_seq_len
-        if max_seq_len > max_positions:
-            warn(f"--max-seq-len {max_seq_len} exceeds the model's {max_positions} positions; using {max_positions}")
-            max_seq_len = max_positions
+        max_seq_len = resolve_max_seq_len(self.max_seq_len, max_positions)
         return dataclasses.replace(
             self,
             lr=self.lr if self.lr is not None else (3e-4 if hidden_size <= 384 else 1e-4),
@@ -98,6 +95,16 @@ class FinetuneConfig:
             both_orders=task.both_orders if self.both_orders is None else self.both_orders,
             max_seq_len=max_seq_len,
         )
+
+
+def resolve_max_seq_len(requested: int | None, max_positions: int) -> int:
+    """128 (or ``requested``) capped at the model's positions; a warning when ``requested`` is too long."""
+    if requested is None:
+        return min(128, max_positions)
+    if requested > max_positions:
+        warn(f"--max-seq-len {requested} exceeds the model's {max_positions} positions; using {max_positions}")
+        return max_positions
+    return requested
 
 
 # ============================================================================ model and tokenizer
@@ -490,7 +497,7 @@ def finetune(
     epochs: int | None = None,
     warmup: float = 0.1,
     weight_decay: float = 0.01,
-    max_seq_len: int = 128,
+    max_seq_len: int | None = None,
     seeds: int = 1,
     seed: int = 0,
     bf16: bool = False,
@@ -527,10 +534,9 @@ def finetune(
             raise LvBertError("task glue needs --data-dir, the GLUE folder holding CoLA, SST-2, ...")
         _check_out(out)
         found = glue_tasks_in(data_dir)
-        for t, folder in found:  # check every task's files before the first (long) run
+        for t, folder in found:  # check every task's files and labels before the first (long) run
             for split in ("train", *t.dev_splits):
-                if not t.path(folder, split).is_file():
-                    raise LvBertError(f"missing file {t.path(folder, split)} ({t.name} {split})")
+                t.label_ids(t.read(folder, split), f"{t.name} {split}")
         all_results = {}
         for t, folder in found:
             all_results[t.name] = finetune_task(model_dir, t, folder, out / t.name, cfg, model_config, tokenizer)

@@ -1,0 +1,153 @@
+"""Predict a task's test split(s) with a fine-tuned model and write GLUE submission files.
+
+Each file is ``index<TAB>prediction`` with a header row: class names for the
+classification tasks (``0``/``1`` for CoLA, SST-2, MRPC, QQP and WNLI;
+``entailment``/``not_entailment`` for QNLI and RTE; ``entailment``/``neutral``/
+``contradiction`` for MNLI), floats for STS-B. File names are GLUE's: ``CoLA.tsv``,
+``SST-2.tsv``, ``MRPC.tsv``, ``STS-B.tsv``, ``QQP.tsv``, ``MNLI-m.tsv``,
+``MNLI-mm.tsv``, ``QNLI.tsv``, ``RTE.tsv``, ``WNLI.tsv`` (and ``AX.tsv`` from the
+MNLI model when ``task="glue"`` finds ``diagnostic/diagnostic.tsv``). Other tasks
+write ``<task>.tsv``. Every prediction is computed before the first file is written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from lvbert.errors import LvBertError
+from lvbert.recipes.finetune import (
+    encode,
+    load_model_config,
+    load_tokenizer,
+    logits_to_predictions,
+    predict_logits,
+    quiet_transformers,
+    resolve_max_seq_len,
+    warn,
+)
+from lvbert.tasks import DEMO_TASKS, GLUE_TASKS, Task, get_task, glue_tasks_in, read_examples
+from lvbert.tasks.glue import DIAGNOSTIC, DIAGNOSTIC_DIR, DIAGNOSTIC_FILE
+from lvbert.utils import atomic_write_text
+
+
+def _model_labels(config) -> tuple[str, ...] | None:
+    if config.num_labels == 1 or config.problem_type == "regression":
+        return None
+    return tuple(str(config.id2label[i]) for i in range(config.num_labels))
+
+
+def _check_labels(task: Task, config, model_dir: Path) -> None:
+    """A GLUE model must have been fine-tuned for this task's outputs."""
+    got = _model_labels(config)
+    if got != task.labels:
+        what = "one regression output" if got is None else f"labels {list(got)}"
+        want = "one regression output" if task.labels is None else f"labels {list(task.labels)}"
+        raise LvBertError(f"the model in {model_dir} has {what} but task {task.name} needs {want}; "
+                          f"give a model fine-tuned on {task.name}")  # fmt: skip
+
+
+def _format(task: Task, preds: list) -> list[str]:
+    if task.is_regression:
+        return [f"{p:.3f}" for p in preds]
+    return [task.labels[p] for p in preds]
+
+
+class _Predictor:
+    """A fine-tuned model and its tokenizer, loaded once."""
+
+    def __init__(self, model_dir: Path, max_seq_len: int | None, batch_size: int, bf16: bool):
+        from transformers import AutoModelForSequenceClassification
+
+        self.model_dir = model_dir
+        self.config = load_model_config(model_dir)
+        self.tokenizer = load_tokenizer(model_dir, self.config.vocab_size)
+        with quiet_transformers():
+            self.model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True)
+        self.max_seq_len = resolve_max_seq_len(max_seq_len, self.config.max_position_embeddings)
+        self.batch_size, self.bf16 = batch_size, bf16
+        self.model.to("cuda" if torch.cuda.is_available() else "cpu")
+
+    def lines(self, task: Task, examples, where: str) -> str:
+        enc = encode(self.tokenizer, examples, self.max_seq_len, where)
+        logits = predict_logits(self.model, enc, self.batch_size, self.tokenizer.pad_token_id or 0, self.bf16)
+        preds = _format(task, logits_to_predictions(task, logits))
+        return "index\tprediction\n" + "".join(f"{i}\t{p}\n" for i, p in zip(enc.index, preds))
+
+
+def _task_files(pred: _Predictor, task: Task, data_dir: Path) -> dict[str, str]:
+    """{submission file name: contents} for every test split of ``task``."""
+    if not task.test_splits:
+        raise LvBertError(f"{data_dir}: no test file for task {task.name} (expected test.tsv/.csv/.jsonl)")
+    return {
+        name: pred.lines(task, task.read(data_dir, split), f"{task.name} {split}")
+        for split, name in task.test_splits.items()
+    }
+
+
+def predict(
+    model_dir: str | Path,
+    task: str,
+    data_dir: str | Path | None,
+    out: str | Path,
+    batch_size: int = 128,
+    max_seq_len: int | None = None,
+    bf16: bool = False,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+) -> list[Path]:
+    """Write submission files for ``task`` into the folder ``out``; returns their paths.
+
+    Args:
+        model_dir: a fine-tuned model (``lvbert finetune --out``); for ``task="glue"`` the
+            folder holding one fine-tuned model per task (``<model_dir>/<task>``).
+        task: a GLUE task name, ``glue``, a demo task, or a file-task name with ``text_column``.
+        data_dir: the task's folder (its ``test`` file(s)), or the GLUE root for ``glue``.
+        out: folder for the submission files (other files in it are left alone).
+    """
+    if batch_size < 1 or (max_seq_len is not None and max_seq_len < 1):
+        raise LvBertError("--batch-size and --max-seq-len must be at least 1")
+    model_dir, out = Path(model_dir), Path(out)
+    files: dict[str, str] = {}
+    key = task.strip().lower()
+    if key == "glue":
+        if data_dir is None:
+            raise LvBertError("task glue needs --data-dir, the GLUE folder holding CoLA, SST-2, ...")
+        tasks = glue_tasks_in(data_dir)
+        found = [(t, folder) for t, folder in tasks if (model_dir / t.name / "config.json").is_file()]
+        missing = [t.name for t, _ in tasks if not (model_dir / t.name / "config.json").is_file()]
+        if not found:
+            raise LvBertError(f"no fine-tuned task models (<task>/config.json) under {model_dir}")
+        if missing:
+            warn(f"no fine-tuned model under {model_dir} for {', '.join(missing)}; their files are not written")
+        for t, folder in found:
+            pred = _Predictor(model_dir / t.name, max_seq_len, batch_size, bf16)
+            _check_labels(t, pred.config, pred.model_dir)
+            files.update(_task_files(pred, t, folder))
+            diagnostic = Path(data_dir) / DIAGNOSTIC_DIR / DIAGNOSTIC.file
+            if t.name == "mnli" and diagnostic.is_file():
+                files[DIAGNOSTIC_FILE] = pred.lines(t, read_examples(diagnostic, DIAGNOSTIC.layout, "diagnostic"), "diagnostic")
+    else:
+        pred = _Predictor(model_dir, max_seq_len, batch_size, bf16)
+        if key in GLUE_TASKS:
+            resolved = get_task(key)
+            _check_labels(resolved, pred.config, model_dir)
+        else:  # demo and file tasks take their labels from the fine-tuned model
+            labels = _model_labels(pred.config)
+            opts = {} if key in DEMO_TASKS else {"text_column": text_column, "text_pair_column": text_pair_column,
+                                                 "regression": labels is None}  # fmt: skip
+            resolved = get_task(task, data_dir, labels=labels, need_train=False, **opts)
+        if data_dir is None:
+            if resolved.name not in DEMO_TASKS:
+                raise LvBertError(f"task {resolved.name} needs --data-dir")
+            from lvbert.tasks import demo_data_dir
+
+            data_dir = demo_data_dir(resolved.name)
+        files.update(_task_files(pred, resolved, Path(data_dir)))
+    written = []
+    for name, text in files.items():
+        atomic_write_text(out / name, text)
+        written.append(out / name)
+        print(f"wrote {out / name} ({text.count(chr(10)) - 1} predictions)")
+    return written
