@@ -199,7 +199,7 @@ def run_search(
             stats = _generation_stats(g, records, history)
             generations.append(stats)
             log.info(
-                f"generation {g + 1}/{config.generations}: best {stats['best']:.4f} mean {stats['mean']:.4f} "
+                f"generation {g} ({g + 1}/{config.generations}): best {stats['best']:.4f} mean {stats['mean']:.4f} "
                 f"({len(candidates)} candidates, {len(new)} evaluated, {time.perf_counter() - t0:.1f}s) "
                 f"best arch {stats['best_arch']}"
             )
