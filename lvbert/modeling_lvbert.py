@@ -272,12 +272,24 @@ class DynamicConvLayer(nn.Module):
             v = v * attention_mask[:, :, None].to(v.dtype)
         s = self.pointwise(self.depthwise(v.transpose(1, 2)).transpose(1, 2))
         w = self.kernel(s).view(B, L, N, K).softmax(dim=-1)  # [B, L, N, K]
-        v_pad = F.pad(v, (0, 0, K // 2, K // 2)).view(B, L + K - 1, N, H // N)  # [B, L+K-1, N, d]
-        # K shifted multiply-adds: cheaper in time and memory than unfolding [B, L, N, d, K].
-        out = w[..., 0, None] * v_pad[:, :L]
-        for k in range(1, K):
-            out = out + w[..., k, None] * v_pad[:, k : k + L]
+        out = lightweight_conv(w, v.view(B, L, N, H // N))  # [B, L, N, d]
         return self.LayerNorm(x + self.dropout(self.dense(out.reshape(B, L, H))))
+
+
+def lightweight_conv(w: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``out[b, t, n, :] = sum_k w[b, t, n, k] * v[b, t + k - K//2, n, :]`` (zeros outside 0..L-1).
+
+    w: [B, L, N, K] per-position kernels, v: [B, L, N, d] -> [B, L, N, d].
+    Computed as one batched matmul with a banded [L, L+K-1] matrix per (b, n) whose row t
+    holds w[b, t, n] at columns t..t+K-1: the band is built by the "skew" trick (pad each
+    row by L zeros, flatten, re-read with rows one shorter), so no loop over K and no
+    gather. The band wastes (L+K-1)/K multiplies on zeros, but a GEMM runs those far
+    faster than K separate multiply-add passes over [B, L, H] (forward and backward)."""
+    B, L, N, K = w.shape
+    P = L + K - 1
+    band = F.pad(w.transpose(1, 2), (0, L)).reshape(B, N, L * (L + K))[..., : L * P].view(B, N, L, P)
+    v_pad = F.pad(v.transpose(1, 2), (0, 0, K // 2, K // 2))  # [B, N, P, d]
+    return torch.matmul(band, v_pad).transpose(1, 2)
 
 
 SUBLAYERS = {"C": DynamicConvLayer, "A": AttentionLayer, "F": FeedForwardLayer}
