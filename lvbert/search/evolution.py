@@ -156,11 +156,12 @@ def run_search(
         raise LvBertError(f"chunk_size must be positive, got {chunk_size}")
     space.check_feasible()
     out = Path(out_dir) if out_dir is not None else None
+    verbose = progress and (write or out is None)  # a non-writing rank of a distributed search stays quiet
     if out is None:
         write = False
     cache = _prepare_out_dir(out, space, config, resume, write) if out is not None else {}
     reused_at_start = dict(cache)
-    log = _Log(progress and write)
+    log = _Log(verbose)
     log.info(f"search: {config.strategy}, {config.population} x {config.generations} candidates over {space!r}")
     if reused_at_start:
         log.info(f"resume: {len(reused_at_start)} archs read back from {out / HISTORY}")
@@ -226,7 +227,7 @@ def run_search(
     )
     if write:
         write_outputs(result)
-    if progress and write:
+    if verbose:
         from lvbert.search.report import summary_table
 
         print(summary_table(result))
