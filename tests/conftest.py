@@ -1,0 +1,68 @@
+"""Shared fixtures: a small *real* English corpus, built offline at test time.
+
+The text is the documentation of Python's own standard library (module, class
+and function docstrings of the running interpreter): real prose, available
+everywhere without a network, and nothing third-party is committed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+
+import pytest
+
+STDLIB_MODULES = (
+    "argparse collections json re os pathlib subprocess threading asyncio logging typing dataclasses functools "
+    "itertools inspect pickle random statistics decimal fractions datetime calendar textwrap string difflib heapq "
+    "bisect shutil tempfile zipfile tarfile csv sqlite3 socket ssl selectors queue multiprocessing contextlib abc "
+    "enum numbers math hashlib hmac secrets base64 struct codecs io time locale gettext optparse configparser pprint "
+    "copy weakref types dis ast tokenize traceback warnings doctest pdb timeit trace sched mailbox mimetypes smtplib "
+    "ftplib imaplib wave colorsys unittest email.message http.client urllib.parse urllib.request xml.dom.minidom"
+).split()
+
+
+def stdlib_documents() -> list[str]:
+    docs = []
+    for name in STDLIB_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except Exception:
+            continue
+        parts = [inspect.getdoc(module) or ""]
+        for attr in sorted(dir(module)):
+            if attr.startswith("_"):
+                continue
+            obj = getattr(module, attr, None)
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                doc = inspect.getdoc(obj)
+                if doc and len(doc) > 80:
+                    parts.append(doc)
+        text = "\n".join(" ".join(p.split()) for p in parts if p.strip())
+        if len(text) > 200:
+            docs.append(text)
+    return docs
+
+
+@pytest.fixture(scope="session")
+def real_corpus(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("real_corpus") / "stdlib_docs.txt"
+    path.write_text("\n\n".join(stdlib_documents()) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_tokenizer(real_corpus, tmp_path_factory) -> Path:
+    from lvbert.data.tokenizer import train_tokenizer
+
+    return train_tokenizer(real_corpus, tmp_path_factory.mktemp("real_tok") / "tok", vocab_size=2000, progress=False)
+
+
+@pytest.fixture(scope="session")
+def real_data(real_corpus, real_tokenizer, tmp_path_factory) -> Path:
+    """Packed sequences of 64 tokens from the real corpus."""
+    from lvbert.data.prepare import prepare_data
+
+    return prepare_data(real_corpus, real_tokenizer, tmp_path_factory.mktemp("real_data") / "data", 64,
+                        valid_fraction=0.05, progress=False)
