@@ -211,8 +211,8 @@ def test_two_processes_match_one_process(real_data, tmp_path):
     rank0, rank1 = r2["ranks"]
     assert rank0["archs"] == rank1["archs"] == r1["ranks"][0]["archs"]  # same path on every rank
     assert rank0["first"] == rank1["first"] and rank0["sum"] == rank1["sum"]  # weights identical across ranks
-    # same global batch: the first loss is the same; later ones differ only by float summation
-    # order (gloo all-reduce vs one process), which Adam amplifies on near-zero gradients
-    assert r2["losses"][0] == pytest.approx(r1["losses"][0], rel=1e-6)
+    # same global batch. Each rank averages over its own masked tokens and DDP averages the
+    # ranks, so the loss weights tokens slightly differently from one process (counts per
+    # rank differ by a few tokens); Adam then amplifies float-order noise on tiny gradients.
     assert r2["losses"] == pytest.approx(r1["losses"], rel=1e-3)
     assert rank0["first"] == pytest.approx(r1["ranks"][0]["first"], abs=2e-3)
