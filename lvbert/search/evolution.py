@@ -133,6 +133,7 @@ def run_search(
     progress: bool = True,
     chunk_size: int | None = None,
     write: bool = True,
+    identity: dict | None = None,
 ) -> SearchResult:
     """Run an evolutionary (or random) search and write its results to ``out_dir``.
 
@@ -149,6 +150,9 @@ def run_search(
         progress: print one line per generation (stderr) and a summary table (stdout).
         chunk_size: archs per ``fitness_fn`` call (default: a generation's new archs in one call).
         write: False on non-main processes of a distributed search: nothing is written or printed.
+        identity: what the fitness values depend on beyond the space and settings (the supernet,
+            the validation set, bf16, ...); saved in ``search_config.json`` and, like the settings,
+            it must be equal on resume, so a history is never mixed with numbers of another fitness.
     """
     if not isinstance(config, EvolutionConfig):
         raise TypeError("config must be an EvolutionConfig")
@@ -159,7 +163,7 @@ def run_search(
     verbose = progress and (write or out is None)  # a non-writing rank of a distributed search stays quiet
     if out is None:
         write = False
-    cache = _prepare_out_dir(out, space, config, resume, write) if out is not None else {}
+    cache = _prepare_out_dir(out, space, config, resume, write, identity) if out is not None else {}
     reused_at_start = dict(cache)
     log = _Log(verbose)
     log.info(f"search: {config.strategy}, {config.population} x {config.generations} candidates over {space!r}")
@@ -305,9 +309,11 @@ def _generation_stats(g: int, records: list[dict], history: list[dict]) -> dict:
 # ----------------------------------------------------------------------------- files
 
 
-def _prepare_out_dir(out: Path, space: SearchSpace, config: EvolutionConfig, resume: bool, write: bool) -> dict[str, dict]:
+def _prepare_out_dir(
+    out: Path, space: SearchSpace, config: EvolutionConfig, resume: bool, write: bool, identity: dict | None = None
+) -> dict[str, dict]:
     """Check the folder, write the settings, and return the cache read from ``history.jsonl``."""
-    settings = _jsonable({"space": space.to_dict(), "config": config.to_dict()})
+    settings = _jsonable({"space": space.to_dict(), "config": config.to_dict(), "fitness": identity or {}})
     cfg_path = out / CONFIG
     non_empty = out.is_dir() and any(out.iterdir())
     if not resume:
@@ -325,11 +331,11 @@ def _prepare_out_dir(out: Path, space: SearchSpace, config: EvolutionConfig, res
             atomic_write_json(cfg_path, settings)
         return {}
     saved = json.loads(cfg_path.read_text(encoding="utf-8"))
-    saved = {"space": saved.get("space"), "config": saved.get("config")}
+    saved = {"space": saved.get("space"), "config": saved.get("config"), "fitness": saved.get("fitness") or {}}
     if saved != settings:
         diffs = [
             f"{part}.{k}"
-            for part in ("space", "config")
+            for part in ("space", "config", "fitness")
             for k in sorted(set(settings[part]) | set(saved[part] or {}))
             if (saved[part] or {}).get(k) != settings[part].get(k)
         ]

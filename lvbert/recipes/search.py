@@ -1,0 +1,344 @@
+"""Recipe: search a trained supernet for the best arch under a budget (evolution or random).
+
+Set up (check the supernet folder and the data, build the constrained space and check that
+it is feasible), load the supernet and the fixed-mask validation set, run
+:func:`lvbert.search.run_search`, print the summary. Output folder (``--out``):
+
+    search_config.json   the space, the search settings and what the fitness depends on
+    history.jsonl        one line per evaluated candidate (appended as evaluated; --resume reads it)
+    best.json, top.md    the best arch, the best ten
+    fitness.png          best and mean fitness per generation (with a sibling search of the other strategy)
+    top_archs.png        a strip diagram of the top ten
+
+Runs on one process, or on several under ``torchrun`` / ``accelerate launch``: every process
+proposes the same candidates (same seed), evaluates its share and receives all results
+(:func:`lvbert.search.fitness.distributed_fitness`); only rank 0 writes and prints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from lvbert.errors import LvBertError
+from lvbert.search.evolution import STRATEGIES, EvolutionConfig
+
+SUPERNET_FILES = ("config.json", "model.safetensors", "space.json")
+
+
+def _h(text: str, **kw):
+    return field(metadata={"help": text}, **kw)
+
+
+@dataclass
+class SearchRunConfig:
+    supernet: str = _h("supernet run folder (lvbert supernet train)", default=None)
+    data: str = _h("prepared data folder with the supernet's tokenizer; its valid split is the fitness set", default=None)
+    out: str = _h("output folder", default="runs/search")
+    strategy: str = _h("evolution, or random (uniform proposals, same number of candidates)", default="evolution")
+    population: int = _h("candidates per generation", default=50)
+    generations: int = _h("generations including the random generation 0", default=20)
+    parents: int = _h("best archs so far that breed each generation", default=10)
+    mutations: int = _h("mutants per generation", default=25)
+    crossovers: int = _h("uniform crossovers per generation", default=25)
+    mutation_prob: float = _h("per-slot re-draw probability of a mutant", default=0.1)
+    seed: int = _h("seed of the search's proposals", default=0)
+    max_params: str | None = _h("parameter budget of the backbone, e.g. 13.5M", default=None)
+    max_macs: str | None = _h("budget of encoder multiply-accumulates per token, e.g. 25M", default=None)
+    max_latency: float | None = _h("latency budget in ms on this device (per-type table, measured once and cached)",
+                                   default=None)  # fmt: skip
+    latency_batch_size: int = _h("batch size at which latency is measured", default=1)
+    latency_cache: str | None = _h("latency table cache file (default ~/.cache/lvbert/latency.json)", default=None)
+    allowed: str | None = _h("narrow the supernet's layer types, e.g. AF (default: the supernet's)", default=None)
+    min_counts: str | None = _h("minimum slots per type, e.g. C=2,A=4", default=None)
+    max_counts: str | None = _h("maximum slots per type, e.g. C=8", default=None)
+    valid_sequences: int = _h("fixed-mask validation sequences of the fitness", default=256)
+    valid_seed: int = _h("seed of the validation masks", default=0)
+    batch_size: int = _h("sequences per forward pass", default=64)
+    bf16: bool = _h("bf16 autocast inference", default=False)
+    device: str = _h("auto, cpu, cuda", default="auto")
+    progress: bool = _h("one line per generation on stderr", default=True)
+
+    def __post_init__(self) -> None:
+        if not self.supernet:
+            raise LvBertError("--supernet is required: a folder written by 'lvbert supernet train'")
+        if not self.data:
+            raise LvBertError("--data is required: a folder written by 'lvbert data prepare' with the supernet's tokenizer")
+        if self.strategy not in STRATEGIES:
+            raise LvBertError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        for name in ("valid_sequences", "batch_size", "latency_batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise LvBertError(f"--{name.replace('_', '-')} must be a positive integer, got {v!r}")
+        self.evolution_config()  # population, generations, ...: one-line errors now, not after loading
+        self.limits()
+        parse_type_counts(self.min_counts, "--min-counts")
+        parse_type_counts(self.max_counts, "--max-counts")
+        if self.allowed is not None and (not str(self.allowed) or set(str(self.allowed).upper()) - set("CAF")):
+            raise LvBertError(f"--allowed must be letters among C, A, F, got {self.allowed!r}")
+
+    def evolution_config(self) -> EvolutionConfig:
+        return EvolutionConfig(
+            population=self.population,
+            generations=self.generations,
+            parents=self.parents,
+            mutations=self.mutations,
+            crossovers=self.crossovers,
+            mutation_prob=self.mutation_prob,
+            seed=self.seed,
+            strategy=self.strategy,
+        )
+
+    def limits(self) -> dict:
+        """``max_params``, ``max_macs`` as ints ("13.5M" read) and ``max_latency`` in ms; None when unset."""
+        from lvbert.utils import parse_count
+
+        out = {}
+        for name in ("max_params", "max_macs"):
+            v = getattr(self, name)
+            out[name] = None if v in (None, "") else parse_count(v)
+            if out[name] is not None and out[name] <= 0:
+                raise LvBertError(f"--{name.replace('_', '-')} must be positive, got {v!r}")
+        lat = self.max_latency
+        try:
+            out["max_latency"] = None if lat in (None, "") else float(lat)
+        except (TypeError, ValueError):
+            raise LvBertError(f"--max-latency must be milliseconds, got {lat!r}") from None
+        if out["max_latency"] is not None and out["max_latency"] <= 0:
+            raise LvBertError(f"--max-latency must be positive, got {lat!r}")
+        return out
+
+
+def parse_type_counts(spec, option: str = "--min-counts") -> dict[str, int]:
+    """``"C=2,A=4"`` (or a mapping from YAML) -> ``{"C": 2, "A": 4}``."""
+    if spec in (None, ""):
+        return {}
+    items = spec.items() if isinstance(spec, dict) else (p.partition("=")[::2] for p in str(spec).split(",") if p.strip())
+    out = {}
+    for t, n in items:
+        t = str(t).strip().upper()
+        if t not in ("C", "A", "F"):
+            raise LvBertError(f"{option} has unknown layer type {t!r}; write e.g. C=2,A=4")
+        try:
+            n = int(str(n).strip())
+        except ValueError:
+            raise LvBertError(f"{option}: {t} needs a whole number of slots, got {n!r}; write e.g. C=2,A=4") from None
+        if n < 0:
+            raise LvBertError(f"{option}: {t}={n} is negative")
+        out[t] = n
+    return out
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def check_supernet_dir(path: str | Path) -> Path:
+    """The supernet folder, or a one-line error when it is missing or incomplete."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise LvBertError(f"supernet folder {path} does not exist; train one with 'lvbert supernet train'")
+    missing = [f for f in SUPERNET_FILES if not (path / f).is_file()]
+    if missing:
+        raise LvBertError(
+            f"{path} is not a complete supernet folder (missing {', '.join(missing)}); "
+            f"point --supernet at the --out of a finished 'lvbert supernet train'"
+        )
+    return path
+
+
+def supernet_identity(path: Path) -> dict:
+    """What the supernet folder says about its data: ``tokenizer`` fingerprint, ``seq_len``, masking mode."""
+    run_cfg = path / "run_config.yaml"
+    ident, mask_mode = {}, "bert"
+    if run_cfg.is_file():
+        saved = yaml.safe_load(run_cfg.read_text(encoding="utf-8")) or {}
+        ident = dict(saved.get("identity") or {})
+        mask_mode = (saved.get("config") or {}).get("mask_mode") or "bert"
+    if not ident.get("tokenizer"):
+        try:  # a supernet saved by hand: fingerprint the tokenizer files next to the weights
+            from lvbert.data.tokenizer import load_tokenizer, vocab_fingerprint
+
+            ident["tokenizer"] = vocab_fingerprint(load_tokenizer(path))
+        except LvBertError:
+            pass
+    return {"tokenizer": ident.get("tokenizer"), "seq_len": ident.get("seq_len"), "mask_mode": mask_mode}
+
+
+def check_data(data: str, sn_ident: dict, supernet_dir: Path, max_positions: int) -> dict:
+    """The data's identity; one-line errors when its tokenizer is not the supernet's or its sequences too long."""
+    from lvbert.recipes.common import check_positions, data_identity
+
+    ident, _ = data_identity(data)
+    if sn_ident["tokenizer"] is None:
+        raise LvBertError(f"cannot tell which tokenizer {supernet_dir} was trained with (no run_config.yaml, no tokenizer files)")
+    if ident["tokenizer"] != sn_ident["tokenizer"]:
+        raise LvBertError(
+            f"the tokenizer of {data} ({str(ident['tokenizer'])[:12]}) is not the supernet's "
+            f"({str(sn_ident['tokenizer'])[:12]}); prepare the data with the tokenizer in {supernet_dir}"
+        )
+    check_positions(ident["seq_len"], max_positions)
+    return ident
+
+
+def narrow_allowed(trained: list[str], allowed: str | None) -> list[str]:
+    """Per-slot types of the search: the supernet's, intersected with ``--allowed``."""
+    if not allowed:
+        return list(trained)
+    want = set(allowed.upper())
+    absent = sorted(want - set("".join(trained)), key="CAF".index)
+    if absent:
+        raise LvBertError(
+            f"--allowed {allowed} asks for {''.join(absent)}, which the supernet was not trained with "
+            f"(its types: {''.join(t for t in 'CAF' if t in ''.join(trained))})"
+        )
+    out = ["".join(t for t in ok if t in want) for ok in trained]
+    empty = [i for i, ok in enumerate(out) if not ok]
+    if empty:
+        raise LvBertError(f"--allowed {allowed} leaves slot {empty[0]} empty (the supernet allows only {trained[empty[0]]} there)")
+    return out
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------- the recipe
+
+
+def trained_space(supernet_dir: Path):
+    """The space the supernet was trained over (its ``space.json``)."""
+    from lvbert.space import SearchSpace
+
+    try:
+        return SearchSpace.from_dict(json.loads((supernet_dir / "space.json").read_text(encoding="utf-8")))
+    except (ValueError, TypeError) as e:
+        raise LvBertError(f"{supernet_dir / 'space.json'} is not a search space ({e}); train the supernet again") from None
+
+
+def build_space(cfg: SearchRunConfig, supernet_dir: Path, latency: dict | None = None):
+    """The constrained search space: the supernet's ``space.json`` narrowed by the config's constraints."""
+    from lvbert.space import SearchSpace
+
+    trained = trained_space(supernet_dir)
+    limits = cfg.limits()
+    return SearchSpace(
+        num_slots=trained.num_slots,
+        allowed=narrow_allowed(trained.allowed, cfg.allowed),
+        max_params=limits["max_params"],
+        max_macs=limits["max_macs"],
+        max_latency=limits["max_latency"] if latency is not None else None,
+        latency=latency,
+        min_counts=parse_type_counts(cfg.min_counts, "--min-counts"),
+        max_counts=parse_type_counts(cfg.max_counts, "--max-counts"),
+        size=trained.size_config,
+        seq_len=trained.seq_len,
+    )
+
+
+def search(cfg: SearchRunConfig, resume: bool = False, fitness_fn=None):
+    """Run the search as configured; returns the :class:`lvbert.search.SearchResult` (on every process).
+
+    ``fitness_fn`` replaces the supernet fitness (tests); by default it is
+    :class:`~lvbert.search.fitness.SupernetFitness` spread over the processes.
+    """
+    import torch
+
+    from lvbert.data.masking import MaskingConfig, fixed_mask_validation
+    from lvbert.search.evolution import run_search
+    from lvbert.search.fitness import SupernetFitness, distributed_fitness
+    from lvbert.search.report import summary_table
+    from lvbert.training.distributed import broadcast_object, cleanup, setup_distributed
+
+    supernet_dir = check_supernet_dir(cfg.supernet)
+    out = Path(cfg.out)
+    main_process = int(os.environ.get("RANK", "0")) == 0  # others may see rank 0's files already
+    if main_process and not resume and out.is_dir() and any(out.iterdir()):
+        raise LvBertError(f"output folder {out} exists and is not empty; pass --resume to continue it or choose another --out")
+    if resume and out.is_dir() and any(out.iterdir()) and not (out / "search_config.json").is_file():
+        raise LvBertError(f"cannot resume: {out} holds no search (search_config.json missing)")
+    sn_config = json.loads((supernet_dir / "config.json").read_text(encoding="utf-8"))
+    sn_ident = supernet_identity(supernet_dir)
+    data_ident = check_data(cfg.data, sn_ident, supernet_dir, int(sn_config.get("max_position_embeddings", 512)))
+    space = build_space(cfg, supernet_dir)
+    space.check_feasible()  # counts, params, MACs: before anything slow
+    evo = cfg.evolution_config()
+
+    info = setup_distributed(cfg.device)
+    try:
+        limits = cfg.limits()
+        table = None
+        if limits["max_latency"] is not None:
+            table = _latency_table(cfg, space, info) if info.is_main else None
+            table = broadcast_object(table, info)  # every rank must propose from the same space
+            space = build_space(cfg, supernet_dir, latency=table["costs"])
+            space.check_feasible()
+        if info.is_main:
+            print(f"search: {evo.strategy}, {evo.population} x {evo.generations} candidates, seed {evo.seed}, "
+                  f"{info.world_size} process(es) on {info.device}{', bf16' if cfg.bf16 else ''}; {space!r}")  # fmt: skip
+            if table is not None:
+                print(f"latency table ({table['key']}): " + ", ".join(f"{k} {v:.3f} ms" for k, v in table["costs"].items()))
+
+        masking = MaskingConfig(mode=sn_ident["mask_mode"])
+        valid = fixed_mask_validation(cfg.data, cfg.valid_sequences, seed=cfg.valid_seed, config=masking)
+        n_valid = int(valid["input_ids"].shape[0])
+        if n_valid < cfg.valid_sequences and info.is_main:
+            print(f"note: the valid split of {cfg.data} has only {n_valid} sequences (asked for {cfg.valid_sequences})")
+        identity = {
+            "supernet_sha256": file_sha256(supernet_dir / "model.safetensors"),
+            "tokenizer": data_ident["tokenizer"],
+            "data_seq_len": data_ident["seq_len"],
+            "valid_sequences": n_valid,
+            "valid_seed": cfg.valid_seed,
+            "mask_mode": sn_ident["mask_mode"],
+            "bf16": cfg.bf16,
+        }
+        if fitness_fn is None:
+            from lvbert.supernet import LvBertSupernet
+
+            supernet = LvBertSupernet.from_pretrained(str(supernet_dir)).to(info.device)
+            if list(supernet.allowed) != trained_space(supernet_dir).allowed:
+                raise LvBertError(f"{supernet_dir}: space.json disagrees with the supernet's config.json (allowed types)")
+            fitness_fn = SupernetFitness(supernet, valid, batch_size=cfg.batch_size, bf16=cfg.bf16)
+        torch.set_grad_enabled(False)
+        result = run_search(
+            space,
+            distributed_fitness(fitness_fn),
+            evo,
+            out,
+            resume=resume,
+            progress=cfg.progress,
+            chunk_size=info.world_size,  # history.jsonl grows arch by arch: a kill loses at most one evaluation
+            write=info.is_main,
+            identity=identity,
+        )
+        if info.is_main and not cfg.progress:
+            print(summary_table(result))
+        return result
+    finally:
+        torch.set_grad_enabled(True)
+        cleanup(info)
+
+
+def _latency_table(cfg: SearchRunConfig, space, info) -> dict:
+    from lvbert.search.constraints import DEFAULT_CACHE, LatencyTable
+
+    table = LatencyTable.load_or_measure(
+        size=space.size_config,
+        batch_size=cfg.latency_batch_size,
+        seq_len=space.seq_len,
+        device=str(info.device),
+        dtype="bfloat16" if cfg.bf16 else "float32",
+        cache=cfg.latency_cache or DEFAULT_CACHE,
+    )
+    return {"costs": table.costs(), "key": table.key}
+
+
