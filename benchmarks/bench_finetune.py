@@ -15,6 +15,9 @@ autocast steps alternate so that other load on the shared machine hits both
 alike; the median step is reported. Evaluation is ``predict_logits`` (no grad,
 eval mode) over ``--eval-examples`` sequences of the same length.
 
+The machine is shared: the JSON records the load average and a 1024x1024 fp32
+matmul speed at start and end, to read the numbers against.
+
 Writes ``benchmarks/results/finetune.json`` and prints a markdown table.
 """
 
@@ -60,6 +63,17 @@ def machine_info() -> dict:
         "python": platform.python_version(),
         "load_average_at_start": os.getloadavg()[0],
     }
+
+
+def matmul_tflops(n: int = 1024, reps: int = 10) -> float:
+    """fp32 matmul speed right now: on a shared machine, the calibration for every number here
+    (REFERENCE.md section 11 measured ~0.4 TFLOP/s on this machine unloaded)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return round(2 * n**3 * reps / (time.perf_counter() - t0) / 1e12, 4)
 
 
 def build(size: str, arch: str):
@@ -156,11 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     info = machine_info()
+    info["matmul_fp32_tflops_at_start"] = matmul_tflops()
     rows = []
     for size in args.sizes:
         rows += bench_size(size, args.arch, args.batch_size, args.seq_len, args.steps, args.eval_examples)
         print(table(rows[-2:]).splitlines()[-2:][0] + "\n" + table(rows[-2:]).splitlines()[-1], flush=True)
     info["load_average_at_end"] = os.getloadavg()[0]
+    info["matmul_fp32_tflops_at_end"] = matmul_tflops()
     result = {"benchmark": "finetune", "machine": info, "settings": vars(args) | {"out": str(args.out)}, "results": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -97,6 +97,7 @@ def test_other_user_errors(setup, tmp_path, capsys):
     root, model = setup
     _fail(capsys, _ft(model, root / "glue" / "SST-2", tmp_path / "out", "sst3"), "unknown task 'sst3'")
     _fail(capsys, _ft(model, root / "glue" / "SST-2", tmp_path / "out", "sst2", "--warmup", "2"), "--warmup")
+    _fail(capsys, _ft(model, root / "glue" / "SST-2", tmp_path / "out", "sst2", "--device", "gpu"), "--device must be")
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     _fail(capsys, _ft(model, root / "glue" / "SST-2", tmp_path / "busy"), "non-empty directory")

@@ -18,6 +18,7 @@ def _task_args(p) -> None:
     p.add_argument("--max-seq-len", type=int,
                    help="longer inputs are truncated with a warning (default 128, capped at the model's positions)")  # fmt: skip
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument("--text-column", help="file tasks: column (or JSON key) with the text")
     p.add_argument("--text-pair-column", help="file tasks: column with the second text of a pair")
 
@@ -77,6 +78,7 @@ def run_finetune(args) -> int:
         both_orders=args.both_orders,
         max_steps=args.max_steps,
         progress=not args.no_progress,
+        device=args.device,
         text_column=args.text_column,
         text_pair_column=args.text_pair_column,
         label_column=args.label_column,
@@ -90,5 +92,5 @@ def run_predict(args) -> int:
     from lvbert.recipes.predict import predict
 
     predict(args.model, args.task, args.data_dir, args.out, batch_size=args.batch_size, max_seq_len=args.max_seq_len,
-            bf16=args.bf16, text_column=args.text_column, text_pair_column=args.text_pair_column)  # fmt: skip
+            bf16=args.bf16, device=args.device, text_column=args.text_column, text_pair_column=args.text_pair_column)  # fmt: skip
     return 0

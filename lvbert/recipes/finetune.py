@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import re
 import shutil
 import statistics
 import sys
@@ -35,6 +36,9 @@ import torch
 
 from lvbert.errors import LvBertError
 from lvbert.tasks import DEMO_TASKS, Example, Task, demo_data_dir, get_task, glue_tasks_in
+from lvbert.training.distributed import pick_device
+from lvbert.training.loop import LoopConfig, train_loop
+from lvbert.training.optim import build_optimizer, linear_schedule
 from lvbert.utils import atomic_write_json
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json")
@@ -65,6 +69,7 @@ class FinetuneConfig:
     eval_batch_size: int = 128
     max_steps: int | None = None  # cap on optimizer steps per run (quick checks); None: epochs decide
     progress: bool = True
+    device: str = "auto"  # auto (CUDA when available), cpu, cuda
 
     def __post_init__(self) -> None:
         positive = {"batch_size": self.batch_size, "max_seq_len": self.max_seq_len or 1, "seeds": self.seeds,
@@ -84,6 +89,7 @@ class FinetuneConfig:
             raise LvBertError(f"--warmup is a fraction of the steps in [0, 1), got {self.warmup}")
         if self.weight_decay < 0:
             raise LvBertError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        check_device(self.device)
 
     def resolve(self, task: Task, hidden_size: int, max_positions: int) -> "FinetuneConfig":
         """Fill the per-task and per-model defaults (a copy; ``self`` is unchanged)."""
@@ -95,6 +101,13 @@ class FinetuneConfig:
             both_orders=task.both_orders if self.both_orders is None else self.both_orders,
             max_seq_len=max_seq_len,
         )
+
+
+def check_device(name: str) -> None:
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
+        raise LvBertError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise LvBertError(f"--device {name}: CUDA is not available on this machine")
 
 
 def resolve_max_seq_len(requested: int | None, max_positions: int) -> int:
@@ -330,15 +343,13 @@ def save_model(model, tokenizer, dest: Path) -> None:
 
 def _train_one_seed(task, model_dir, tokenizer, train, dev, cfg, seed, stage: Path, best: dict) -> dict:
     """Fine-tune once; saves the model into ``stage / "best"`` whenever it beats ``best["score"]``."""
-    from lvbert.training.loop import LoopConfig, train_loop
-    from lvbert.training.optim import build_optimizer, linear_schedule
-
     pad_id = tokenizer.pad_token_id or 0
     steps_per_epoch = math.ceil(len(train.input_ids) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
     model = load_classifier(model_dir, task, seed)
+    model.to(pick_device(cfg.device))  # the loop trains where the model is
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, layer_decay=cfg.layer_decay, num_slots=model.config.num_slots)
     scheduler = linear_schedule(optimizer, round(cfg.warmup * total), total)
     history: list[dict] = []
@@ -369,7 +380,10 @@ def _train_one_seed(task, model_dir, tokenizer, train, dev, cfg, seed, stage: Pa
     )
     batches = train_batches(train, cfg.batch_size, cfg.epochs, seed, pad_id)
     t0 = time.perf_counter()
-    train_loop(model, classification_objective, batches, optimizer, scheduler, loop_cfg, evaluate=evaluate)
+    try:
+        train_loop(model, classification_objective, batches, optimizer, scheduler, loop_cfg, evaluate=evaluate)
+    except FloatingPointError as e:  # a diverged run: the user can fix it (learning rate, fp32)
+        raise LvBertError(f"{task.name}, seed {seed}: {e}") from None
     seconds = time.perf_counter() - t0 - sum(h["eval_seconds"] for h in history)
     # The loop always writes a resumable checkpoint at the end; fine-tuning keeps only the best model.
     shutil.rmtree(log_dir / "checkpoints", ignore_errors=True)
@@ -504,6 +518,7 @@ def finetune(
     both_orders: bool | None = None,
     max_steps: int | None = None,
     progress: bool = True,
+    device: str = "auto",
     text_column: str | None = None,
     text_pair_column: str | None = None,
     label_column: str | None = None,
@@ -525,7 +540,7 @@ def finetune(
     """
     cfg = FinetuneConfig(lr=lr, layer_decay=layer_decay, batch_size=batch_size, epochs=epochs, warmup=warmup,
                          weight_decay=weight_decay, max_seq_len=max_seq_len, seeds=seeds, seed=seed, bf16=bf16,
-                         both_orders=both_orders, max_steps=max_steps, progress=progress)  # fmt: skip
+                         both_orders=both_orders, max_steps=max_steps, progress=progress, device=device)  # fmt: skip
     model_config = load_model_config(model_dir)
     tokenizer = load_tokenizer(model_dir, model_config.vocab_size)
     out = Path(out)

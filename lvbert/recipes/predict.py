@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from lvbert.errors import LvBertError
 from lvbert.recipes.finetune import (
+    check_device,
     encode,
     load_model_config,
     load_tokenizer,
@@ -29,6 +28,7 @@ from lvbert.recipes.finetune import (
 )
 from lvbert.tasks import DEMO_TASKS, GLUE_TASKS, Task, get_task, glue_tasks_in, read_examples
 from lvbert.tasks.glue import DIAGNOSTIC, DIAGNOSTIC_DIR, DIAGNOSTIC_FILE
+from lvbert.training.distributed import pick_device
 from lvbert.utils import atomic_write_text
 
 
@@ -57,7 +57,7 @@ def _format(task: Task, preds: list) -> list[str]:
 class _Predictor:
     """A fine-tuned model and its tokenizer, loaded once."""
 
-    def __init__(self, model_dir: Path, max_seq_len: int | None, batch_size: int, bf16: bool):
+    def __init__(self, model_dir: Path, max_seq_len: int | None, batch_size: int, bf16: bool, device: str = "auto"):
         from transformers import AutoModelForSequenceClassification
 
         self.model_dir = model_dir
@@ -67,7 +67,7 @@ class _Predictor:
             self.model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True)
         self.max_seq_len = resolve_max_seq_len(max_seq_len, self.config.max_position_embeddings)
         self.batch_size, self.bf16 = batch_size, bf16
-        self.model.to("cuda" if torch.cuda.is_available() else "cpu")
+        self.model.to(pick_device(device))
 
     def lines(self, task: Task, examples, where: str) -> str:
         enc = encode(self.tokenizer, examples, self.max_seq_len, where)
@@ -94,6 +94,7 @@ def predict(
     batch_size: int = 128,
     max_seq_len: int | None = None,
     bf16: bool = False,
+    device: str = "auto",
     text_column: str | None = None,
     text_pair_column: str | None = None,
 ) -> list[Path]:
@@ -108,6 +109,7 @@ def predict(
     """
     if batch_size < 1 or (max_seq_len is not None and max_seq_len < 1):
         raise LvBertError("--batch-size and --max-seq-len must be at least 1")
+    check_device(device)
     model_dir, out = Path(model_dir), Path(out)
     files: dict[str, str] = {}
     key = task.strip().lower()
@@ -122,14 +124,14 @@ def predict(
         if missing:
             warn(f"no fine-tuned model under {model_dir} for {', '.join(missing)}; their files are not written")
         for t, folder in found:
-            pred = _Predictor(model_dir / t.name, max_seq_len, batch_size, bf16)
+            pred = _Predictor(model_dir / t.name, max_seq_len, batch_size, bf16, device)
             _check_labels(t, pred.config, pred.model_dir)
             files.update(_task_files(pred, t, folder))
             diagnostic = Path(data_dir) / DIAGNOSTIC_DIR / DIAGNOSTIC.file
             if t.name == "mnli" and diagnostic.is_file():
                 files[DIAGNOSTIC_FILE] = pred.lines(t, read_examples(diagnostic, DIAGNOSTIC.layout, "diagnostic"), "diagnostic")
     else:
-        pred = _Predictor(model_dir, max_seq_len, batch_size, bf16)
+        pred = _Predictor(model_dir, max_seq_len, batch_size, bf16, device)
         if key in GLUE_TASKS:
             resolved = get_task(key)
             _check_labels(resolved, pred.config, model_dir)
