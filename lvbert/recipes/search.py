@@ -250,8 +250,6 @@ def search(cfg: SearchRunConfig, resume: bool = False, fitness_fn=None):
     ``fitness_fn`` replaces the supernet fitness (tests); by default it is
     :class:`~lvbert.search.fitness.SupernetFitness` spread over the processes.
     """
-    import torch
-
     from lvbert.data.masking import MaskingConfig, fixed_mask_validation
     from lvbert.search.evolution import run_search
     from lvbert.search.fitness import SupernetFitness, distributed_fitness
@@ -308,7 +306,6 @@ def search(cfg: SearchRunConfig, resume: bool = False, fitness_fn=None):
             if list(supernet.allowed) != trained_space(supernet_dir).allowed:
                 raise LvBertError(f"{supernet_dir}: space.json disagrees with the supernet's config.json (allowed types)")
             fitness_fn = SupernetFitness(supernet, valid, batch_size=cfg.batch_size, bf16=cfg.bf16)
-        torch.set_grad_enabled(False)
         result = run_search(
             space,
             distributed_fitness(fitness_fn),
@@ -324,7 +321,6 @@ def search(cfg: SearchRunConfig, resume: bool = False, fitness_fn=None):
             print(summary_table(result))
         return result
     finally:
-        torch.set_grad_enabled(True)
         cleanup(info)
 
 
