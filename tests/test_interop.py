@@ -9,6 +9,7 @@ import torch
 from transformers import (
     BertConfig,
     BertForMaskedLM,
+    BertForPreTraining,
     BertModel,
     ElectraConfig,
     ElectraForMaskedLM,
@@ -147,6 +148,14 @@ def test_load_from_directory(tmp_path):
     again = LvBertForMaskedLM.from_pretrained(tmp_path / "lv").eval()
     with torch.no_grad():
         torch.testing.assert_close(again(**x).logits, ours(**x).logits, atol=0, rtol=0)
+
+
+def test_bert_for_pretraining_drops_next_sentence_head():
+    hf = randomised(BertForPreTraining(bert_config()))
+    ours = from_hf(hf, target="mlm")
+    x = inputs(True)
+    with torch.no_grad():
+        assert_close_at_real(hf(**x).prediction_logits, ours(**x).logits, x["attention_mask"])
 
 
 def test_untied_decoder_is_kept():
