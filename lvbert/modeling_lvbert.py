@@ -1,7 +1,7 @@
 """LV-BERT: a BERT encoder whose sub-layer slots are each a dynamic convolution (C),
 self-attention (A) or feed-forward (F) layer, in any order.
 
-Reads top to bottom: configuration, embeddings, the three sub-layer types,
+Reads top to bottom: configuration, dropout, embeddings, the three sub-layer types,
 the encoder, the Hugging Face model classes and their heads. Imports only torch
 and transformers. Shapes: B batch, L sequence length, H hidden size, E
 embedding size, N heads, K convolution kernel size, V vocabulary size.
