@@ -51,6 +51,8 @@ PROFILES = {
     # ~30 minutes on one H100: the paper's small size on the demo corpus.
     "gpu": Profile("small", 128, 30522, 6000, 128, 50, 20, 10, 25, 25, 256, 6000, 128, 3, 5e-4, True,
                    "small size, ~30 minutes on one H100"),
+    # seconds: every stage runs, nothing is learned (the end-to-end test uses it)
+    "smoke": Profile("tiny", 32, 300, 4, 8, 4, 2, 2, 2, 2, 16, 4, 8, 1, 2e-3, False, "seconds; a plumbing check"),
 }
 
 STAGES = ("fetch", "tokenizer", "prepare", "supernet", "search", "pretrain", "finetune", "report")
