@@ -373,6 +373,7 @@ def _train_one_seed(task, model_dir, tokenizer, train, dev, cfg, seed, stage: Pa
         eval_every=steps_per_epoch,
         save_every=0,
         keep_last=1,
+        save_final=False,  # the best epoch is kept by evaluate(); no resumable checkpoint needed
         seed=seed,
         progress=cfg.progress,
         log_every=max(1, min(50, steps_per_epoch)),
@@ -385,8 +386,6 @@ def _train_one_seed(task, model_dir, tokenizer, train, dev, cfg, seed, stage: Pa
     except FloatingPointError as e:  # a diverged run: the user can fix it (learning rate, fp32)
         raise LvBertError(f"{task.name}, seed {seed}: {e}") from None
     seconds = time.perf_counter() - t0 - sum(h["eval_seconds"] for h in history)
-    # The loop always writes a resumable checkpoint at the end; fine-tuning keeps only the best model.
-    shutil.rmtree(log_dir / "checkpoints", ignore_errors=True)
     top = max(history, key=lambda h: h["score"])
     return {
         "seed": seed,

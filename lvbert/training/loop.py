@@ -39,6 +39,7 @@ class LoopConfig:
     log_every: int = 10  # steps between metric lines
     save_every: int = 0  # steps between checkpoints (0 = only at the end)
     keep_last: int = 2  # checkpoints kept
+    save_final: bool = True  # checkpoint at the last step (off when the caller keeps its own best model)
     eval_every: int = 0  # steps between evaluate() calls (0 = only at the end)
     seed: int = 0  # seeds torch's RNG (dropout) at the start of a fresh run
     progress: bool = True  # tqdm progress bar on the main process
@@ -252,7 +253,7 @@ def train_loop(
                 model.train()
                 log.write({"step": step, **{f"eval/{k}": v for k, v in last_eval.items()}})
 
-            if (cfg.save_every and step % cfg.save_every == 0) or step == cfg.max_steps:
+            if (cfg.save_every and step % cfg.save_every == 0) or (step == cfg.max_steps and cfg.save_final):
                 if info.is_main:
                     trainer_state = {"loop": asdict(cfg), **(trainer_extra or {})}
                     save_checkpoint(
