@@ -40,21 +40,28 @@ class SupernetFitness:
         self.num_sequences = n.pop()
         self.batch_size = batch_size
         self.bf16 = bf16
+        self._on_device: tuple[torch.device, dict] | None = None  # the batch moved once, not per candidate
 
     def __call__(self, archs: list[str]) -> list[dict]:
         return [self.evaluate(arch) for arch in archs]
 
-    @torch.no_grad()
+    def _batch_on(self, device: torch.device) -> dict:
+        if self._on_device is None or self._on_device[0] != device:
+            self._on_device = (device, {k: v.to(device) for k, v in self.batch.items()})
+        return self._on_device[1]
+
+    @torch.inference_mode()
     def evaluate(self, arch: str) -> dict:
         """``fitness`` (masked-LM accuracy), ``loss`` (mean CE per masked token) and ``masked`` (count)."""
         model = self.supernet
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
+        batch = self._batch_on(device)
         correct, total, loss_sum = 0, 0, 0.0
         try:
             for start in range(0, self.num_sequences, self.batch_size):
-                chunk = {k: v[start : start + self.batch_size].to(device) for k, v in self.batch.items()}
+                chunk = {k: v[start : start + self.batch_size] for k, v in batch.items()}
                 targets = chunk["labels"][chunk["labels"] != -100]  # [M], row-major like the logits
                 if targets.numel() == 0:
                     continue
