@@ -156,6 +156,7 @@ def _bad_supernets(supernet: Path, tmp: Path) -> dict[str, Path]:
         ("max_sum", ["--max-counts", "C=2,A=2,F=1"], "leave fewer than the 6 slots"),
         ("narrow", ["--supernet", "{af_only}", "--allowed", "CA"], "asks for C, which the supernet was not trained with"),
         ("narrow_c", ["--supernet", "{af_only}", "--min-counts", "C=1"], "C is allowed in only 0 of 6 slots"),
+        ("latency", ["--max-latency", "0.0001", "--latency-cache", "{tmp}/latency.json"], "max_latency 0.000 is below"),
         ("not_empty", ["--out", "{supernet}"], "not empty; pass --resume"),
     ],
 )

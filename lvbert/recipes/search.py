@@ -279,17 +279,16 @@ def search(cfg: SearchRunConfig, resume: bool = False, fitness_fn=None):
             table = broadcast_object(table, info)  # every rank must propose from the same space
             space = build_space(cfg, supernet_dir, latency=table["costs"])
             space.check_feasible()
-        if info.is_main:
-            print(f"search: {evo.strategy}, {evo.population} x {evo.generations} candidates, seed {evo.seed}, "
-                  f"{info.world_size} process(es) on {info.device}{', bf16' if cfg.bf16 else ''}; {space!r}")  # fmt: skip
-            if table is not None:
-                print(f"latency table ({table['key']}): " + ", ".join(f"{k} {v:.3f} ms" for k, v in table["costs"].items()))
+        if info.is_main and table is not None:
+            print(f"latency table ({table['key']}): " + ", ".join(f"{k} {v:.3f} ms" for k, v in table["costs"].items()))
 
         masking = MaskingConfig(mode=sn_ident["mask_mode"])
         valid = fixed_mask_validation(cfg.data, cfg.valid_sequences, seed=cfg.valid_seed, config=masking)
         n_valid = int(valid["input_ids"].shape[0])
-        if n_valid < cfg.valid_sequences and info.is_main:
-            print(f"note: the valid split of {cfg.data} has only {n_valid} sequences (asked for {cfg.valid_sequences})")
+        if info.is_main:
+            note = f" (the valid split has no more; asked for {cfg.valid_sequences})" if n_valid < cfg.valid_sequences else ""
+            print(f"fitness: MLM accuracy of {supernet_dir} paths on {n_valid} x {data_ident['seq_len']} validation "
+                  f"tokens{note}, {'bf16' if cfg.bf16 else 'fp32'}, {info.world_size} process(es) on {info.device}")  # fmt: skip
         identity = {
             "supernet_sha256": file_sha256(supernet_dir / "model.safetensors"),
             "tokenizer": data_ident["tokenizer"],
