@@ -14,7 +14,7 @@ What is measured, and how:
   1,000 candidates) with an instant fitness, writing the history, best.json, top.md and plots.
 - **full search time** (derived, not measured end to end): evaluations x measured seconds per
   candidate + measured overhead, at tiny and small, fp32 and bf16.
-- **latency table**: ``LatencyTable.measure`` (one C, A, F sub-layer and the embeddings, batch 1)
+- **latency table**: ``LatencyTable.measure`` (stacks of C, A, F sub-layers and the embeddings, batch 1)
   against ``measure_model`` of six whole models; mean absolute relative error and Pearson.
 
 Writes ``benchmarks/results/search.json`` and prints a markdown table.

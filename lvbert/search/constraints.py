@@ -1,7 +1,8 @@
 """Latency as a search constraint: a per-layer-type lookup table (as NAS-BERT and HAT do).
 
-A :class:`LatencyTable` times one C, one A and one F sub-layer and the embeddings once
-per device, size, batch shape and torch version, and caches the numbers in a JSON file.
+A :class:`LatencyTable` times the C, A and F sub-layers (a stack of ``num_slots`` of each
+type, divided by ``num_slots``) and the embeddings once per device, size, batch shape and
+torch version, and caches the numbers in a JSON file.
 An arch's predicted latency is ``embeddings + sum over its slots``; because it is a sum of
 per-type costs, the search space can use it exactly like parameters or MACs:
 
@@ -160,7 +161,8 @@ class LatencyTable:
 
 def table_key(device_name: str, size: dict, batch_size: int, seq_len: int, dtype: str, torch_version: str, threads: int) -> str:
     widths = "h{hidden_size}-a{num_attention_heads}-f{intermediate_size}-e{embedding_size}-c{conv_heads}x{conv_kernel_size}-v{vocab_size}".format(**size)
-    return f"{device_name} | {widths} | b{batch_size} l{seq_len} {dtype} | torch {torch_version} | {threads} threads"
+    # "stacked": tables timed one sub-layer alone (an older method, ~40% low on CPU) are not reused
+    return f"{device_name} | {widths} | b{batch_size} l{seq_len} {dtype} | torch {torch_version} | {threads} threads | stacked"
 
 
 def device_name(device) -> str:
