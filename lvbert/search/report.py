@@ -98,7 +98,7 @@ def plot_fitness(out_dir: str | Path) -> Path:
         gens, best, mean = generation_curve(read_history(d / "history.jsonl"))
         if not gens:
             continue
-        label = strategy if d == out_dir else f"{strategy} ({d.name})"
+        label = strategy if d == out_dir or d.name == strategy else f"{strategy} ({d.name})"
         c = colours[i % len(colours)]
         ax.plot(gens, best, "-o", color=c, markersize=3, label=f"{label}: best so far")
         ax.plot(gens, mean, "--", color=c, alpha=0.7, label=f"{label}: generation mean")
