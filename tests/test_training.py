@@ -90,21 +90,21 @@ def test_supernet_loss_falls_for_every_probe(real_data, tmp_path):
 def test_pretrain_loss_falls_and_output_loads(real_data, tmp_path, objective):
     from transformers import AutoModel, AutoTokenizer
 
-    cfg = PretrainConfig(data=str(real_data), out=str(tmp_path / objective), arch="bert", size="tiny",
+    cfg = PretrainConfig(data=str(real_data), out=str(tmp_path / objective), arch="AFCAFCAF", size="tiny",
                          objective=objective, steps=40, batch_size=16, lr=2e-3, warmup_steps=4, log_every=1,
                          save_every=40, eval_every=40, eval_sequences=32, progress=False)
     out = pretrain(cfg)
     losses = [l for _, l in _losses(out)]
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.3
     backbone = AutoModel.from_pretrained(out)
-    assert type(backbone).__name__ == "LvBertModel" and backbone.config.arch == "AF" * 12
+    assert type(backbone).__name__ == "LvBertModel" and backbone.config.arch == "AFCAFCAF"
     assert len(AutoTokenizer.from_pretrained(out)) == backbone.config.vocab_size
     assert (out / "generator" / "config.json").exists() == (objective == "electra")
 
 
 def test_pretrain_electra_resume_equality(real_data, tmp_path, monkeypatch):
     def cfg(out):
-        return PretrainConfig(data=str(real_data), out=str(out), arch="random:4", size="tiny", objective="electra",
+        return PretrainConfig(data=str(real_data), out=str(out), arch="CAFFAC", size="tiny", objective="electra",
                               steps=4, batch_size=8, log_every=1, save_every=2, eval_every=100, eval_sequences=8,
                               progress=False, warmup_steps=1)
 
