@@ -42,7 +42,7 @@ class Budget:
 
 BUDGETS = {
     "smoke": Budget("tiny", 30, 16, 6, 2, 30, 16, 64, 2, 2e-3, False),
-    "cpu": Budget("tiny", 1500, 32, 12, 6, 800, 32, 256, 3, 2e-3, False),
+    "cpu": Budget("tiny", 1200, 32, 12, 6, 600, 32, 256, 2, 2e-3, False),
     "gpu": Budget("small", 6000, 128, 50, 20, 6000, 128, 256, 3, 5e-4, True),
 }
 

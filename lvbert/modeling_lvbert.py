@@ -11,8 +11,6 @@ Every sub-layer is post-LN residual, as in the official code:
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -158,8 +158,6 @@ class LvBertSupernet(LvBertPreTrainedModel):
         return model.to(self.device)
 
     def extra_repr(self) -> str:
-        from lvbert.arch import DEFAULT_SLOTS  # noqa: F401  (plain Python)
-
         n = 1
         for a in self.allowed:
             n *= len(a)

@@ -107,5 +107,36 @@ def mlm_eval(model, valid: dict, batch_size: int = 64, arch: str | None = None, 
     return {"mlm_accuracy": correct / max(total, 1), "mlm_loss": loss_sum / max(total, 1), "masked_tokens": total}
 
 
+def step_settings(cfg, world_size: int) -> tuple[int, float, int]:
+    """(micro-batch per process, peak lr, warm-up steps) of a training config (supernet or pretrain)."""
+    if cfg.batch_size % (world_size * cfg.grad_accum):
+        raise LvBertError(
+            f"--batch-size {cfg.batch_size} must be divisible by processes x --grad-accum = {world_size * cfg.grad_accum}"
+        )
+    micro = cfg.batch_size // (world_size * cfg.grad_accum)
+    lr = cfg.lr if cfg.lr is not None else default_lr(cfg.size)
+    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else min(10000, cfg.steps // 10)
+    return micro, lr, warmup
+
+
+def loop_config(cfg, out: Path):
+    """The loop settings shared by the supernet and pre-training configs."""
+    from lvbert.training.loop import LoopConfig
+
+    return LoopConfig(
+        out_dir=str(out),
+        max_steps=cfg.steps,
+        grad_accum=cfg.grad_accum,
+        clip_norm=cfg.clip_norm,
+        bf16=cfg.bf16,
+        log_every=cfg.log_every,
+        save_every=cfg.save_every,
+        keep_last=cfg.keep_last,
+        eval_every=cfg.eval_every,
+        seed=cfg.seed,
+        progress=cfg.progress,
+    )
+
+
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())

@@ -70,7 +70,7 @@ class PretrainConfig:
 
 def build_model(cfg: PretrainConfig, vocab_size: int, pad_token_id: int):
     """The model trained: an ElectraPretrainer (discriminator + generator) or an LvBertForMaskedLM."""
-    from lvbert.arch import GENERATOR_HIDDEN, get_size
+    from lvbert.arch import GENERATOR_HIDDEN
     from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM, LvBertForPreTraining
     from lvbert.objectives import ElectraPretrainer
 
@@ -106,15 +106,16 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> Path:
     from lvbert.recipes.common import (
         check_positions,
         data_identity,
-        default_lr,
+        loop_config,
         mlm_eval,
         prepare_run_dir,
         save_tokenizer,
+        step_settings,
         write_run_config,
     )
     from lvbert.training.batches import PretrainBatches
     from lvbert.training.distributed import cleanup, setup_distributed
-    from lvbert.training.loop import LoopConfig, train_loop
+    from lvbert.training.loop import train_loop
     from lvbert.training.optim import build_optimizer, linear_schedule
     from lvbert.utils import atomic_write_json
 
@@ -129,13 +130,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> Path:
         identity = {"kind": "pretrain", "arch": kept.config.arch, "size": cfg.size, "objective": cfg.objective, **data_id}
         resuming = prepare_run_dir(out, resume, identity)
         world = info.world_size
-        if cfg.batch_size % (world * cfg.grad_accum):
-            raise LvBertError(
-                f"--batch-size {cfg.batch_size} must be divisible by processes x --grad-accum = {world * cfg.grad_accum}"
-            )
-        micro = cfg.batch_size // (world * cfg.grad_accum)
-        lr = cfg.lr if cfg.lr is not None else default_lr(cfg.size)
-        warmup = cfg.warmup_steps if cfg.warmup_steps is not None else min(10000, cfg.steps // 10)
+        micro, lr, warmup = step_settings(cfg, world)
         params = sum(p.numel() for p in kept.lvbert.parameters())
         if info.is_main:
             out.mkdir(parents=True, exist_ok=True)
@@ -173,19 +168,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> Path:
         def write_extra(folder: Path) -> None:
             save_tokenizer(tokenizer, folder)
 
-        loop_cfg = LoopConfig(
-            out_dir=str(out),
-            max_steps=cfg.steps,
-            grad_accum=cfg.grad_accum,
-            clip_norm=cfg.clip_norm,
-            bf16=cfg.bf16,
-            log_every=cfg.log_every,
-            save_every=cfg.save_every,
-            keep_last=cfg.keep_last,
-            eval_every=cfg.eval_every,
-            seed=cfg.seed,
-            progress=cfg.progress,
-        )
+        loop_cfg = loop_config(cfg, out)
         result = train_loop(
             model,
             objective,

@@ -251,8 +251,6 @@ def pretrain_one(name: str, arch: str, data, run: Path, p: Profile, device: str 
 
 def write_report(out: Path, profile: str, p: Profile, task: str, candidates: dict, searched: dict,
                  pretrained: dict, finetuned: dict, log: StageLog) -> dict:
-    import shutil
-
     from lvbert.arch import count_macs, get_size, strip_diagram
     from lvbert.data.packed import load_manifest
 

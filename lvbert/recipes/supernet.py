@@ -112,17 +112,18 @@ def train_supernet(cfg: SupernetTrainConfig, resume: bool = False) -> Path:
     from lvbert.recipes.common import (
         check_positions,
         data_identity,
-        default_lr,
+        loop_config,
         mlm_eval,
         prepare_run_dir,
         save_tokenizer,
+        step_settings,
         write_run_config,
     )
     from lvbert.space import SearchSpace
     from lvbert.supernet import LvBertSupernet, normalize_allowed
     from lvbert.training.batches import PretrainBatches
     from lvbert.training.distributed import cleanup, setup_distributed
-    from lvbert.training.loop import LoopConfig, train_loop
+    from lvbert.training.loop import train_loop
     from lvbert.training.optim import build_optimizer, linear_schedule
     from lvbert.utils import atomic_write_json
 
@@ -143,13 +144,7 @@ def train_supernet(cfg: SupernetTrainConfig, resume: bool = False) -> Path:
     try:
         resuming = prepare_run_dir(out, resume, identity)
         world = info.world_size
-        if cfg.batch_size % (world * cfg.grad_accum):
-            raise LvBertError(
-                f"--batch-size {cfg.batch_size} must be divisible by processes x --grad-accum = {world * cfg.grad_accum}"
-            )
-        micro = cfg.batch_size // (world * cfg.grad_accum)
-        lr = cfg.lr if cfg.lr is not None else default_lr(cfg.size)
-        warmup = cfg.warmup_steps if cfg.warmup_steps is not None else min(10000, cfg.steps // 10)
+        micro, lr, warmup = step_settings(cfg, world)
         if info.is_main:
             out.mkdir(parents=True, exist_ok=True)
             write_run_config(out, {**asdict(cfg), "lr": lr, "warmup_steps": warmup, "processes": world}, identity)
@@ -190,19 +185,7 @@ def train_supernet(cfg: SupernetTrainConfig, resume: bool = False) -> Path:
         def write_extra(folder: Path) -> None:
             save_tokenizer(tokenizer, folder)
 
-        loop_cfg = LoopConfig(
-            out_dir=str(out),
-            max_steps=cfg.steps,
-            grad_accum=cfg.grad_accum,
-            clip_norm=cfg.clip_norm,
-            bf16=cfg.bf16,
-            log_every=cfg.log_every,
-            save_every=cfg.save_every,
-            keep_last=cfg.keep_last,
-            eval_every=cfg.eval_every,
-            seed=cfg.seed,
-            progress=cfg.progress,
-        )
+        loop_cfg = loop_config(cfg, out)
         result = train_loop(
             model,
             mlm_objective,

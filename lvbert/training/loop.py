@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
