@@ -188,14 +188,10 @@ def quickstart(profile: str = "cpu-quick", out: str | Path = "runs/quickstart", 
 
 
 def _task_accuracy(results: dict) -> float:
-    summary = results.get("summary", {})
-    for key in ("accuracy", "acc"):
-        if key in summary:
-            v = summary[key]
-            return float(v["median"] if isinstance(v, dict) else v)
-    metric = results.get("task", {}).get("metric") or next(iter(summary), None)
-    v = summary.get(metric)
-    return float(v["median"] if isinstance(v, dict) else v) if v is not None else float("nan")
+    """Median dev accuracy over the fine-tuning seeds (``summary["<split>/accuracy"]``)."""
+    summary = results["summary"]
+    key = next((k for k in summary if k.endswith("/accuracy")), "score")
+    return float(summary[key]["median"])
 
 
 def run_searches(supernet_dir, data, out: Path, p: Profile, device: str = "auto") -> dict:
