@@ -186,7 +186,7 @@ def train_loop(
         bar = tqdm(total=cfg.max_steps, initial=start_step, desc="train", dynamic_ncols=True, unit="step")
 
     params = [p for p in model.parameters() if p.requires_grad]
-    history: list[dict] = []
+    record: dict = {}
     window_tokens, window_start = 0, time.perf_counter()
     last_eval: dict = {}
     step = start_step
@@ -226,7 +226,6 @@ def train_loop(
             if grad_norm is not None:
                 record["grad_norm"] = grad_norm
             record.update({k: v for k, v in context.items() if isinstance(v, (str, int, float))})
-            history.append(record)
 
             if step % cfg.log_every == 0 or step == cfg.max_steps:
                 elapsed = max(time.perf_counter() - window_start, 1e-9)
@@ -262,4 +261,5 @@ def train_loop(
         if bar is not None:
             bar.close()
         log.close()
-    return {"step": step, "start_step": start_step, "history": history, "eval": last_eval}
+    # Per-step metrics live in metrics.jsonl; keeping them all here would grow without bound.
+    return {"step": step, "start_step": start_step, "last": record, "eval": last_eval}
