@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from pathlib import Path
 
 import pytest
+
+# One intra-op thread per test process (set before torch loads): the test models are tiny and
+# overhead-bound, so a second thread gains little, while two processes with two spinning threads
+# each on a 2-core machine (a torchrun test, or another job) slow each other down many times over.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 STDLIB_MODULES = (
     "argparse collections json re os pathlib subprocess threading asyncio logging typing dataclasses functools "
