@@ -206,12 +206,15 @@ def main(argv=None) -> int:
     p.add_argument("--objectives", default="mlm,electra")
     p.add_argument("--dtypes", default="fp32,bf16")
     p.add_argument("--quick", action="store_true", help="smoke test: batch 4 x 32, 1 step; prints only")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--no-write", action="store_true", help="print only")
     args = p.parse_args(argv)
     if args.quick:
         args.batch, args.seq_len, args.steps, args.warmup, args.no_write = 4, 32, 1, 1, True
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     info = machine_info()
     generator_hidden = GENERATOR_HIDDEN["small"]
     variants, params = build_variants(args.archs.split(","), args.vocab, generator_hidden)

@@ -23,7 +23,8 @@ labels. Three measurements:
    tokens / mean step time (the mean, not the median: per-arch costs differ and
    training pays their average).
 3. **memory**: each measurement in a fresh Python process: peak resident set size
-   (``ru_maxrss``) after a few training steps minus the peak right after the imports.
+   (``VmHWM``, i.e. ``ru_maxrss`` of this process alone) after a few training steps minus
+   the peak right after the imports.
    The supernet first trains the all-C, all-A and all-F paths (so every sub-layer
    has its optimizer state, as after any real run), then steps on all-F; the
    reference is the standalone all-F model (the largest in the space).
@@ -185,10 +186,21 @@ def measure_throughput(size: str, batch_size: int, seq: int, dtypes: list[str], 
 # ----------------------------------------------------------------------------- 3. memory
 
 
+def peak_rss_kb() -> int:
+    """This process's peak resident set size. ``VmHWM`` belongs to the address space, so
+    it starts afresh at exec; ``ru_maxrss`` (the fallback off Linux) keeps the peak of the
+    process that spawned us when that one was larger."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def memory_worker(spec: dict) -> dict:
     """Runs in a fresh process: peak RSS growth of training one model (see the module docstring)."""
     torch.manual_seed(0)
-    base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # peak after imports
+    base_kb = peak_rss_kb()  # peak after the imports
     is_super = spec["kind"] == "supernet"
     if is_super:
         model = LvBertSupernet.from_size(spec["size"]).train()
@@ -204,7 +216,7 @@ def memory_worker(spec: dict) -> dict:
         step(arch)
     for _ in range(spec["steps"]):
         step(all_f if is_super else None)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kb = peak_rss_kb()
     params = sum(p.numel() for p in model.parameters())
     return {"model": spec["kind"], "arch": all_f, "params": params,
             "weights_and_adam_mb": round(params * 4 * 3 / 2**20, 1),
@@ -242,6 +254,7 @@ def main(argv=None) -> int:
     p.add_argument("--dtypes", default="fp32,bf16")
     p.add_argument("--skip", default="", help="comma list of parts to skip: overhead,throughput,memory")
     p.add_argument("--quick", action="store_true", help="smoke test: batch 4 x 32, 2 steps, 2 archs; prints only")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--no-write", action="store_true", help="print only")
     p.add_argument("--memory-worker", help=argparse.SUPPRESS)
@@ -255,6 +268,8 @@ def main(argv=None) -> int:
     skip = set(filter(None, args.skip.split(",")))
     dtypes = args.dtypes.split(",")
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     info = machine_info()
     t_start = time.time()
     result = {
