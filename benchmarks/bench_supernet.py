@@ -133,7 +133,7 @@ def measure_overhead(size: str, archs: dict, batch: dict, dtype: str, steps: int
         arch = supernet.check_arch(arch)
         plain = supernet.extract(arch).train()
         plain_step = make_step(plain, build_optimizer(plain, lr=1e-4), batch, dtype)
-        fns = {"supernet": lambda: super_step(arch), "standalone": lambda: plain_step(None)}
+        fns = {"supernet": lambda arch=arch: super_step(arch), "standalone": plain_step}
         for _ in range(warmup):
             for fn in fns.values():
                 fn()
@@ -147,7 +147,6 @@ def measure_overhead(size: str, archs: dict, batch: dict, dtype: str, steps: int
         s, p = statistics.median(times["supernet"]), statistics.median(times["standalone"])
         rows.append({"arch_name": name, "arch": arch, "dtype": dtype, "supernet_s": round(s, 4),
                      "standalone_s": round(p, 4), "overhead": round(s / p, 3)})
-        del plain, plain_step, fns
     return rows
 
 
