@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import transformers  # noqa: E402
 
 from lvbert.modeling_lvbert import LvBertConfig, LvBertForSequenceClassification  # noqa: E402
-from lvbert.recipes.finetune import Encoded, classification_objective, predict_logits  # noqa: E402
+from lvbert.objectives import classification_objective  # noqa: E402
+from lvbert.recipes.finetune import Encoded, predict_logits  # noqa: E402
 from lvbert.training.optim import build_optimizer, linear_schedule  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "finetune.json"

@@ -2,6 +2,7 @@
 
 - :func:`mlm_objective` -- masked LM, vocabulary logits only at masked positions
   (plain models and the supernet, which also takes ``arch``);
+- :func:`classification_objective` -- fine-tuning (the sequence-classification head's loss);
 - :class:`ElectraPretrainer` -- ELECTRA replaced-token detection (REFERENCE.md section 6):
   a narrow generator with the same layer list shares the discriminator's embeddings,
   samples replacements at temperature 1; loss = 1.0 x MLM + 50 x BCE.
@@ -111,6 +112,11 @@ class ElectraPretrainer(nn.Module):
             "rtd_accuracy": rtd_acc,
             "replaced_share": replaced[real].float().mean(),
         }
+
+
+def classification_objective(model, batch: dict) -> dict:
+    """Cross-entropy (classification) or MSE (regression), computed by the model's head."""
+    return {"loss": model(**batch).loss}
 
 
 def electra_objective(model, batch: dict) -> dict:

@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 
 from lvbert.errors import LvBertError
+from lvbert.objectives import classification_objective
 from lvbert.tasks import DEMO_TASKS, Example, Task, demo_data_dir, get_task, glue_tasks_in
 from lvbert.training.distributed import pick_device
 from lvbert.training.loop import LoopConfig, train_loop
@@ -267,12 +268,6 @@ def concat(a: Encoded, b: Encoded) -> Encoded:
 
 
 # ============================================================================ objective and evaluation
-
-
-def classification_objective(model, batch: dict) -> dict:
-    """Cross-entropy (classification) or MSE (regression) computed by the model's head."""
-    out = model(**batch)
-    return {"loss": out.loss}
 
 
 @torch.no_grad()
