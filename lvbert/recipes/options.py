@@ -77,5 +77,43 @@ def resolve(cls, args: argparse.Namespace, **fixed):
         raise LvBertError(str(e)) from None
 
 
+def option(text: str, **kw):
+    """A dataclass field documented for the command line (its help text)."""
+    return dataclasses.field(metadata={"help": text}, **kw)
+
+
+@dataclasses.dataclass
+class TrainingOptions:
+    """Options every training command shares (supernet, pretrain); subclasses add their own."""
+
+    data: str = option("prepared data folder (lvbert data prepare)", default=None)
+    out: str = option("run folder", default="runs/train")
+    size: str = option("size preset: tiny, small, medium, base", default="small")
+    steps: int = option("optimizer steps", default=20000)
+    batch_size: int = option("global batch size (sequences per optimizer step, all processes)", default=128)
+    grad_accum: int = option("micro-batches per step", default=1)
+    lr: float | None = option("peak learning rate (default 5e-4; 2e-4 for base)", default=None)
+    warmup_steps: int | None = option("linear warm-up steps (default min(10000, steps/10))", default=None)
+    weight_decay: float = option("AdamW weight decay (not on LayerNorm and biases)", default=0.01)
+    clip_norm: float = option("global gradient-norm clip", default=1.0)
+    bf16: bool = option("bf16 autocast", default=False)
+    dropout: float = option("hidden and attention dropout", default=0.1)
+    seed: int = option("seed of the data order, masks, initialisation (and the supernet's sampled archs)", default=0)
+    log_every: int = option("steps between metric lines", default=10)
+    save_every: int = option("steps between checkpoints", default=1000)
+    keep_last: int = option("checkpoints kept", default=2)
+    eval_every: int = option("steps between validations", default=500)
+    eval_sequences: int = option("fixed-mask validation sequences", default=256)
+    device: str = option("auto, cpu, cuda", default="auto")
+    progress: bool = option("progress bar", default=True)
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            raise LvBertError("--data is required: a folder written by 'lvbert data prepare'")
+        for name in ("steps", "batch_size", "grad_accum", "eval_sequences", "log_every", "keep_last"):
+            if getattr(self, name) <= 0:
+                raise LvBertError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+
+
 def to_yaml(cfg) -> str:
     return yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False)

@@ -17,55 +17,32 @@ supernet. Output folder:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from lvbert.errors import LvBertError
-
-
-def _h(text: str, **kw):
-    return field(metadata={"help": text}, **kw)
+from lvbert.recipes.options import TrainingOptions, option
 
 
 @dataclass
-class PretrainConfig:
-    data: str = _h("prepared data folder (lvbert data prepare)", default=None)
-    out: str = _h("run folder", default="runs/pretrain")
-    arch: str = _h("architecture: CCAF..., [0,0,1,...] or a name (lv-bert-small, bert, sandwich, random:SEED)", default="lv-bert-small")
-    size: str = _h("size preset: tiny, small, medium, base", default="small")
-    objective: str = _h("electra (replaced-token detection) or mlm", default="electra")
-    generator_hidden: int | None = _h("ELECTRA generator hidden size (default hidden/4: 64 for small)", default=None)
-    rtd_weight: float = _h("weight of the replaced-token-detection loss", default=50.0)
-    temperature: float = _h("generator sampling temperature", default=1.0)
-    init_from: str | None = _h("start from a Hugging Face BERT/ELECTRA checkpoint on disk (arch AF x N only)", default=None)
-    steps: int = _h("optimizer steps (the paper: 1,000,000)", default=1000000)
-    batch_size: int = _h("global batch size (128 for small and medium, 256 for base)", default=128)
-    grad_accum: int = _h("micro-batches per step", default=1)
-    lr: float | None = _h("peak learning rate (default 5e-4; 2e-4 for base)", default=None)
-    warmup_steps: int | None = _h("linear warm-up steps (default min(10000, steps/10))", default=None)
-    weight_decay: float = _h("AdamW weight decay (not on LayerNorm and biases)", default=0.01)
-    clip_norm: float = _h("global gradient-norm clip", default=1.0)
-    bf16: bool = _h("bf16 autocast", default=False)
-    dropout: float = _h("hidden and attention dropout", default=0.1)
-    seed: int = _h("seed of the data order, masks and initialisation", default=0)
-    log_every: int = _h("steps between metric lines", default=10)
-    save_every: int = _h("steps between checkpoints", default=1000)
-    keep_last: int = _h("checkpoints kept", default=2)
-    eval_every: int = _h("steps between validations", default=1000)
-    eval_sequences: int = _h("fixed-mask validation sequences", default=256)
-    device: str = _h("auto, cpu, cuda", default="auto")
-    progress: bool = _h("progress bar", default=True)
+class PretrainConfig(TrainingOptions):
+    out: str = option("run folder", default="runs/pretrain")
+    steps: int = option("optimizer steps (the paper: 1,000,000)", default=1000000)
+    batch_size: int = option("global batch size (128 for small and medium, 256 for base)", default=128)
+    eval_every: int = option("steps between validations", default=1000)
+    arch: str = option("architecture: CCAF..., [0,0,1,...] or a name (lv-bert-small, bert, sandwich, random:SEED)", default="lv-bert-small")
+    objective: str = option("electra (replaced-token detection) or mlm", default="electra")
+    generator_hidden: int | None = option("ELECTRA generator hidden size (default hidden/4: 64 for small)", default=None)
+    rtd_weight: float = option("weight of the replaced-token-detection loss", default=50.0)
+    temperature: float = option("generator sampling temperature", default=1.0)
+    init_from: str | None = option("start from a Hugging Face BERT/ELECTRA checkpoint on disk (arch AF x N only)", default=None)
 
     def __post_init__(self) -> None:
-        if not self.data:
-            raise LvBertError("--data is required: a folder written by 'lvbert data prepare'")
+        super().__post_init__()
         if self.objective not in ("electra", "mlm"):
             raise LvBertError(f"unknown objective {self.objective!r}; choose electra or mlm")
-        for name in ("steps", "batch_size", "grad_accum", "eval_sequences", "log_every", "keep_last"):
-            if getattr(self, name) <= 0:
-                raise LvBertError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
 
 
 def build_model(cfg: PretrainConfig, vocab_size: int, pad_token_id: int):

@@ -15,53 +15,28 @@ multi-process runs sample the same sequence. Output folder:
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from lvbert.errors import LvBertError
-
-
-def _h(text: str, **kw):
-    return field(metadata={"help": text, **kw.pop("meta", {})}, **kw)
+from lvbert.recipes.options import TrainingOptions, option
 
 
 @dataclass
-class SupernetTrainConfig:
-    data: str = _h("prepared data folder (lvbert data prepare)", default=None)
-    out: str = _h("run folder", default="runs/supernet")
-    size: str = _h("size preset: tiny, small, medium, base", default="small")
-    allowed: str = _h("layer types allowed at every slot, e.g. CAF or AF", default="CAF")
-    num_slots: int | None = _h("slots (default: the size's, 24)", default=None)
-    sampling: str = _h("uniform (SPOS) or fair (FairNAS: each type equally often per slot)", default="uniform")
-    steps: int = _h("optimizer steps", default=20000)
-    batch_size: int = _h("global batch size (sequences per optimizer step, all processes)", default=128)
-    grad_accum: int = _h("micro-batches per step", default=1)
-    lr: float | None = _h("peak learning rate (default 5e-4; 2e-4 for base)", default=None)
-    warmup_steps: int | None = _h("linear warm-up steps (default min(10000, steps/10))", default=None)
-    weight_decay: float = _h("AdamW weight decay (not on LayerNorm and biases)", default=0.01)
-    clip_norm: float = _h("global gradient-norm clip", default=1.0)
-    bf16: bool = _h("bf16 autocast", default=False)
-    mask_mode: str = _h("masking: bert (80/10/10) or electra (85/15)", default="bert")
-    dropout: float = _h("hidden and attention dropout", default=0.1)
-    seed: int = _h("seed of the data order, masks, sampled archs and initialisation", default=0)
-    log_every: int = _h("steps between metric lines", default=10)
-    save_every: int = _h("steps between checkpoints", default=1000)
-    keep_last: int = _h("checkpoints kept", default=2)
-    eval_every: int = _h("steps between validations of the probe archs", default=500)
-    eval_sequences: int = _h("fixed-mask validation sequences", default=256)
-    device: str = _h("auto, cpu, cuda", default="auto")
-    progress: bool = _h("progress bar", default=True)
+class SupernetTrainConfig(TrainingOptions):
+    out: str = option("run folder", default="runs/supernet")
+    eval_every: int = option("steps between validations of the probe archs", default=500)
+    allowed: str = option("layer types allowed at every slot, e.g. CAF or AF", default="CAF")
+    num_slots: int | None = option("slots (default: the size's, 24)", default=None)
+    sampling: str = option("uniform (SPOS) or fair (FairNAS: each type equally often per slot)", default="uniform")
+    mask_mode: str = option("masking: bert (80/10/10) or electra (85/15)", default="bert")
 
     def __post_init__(self) -> None:
-        if not self.data:
-            raise LvBertError("--data is required: a folder written by 'lvbert data prepare'")
+        super().__post_init__()
         if self.sampling not in ("uniform", "fair"):
             raise LvBertError(f"unknown sampling {self.sampling!r}; choose uniform or fair")
-        for name in ("steps", "batch_size", "grad_accum", "eval_sequences", "log_every", "keep_last"):
-            if getattr(self, name) <= 0:
-                raise LvBertError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if not set(self.allowed.upper()) <= set("CAF") or not self.allowed:
             raise LvBertError(f"--allowed must be letters among C, A, F, got {self.allowed!r}")
 
