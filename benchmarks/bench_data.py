@@ -19,7 +19,6 @@ Writes benchmarks/results/data.json and prints a markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil

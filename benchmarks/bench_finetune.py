@@ -24,10 +24,8 @@ Writes ``benchmarks/results/finetune.json`` and prints a markdown table.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -37,33 +35,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import transformers  # noqa: E402
 
 from lvbert.modeling_lvbert import LvBertConfig, LvBertForSequenceClassification  # noqa: E402
 from lvbert.objectives import classification_objective  # noqa: E402
 from lvbert.recipes.finetune import Encoded, predict_logits  # noqa: E402
 from lvbert.training.optim import build_optimizer, linear_schedule  # noqa: E402
 
+from _machine import machine_info  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 RESULTS = Path(__file__).resolve().parent / "results" / "finetune.json"
 VOCAB = {"tiny": None, "small": 30522, "medium": 30522, "base": 30522}  # None: the preset's own
-
-
-def machine_info() -> dict:
-    cpu = platform.processor() or "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "python": platform.python_version(),
-        "load_average_at_start": os.getloadavg()[0],
-    }
 
 
 def matmul_tflops(n: int = 1024, reps: int = 10) -> float:

@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -33,7 +32,6 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import transformers  # noqa: E402
 from transformers import ElectraConfig, ElectraForMaskedLM  # noqa: E402
 
 from lvbert.modeling_lvbert import (  # noqa: E402
@@ -44,25 +42,9 @@ from lvbert.modeling_lvbert import (  # noqa: E402
     LvBertForMaskedLM,
 )
 
+from _machine import machine_info  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 RESULTS = Path(__file__).resolve().parent / "results" / "model.json"
-
-
-def machine_info() -> dict:
-    cpu = platform.processor() or "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "python": platform.python_version(),
-        "load_average_at_start": os.getloadavg()[0],
-    }
 
 
 def build_models(vocab: int):

@@ -38,7 +38,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -48,7 +47,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import transformers  # noqa: E402
 from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining  # noqa: E402
 
 from lvbert.arch import GENERATOR_HIDDEN  # noqa: E402
@@ -56,28 +54,12 @@ from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM, LvBertForPre
 from lvbert.objectives import ElectraPretrainer, electra_objective, mlm_objective, sample_tokens  # noqa: E402
 from lvbert.training.optim import build_optimizer  # noqa: E402
 
+from _machine import machine_info  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 RESULTS = Path(__file__).resolve().parent / "results" / "pretrain.json"
 TARGET = 1.5
 MASK_ID = 103  # BERT uncased [MASK]
 RTD_WEIGHT = 50.0
-
-
-def machine_info() -> dict:
-    cpu = platform.processor() or "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "python": platform.python_version(),
-        "load_average_at_start": os.getloadavg()[0],
-    }
 
 
 def make_batch(batch: int, seq: int, vocab: int, seed: int = 0) -> dict:

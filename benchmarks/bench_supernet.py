@@ -39,7 +39,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import random
 import resource
 import statistics
@@ -52,7 +51,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import transformers  # noqa: E402
 
 from lvbert.arch import get_size, parse_arch  # noqa: E402
 from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM  # noqa: E402
@@ -60,26 +58,10 @@ from lvbert.objectives import mlm_objective  # noqa: E402
 from lvbert.supernet import LvBertSupernet  # noqa: E402
 from lvbert.training.optim import build_optimizer  # noqa: E402
 
+from _machine import machine_info  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 RESULTS = Path(__file__).resolve().parent / "results" / "supernet.json"
 TARGET_OVERHEAD = 1.05
-
-
-def machine_info() -> dict:
-    cpu = platform.processor() or "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "python": platform.python_version(),
-        "load_average_at_start": os.getloadavg()[0],
-    }
 
 
 def make_batch(batch: int, seq: int, vocab: int, seed: int = 0) -> dict:
