@@ -3,16 +3,18 @@
 Each command family lives in its own module that exposes ``register(subparsers)``;
 a registered sub-command stores a callable in ``func`` that takes the parsed
 namespace and returns an exit status. User mistakes raise :class:`LvBertError`,
-printed here as one line with exit status 2 (no traceback).
+printed here as one line with exit status 2 (no traceback); a failed file-system write
+(full disk, read-only folder) is one line with exit status 1 (``LVBERT_TRACEBACK=1`` shows it).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
-from lvbert.errors import LvBertError
+from lvbert.errors import LvBertError, write_failure
 
 # Modules that add sub-commands. A module that fails to import (e.g. an optional
 # dependency missing) is reported only when its command is used.
@@ -58,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lvbert: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a full disk or a read-only folder is one line too; anything else is a bug
+        message = write_failure(e)
+        if message is None or os.environ.get("LVBERT_TRACEBACK"):
+            raise
+        print(f"lvbert: error: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

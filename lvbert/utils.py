@@ -1,9 +1,12 @@
-"""Small shared helpers: atomic writes and human-readable numbers."""
+"""Small shared helpers: atomic files and folders, umask permissions, human-readable numbers."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -64,3 +67,99 @@ def human(n: float) -> str:
         if abs(n) >= scale:
             return f"{n / scale:.2f}{unit}"
     return str(int(n)) if float(n).is_integer() else f"{n:.2f}"
+
+
+# ----------------------------------------------------------------------------- folders
+
+
+def fix_permissions(path: str | os.PathLike) -> None:
+    """Give a folder we wrote the permissions the umask asks for (``mkdtemp`` makes 0700, ``mkstemp`` 0600)."""
+    mask = _umask()
+    path = Path(path)
+    os.chmod(path, 0o777 & ~mask)
+    for root, dirs, files in os.walk(path):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o777 & ~mask)
+        for f in files:
+            p = os.path.join(root, f)
+            if not os.path.islink(p):
+                os.chmod(p, 0o666 & ~mask)
+
+
+def check_out_dir(out: str | os.PathLike, option: str = "--out") -> Path:
+    """``out`` as a Path; a one-line error when it exists and is not a folder."""
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise _error(f"{option} {out} exists and is a file, not a folder; choose a folder")
+    return out
+
+
+def _error(message: str):
+    from lvbert.errors import LvBertError
+
+    return LvBertError(message)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_staging(out: str | os.PathLike) -> None:
+    """Remove ``.<name>.tmp-PID-*`` / ``.<name>.old-PID-*`` folders beside ``out`` left by killed runs.
+
+    A folder whose process still runs is left alone; names without a PID (older lvbert) are
+    always stale.
+    """
+    out = Path(out)
+    if not out.parent.is_dir():
+        return
+    for p in out.parent.glob(f".{glob_escape(out.name)}.*"):
+        rest = p.name[len(out.name) + 2 :]
+        kind, _, tail = rest.partition("-")
+        if not (kind.startswith("tmp") or kind.startswith("old")) or not p.is_dir():
+            continue
+        pid = tail.split("-", 1)[0]
+        if pid.isdigit() and (int(pid) == os.getpid() or _pid_alive(int(pid))):
+            continue  # this process's own, or a run still going
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
+
+
+def replace_dir(staged: Path, out: Path) -> None:
+    """Put the finished folder ``staged`` at ``out``; an older ``out`` is removed only after the swap."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}-{secrets.token_hex(3)}")
+        os.rename(out, old)
+    os.rename(staged, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staging_folder(out: str | os.PathLike):
+    """Write a folder atomically: yields a hidden sibling of ``out`` to fill; on success it becomes ``out``
+    (with umask permissions), on any error it is removed. Stale staging folders of killed runs go first."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(out)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        fix_permissions(tmp)
+        replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -72,3 +72,14 @@ def real_data(real_corpus, real_tokenizer, tmp_path_factory) -> Path:
 
     return prepare_data(real_corpus, real_tokenizer, tmp_path_factory.mktemp("real_data") / "data", 64,
                         valid_fraction=0.05, progress=False)
+
+
+@pytest.fixture(scope="session")
+def other_vocab_data(real_corpus, tmp_path_factory) -> Path:
+    """The same text packed with another tokenizer (a smaller vocabulary): not the supernet's data."""
+    from lvbert.data.prepare import prepare_data
+    from lvbert.data.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(real_corpus, tmp_path_factory.mktemp("other_tok") / "tok", vocab_size=1500, progress=False)
+    return prepare_data(real_corpus, tok, tmp_path_factory.mktemp("other_data") / "data", 64, valid_fraction=0.05,
+                        progress=False)

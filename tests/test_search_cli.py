@@ -15,7 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from lvbert.cli import main  # noqa: E402
-from lvbert.recipes.common import mlm_eval  # noqa: E402
+from lvbert.objectives import evaluate_mlm  # noqa: E402
 from lvbert.recipes.search import SearchRunConfig, search  # noqa: E402
 from lvbert.search import read_history  # noqa: E402
 from lvbert.search.fitness import SupernetFitness  # noqa: E402
@@ -85,7 +85,7 @@ def test_search_both_strategies_writes_results_and_compares_them(supernet, real_
 
     best = json.loads((runs / "evolution" / "best.json").read_text())
     model = LvBertSupernet.from_pretrained(str(supernet)).extract(best["arch"])
-    ev = mlm_eval(model, fixed_mask_validation(real_data, 16, seed=0), batch_size=8)
+    ev = evaluate_mlm(model, fixed_mask_validation(real_data, 16, seed=0), batch_size=8)
     assert ev["mlm_accuracy"] == best["fitness"]
 
 
@@ -160,18 +160,14 @@ def _bad_supernets(supernet: Path, tmp: Path) -> dict[str, Path]:
         ("not_empty", ["--out", "{supernet}"], "not empty; pass --resume"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(case, args, message, supernet, real_data, tmp_path, capsys, monkeypatch):
+def test_bad_input_is_one_line_and_exit_2(case, args, message, supernet, real_data, other_vocab_data, tmp_path, capsys,
+                                          monkeypatch):
     def no_evaluation(self, arch):
         raise AssertionError("evaluated despite bad input")
 
     monkeypatch.setattr(SupernetFitness, "evaluate", no_evaluation)
     bad = _bad_supernets(supernet, tmp_path)
-    other_data = tmp_path / "other_data"
-    shutil.copytree(real_data, other_data)
-    manifest = json.loads((other_data / "manifest.json").read_text())
-    manifest["tokenizer"]["fingerprint"] = "0" * 64  # the same text cut by another vocabulary
-    (other_data / "manifest.json").write_text(json.dumps(manifest))
-    fill = dict(tmp=tmp_path, other_data=other_data, supernet=supernet, **bad)
+    fill = dict(tmp=tmp_path, other_data=other_vocab_data, supernet=supernet, **bad)
     base = {"--supernet": str(supernet), "--data": str(real_data), "--out": str(tmp_path / "out")}
     given = [a.format(**fill) for a in args]
     for k in list(base):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lvbert.recipes.options import add_options, resolve
+from lvbert.recipes.options import add_options, resolve_run
 
 
 def register(sub) -> None:
@@ -14,16 +14,14 @@ def register(sub) -> None:
         description="Pre-train one architecture with ELECTRA's replaced-token detection (a narrow generator with the "
         "same layer list) or masked LM. Runs on one process, or on several under torchrun / accelerate launch.",
     )
-    add_options(p, PretrainConfig)
-    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="DIR",
-                   help="continue the run in DIR (default: --out) from its last checkpoint")
-    p.set_defaults(func=run)
+    add_options(p, PretrainConfig, resume=True)
+    p.set_defaults(func=run, config_class=PretrainConfig)
 
 
 def run(args) -> int:
     from lvbert.recipes.pretrain import PretrainConfig, pretrain
 
-    fixed = {"out": args.resume} if isinstance(args.resume, str) else {}
-    out = pretrain(resolve(PretrainConfig, args, **fixed), resume=bool(args.resume))
+    cfg, resume = resolve_run(PretrainConfig, args)
+    out = pretrain(cfg, resume=resume)
     print(f"model written to {out}")
     return 0

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from lvbert.recipes.options import add_options, resolve
+from lvbert.recipes.options import add_options, resolve_run
 
 
 def register(sub) -> None:
@@ -18,15 +18,13 @@ def register(sub) -> None:
         "best.json, top.md, fitness.png and top_archs.png to --out. Runs on one process, or on several under "
         "torchrun / accelerate launch (candidates spread over the processes).",
     )
-    add_options(p, SearchRunConfig)
-    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="DIR",
-                   help="continue the search in DIR (default: --out); nothing in its history.jsonl is evaluated again")  # fmt: skip
-    p.set_defaults(func=run)
+    add_options(p, SearchRunConfig, resume=True)
+    p.set_defaults(func=run, config_class=SearchRunConfig)
 
 
 def run(args) -> int:
     from lvbert.recipes.search import SearchRunConfig, search
 
-    fixed = {"out": args.resume} if isinstance(args.resume, str) else {}
-    search(resolve(SearchRunConfig, args, **fixed), resume=bool(args.resume))
+    cfg, resume = resolve_run(SearchRunConfig, args)  # nothing in DIR/history.jsonl is evaluated again
+    search(cfg, resume=resume)
     return 0

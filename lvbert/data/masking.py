@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -137,18 +136,18 @@ class MlmCollator:
     """Batch PackedDataset items and mask them with a private, seeded generator.
 
     Args:
-        tokenizer_or_ids: a tokenizer, a :class:`MaskingVocab`, or a prepared data folder
-            (its tokenizer copy is used).
+        tokenizer_or_ids: a tokenizer, a :class:`MaskingVocab`, or prepared data (a folder or
+            :class:`lvbert.data.packed.PreparedData`; its tokenizer copy is used).
         config: masking settings (default: ``MaskingConfig()``).
         seed: seeds the collator's own ``torch.Generator``; in DataLoader worker ``w``
             the generator is re-seeded with ``seed + 1000003 * (w + 1)`` so workers differ.
     """
 
     def __init__(self, tokenizer_or_ids, config: MaskingConfig | None = None, seed: int = 0):
-        if isinstance(tokenizer_or_ids, (str, os.PathLike)):
-            from lvbert.data.packed import load_data_tokenizer
+        from lvbert.data.packed import PreparedData, open_data
 
-            tokenizer_or_ids = load_data_tokenizer(Path(tokenizer_or_ids))
+        if isinstance(tokenizer_or_ids, (str, os.PathLike, PreparedData)):
+            tokenizer_or_ids = open_data(tokenizer_or_ids).tokenizer
         vocab = tokenizer_or_ids if isinstance(tokenizer_or_ids, MaskingVocab) else MaskingVocab.from_tokenizer(tokenizer_or_ids)
         self.vocab = vocab
         self.config = config or MaskingConfig()
@@ -194,7 +193,7 @@ class MlmCollator:
 
 
 def fixed_mask_validation(
-    data_dir: str | os.PathLike,
+    data_dir,
     num_sequences: int = 256,
     seed: int = 0,
     mode: str = "bert",
@@ -203,15 +202,17 @@ def fixed_mask_validation(
 ) -> dict[str, torch.Tensor]:
     """A deterministic masked batch: the first ``num_sequences`` of a split, masked with ``seed``.
 
+    ``data_dir`` is a prepared folder or its :class:`lvbert.data.packed.PreparedData`.
     The same folder, count, seed and mode always give the same tensors, so
     fitness values of different architectures in the search are comparable.
     Returns a dict of ``input_ids``, ``token_type_ids``, ``attention_mask``, ``labels`` ([N, L]).
     """
-    from lvbert.data.packed import PackedDataset
+    from lvbert.data.packed import open_data
 
-    dataset = PackedDataset(data_dir, split)
+    data = open_data(data_dir)
+    dataset = data.split(split)
     if len(dataset) == 0:
-        raise LvBertError(f"the {split} split of {data_dir} is empty; prepare the data with --valid-fraction > 0")
+        raise LvBertError(f"the {split} split of {data.path} is empty; prepare the data with --valid-fraction > 0")
     count = min(num_sequences, len(dataset))
-    collator = MlmCollator(data_dir, config or MaskingConfig(mode=mode), seed=seed)
+    collator = MlmCollator(data, config or MaskingConfig(mode=mode), seed=seed)
     return collator([dataset[i] for i in range(count)])

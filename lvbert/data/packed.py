@@ -1,4 +1,9 @@
-"""Read the output of ``lvbert data prepare``: manifest, sequences, tokenizer."""
+"""Read the output of ``lvbert data prepare``: manifest, sequences, tokenizer.
+
+:func:`open_data` opens a prepared folder once (its manifest, and its tokenizer copy,
+checked against the manifest's fingerprint); recipes pass the :class:`PreparedData`
+down to the batches, the masking and the validation set instead of the path.
+"""
 
 from __future__ import annotations
 
@@ -25,12 +30,51 @@ def load_manifest(data_dir: str | os.PathLike) -> dict:
     return manifest
 
 
-def load_data_tokenizer(data_dir: str | os.PathLike):
-    """The tokenizer copy saved with prepared data (the one its ids come from)."""
-    from lvbert.data.tokenizer import load_tokenizer
+def load_data_tokenizer(data_dir: "str | os.PathLike | PreparedData"):
+    """The tokenizer copy saved with prepared data (the one its ids come from), checked."""
+    return open_data(data_dir).tokenizer
 
-    manifest = load_manifest(data_dir)
-    return load_tokenizer(Path(data_dir).expanduser() / manifest["tokenizer"]["copy"])
+
+class PreparedData:
+    """A folder written by ``lvbert data prepare``, opened once.
+
+    Attributes: ``path``, ``manifest``, ``seq_len``, ``fingerprint`` (of the vocabulary the
+    ids come from) and ``tokenizer`` (the folder's copy, whose vocabulary must have that
+    fingerprint: a swapped tokenizer would give wrong words or out-of-range ids mid-training).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        from lvbert.data.tokenizer import load_tokenizer, vocab_fingerprint
+
+        self.path = Path(path).expanduser()
+        self.manifest = load_manifest(self.path)
+        self.seq_len = int(self.manifest["seq_len"])
+        info = self.manifest.get("tokenizer", {})
+        self.fingerprint = info.get("fingerprint") or info.get("sha256")
+        self.tokenizer = load_tokenizer(self.path / info.get("copy", "tokenizer"))
+        found = vocab_fingerprint(self.tokenizer)
+        if self.fingerprint and found != self.fingerprint:
+            raise LvBertError(
+                f"the tokenizer in {self.path / info.get('copy', 'tokenizer')} is not the one {self.path} was prepared with "
+                f"(vocabulary {found[:12]}, manifest {self.fingerprint[:12]}); prepare the data again with "
+                "'lvbert data prepare'"
+            )
+
+    def identity(self) -> dict:
+        """What a run trained on this data must keep on resume: sequence length, tokenizer, vocabulary size."""
+        return {"seq_len": self.seq_len, "tokenizer": self.fingerprint, "vocab_size": len(self.tokenizer)}
+
+    def split(self, name: str = "train", max_positions: int | None = None) -> "PackedDataset":
+        return PackedDataset(self, name, max_positions=max_positions)
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{k} {v['sequences']:,}" for k, v in self.manifest["splits"].items())
+        return f"PreparedData({str(self.path)!r}, seq_len={self.seq_len}, {sizes})"
+
+
+def open_data(data: "str | os.PathLike | PreparedData") -> PreparedData:
+    """A :class:`PreparedData` (itself when it already is one)."""
+    return data if isinstance(data, PreparedData) else PreparedData(data)
 
 
 class PackedDataset(torch.utils.data.Dataset):
@@ -41,16 +85,19 @@ class PackedDataset(torch.utils.data.Dataset):
     lazily in each process, so the dataset is cheap to send to DataLoader workers.
 
     Args:
-        data_dir: a folder written by ``lvbert data prepare``.
+        data_dir: a folder written by ``lvbert data prepare`` (or its :class:`PreparedData`).
         split: ``"train"`` or ``"valid"``.
         max_positions: if given, the model's position embeddings; longer sequences are an error.
     """
 
-    def __init__(self, data_dir: str | os.PathLike, split: str = "train", max_positions: int | None = None):
+    def __init__(self, data_dir: "str | os.PathLike | PreparedData", split: str = "train", max_positions: int | None = None):
         from lvbert.data.prepare import check_seq_len
 
-        self.data_dir = Path(data_dir).expanduser()
-        self.manifest = load_manifest(self.data_dir)
+        if isinstance(data_dir, PreparedData):
+            self.data_dir, self.manifest = data_dir.path, data_dir.manifest
+        else:
+            self.data_dir = Path(data_dir).expanduser()
+            self.manifest = load_manifest(self.data_dir)
         if split not in self.manifest["splits"]:
             raise LvBertError(f"unknown split {split!r}; choose one of {', '.join(self.manifest['splits'])}")
         self.split = split

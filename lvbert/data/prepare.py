@@ -30,9 +30,7 @@ import multiprocessing as mp
 import os
 import random
 import re
-import shutil
 import struct
-import tempfile
 import warnings
 from collections import deque
 from itertools import islice
@@ -42,7 +40,7 @@ from typing import Sequence
 import numpy as np
 
 from lvbert.errors import LvBertError
-from lvbert.utils import atomic_write_json
+from lvbert.utils import atomic_write_json, check_out_dir, staging_folder
 
 FORMAT = "lvbert-packed-v1"
 SPLITS = ("train", "valid")
@@ -233,7 +231,7 @@ def prepare_data(
     Args:
         corpus: anything :func:`lvbert.data.corpus.iter_documents` reads.
         tokenizer: a local tokenizer folder (see :func:`lvbert.data.tokenizer.load_tokenizer`).
-        out: output folder; must not exist unless ``overwrite``.
+        out: output folder; must not exist unless ``overwrite`` (which replaces prepared data only).
         seq_len: sequence length, [CLS] and [SEP]s included.
         valid_fraction: share of documents held out for validation (whole documents;
             at least one document when there are two or more and the fraction is > 0).
@@ -252,9 +250,13 @@ def prepare_data(
         raise LvBertError(f"--valid-fraction {valid_fraction} must be between 0 and 0.5")
     if num_proc < 1:
         raise LvBertError(f"--num-proc {num_proc} must be at least 1")
-    out = Path(out).expanduser()
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise LvBertError(f"output folder {out} exists and is not empty; choose another --out or pass --overwrite")
+    out = check_out_dir(out)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise LvBertError(f"output folder {out} exists and is not empty; choose another --out or pass --overwrite")
+        if not (out / "manifest.json").is_file():
+            raise LvBertError(f"--out {out} holds something other than prepared data (no manifest.json); "
+                              "refusing to replace it: choose a new folder")  # fmt: skip
     resolve_corpus(corpus)  # fail on a missing path before any work
     tok = load_tokenizer(tokenizer)
     special = {"cls": tok.cls_token_id, "sep": tok.sep_token_id, "pad": tok.pad_token_id}
@@ -263,127 +265,122 @@ def prepare_data(
     settings = dict(special, seq_len=seq_len, seed=seed, valid_fraction=valid_fraction, dtype=dtype)
     tokenizer_json = tok.backend_tokenizer.to_str()
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    stats = CorpusStats()
-    writers = {
-        s: (_NpyAppender(tmp / f"{s}_input_ids.npy", dtype, seq_len), _NpyAppender(tmp / f"{s}_token_type_ids.npy", np.uint8, seq_len))
-        for s in SPLITS
-    }
-    counts = {s: {"documents": 0, "tokens": 0} for s in SPLITS}
-    last_train_rows = None
-    pool = None
-    try:
-        docs = iter_documents(corpus, doc_mode, text_field, stats)
-        chunks = ((i * CHUNK_DOCUMENTS, chunk) for i, chunk in enumerate(iter(lambda: list(islice(docs, CHUNK_DOCUMENTS)), [])))
-        bar = tqdm(desc="prepare", unit="doc", disable=not progress)
-
-        def consume(result: dict) -> None:
-            nonlocal last_train_rows
-            for s in SPLITS:
-                ids, types = result[s]
-                writers[s][0].append(ids)
-                writers[s][1].append(types)
-                for key in counts[s]:
-                    counts[s][key] += result["counts"][s][key]
-            if result["last_train_rows"] is not None:
-                last_train_rows = result["last_train_rows"]
-            bar.update(sum(result["counts"][s]["documents"] for s in SPLITS))
-            bar.set_postfix(sequences=writers["train"][0].rows + writers["valid"][0].rows)
-
-        if num_proc == 1:
-            _init_worker(tokenizer_json, settings)
-            for first, chunk in chunks:
-                consume(_pack_chunk(first, chunk))
-        else:
-            # a bounded window of chunks in flight keeps memory flat on any corpus size
-            pool = mp.get_context("spawn").Pool(num_proc, initializer=_init_worker, initargs=(tokenizer_json, settings))
-            window: deque = deque()
-            for first, chunk in chunks:
-                window.append(pool.apply_async(_pack_chunk, (first, chunk)))
-                if len(window) >= 2 * num_proc:
-                    consume(window.popleft().get())
-            while window:
-                consume(window.popleft().get())
-        bar.close()
-
-        total_tokens = counts["train"]["tokens"] + counts["valid"]["tokens"]
-        if stats.documents == 0:
-            raise LvBertError(f"the corpus {', '.join(stats.files)} is empty; give files with text")
-        if total_tokens < seq_len - 3:
-            raise LvBertError(
-                f"the corpus has only {total_tokens} tokens, less than one sequence of {seq_len}; "
-                "give more text or a smaller --seq-len"
-            )
-        # a validation split by document, even on a tiny corpus: move the last training document
-        if valid_fraction > 0 and writers["valid"][0].rows == 0:
-            if counts["train"]["documents"] >= 2 and last_train_rows:
-                for w_train, w_valid in zip(writers["train"], writers["valid"]):
-                    w_valid.append(w_train.pop_rows(last_train_rows))
-                counts["valid"]["documents"] += 1
-                counts["train"]["documents"] -= 1
-                counts["valid"]["tokens"] = int(np.count_nonzero(
-                    _read_tail_tokens(writers["valid"][0], special)))
-                counts["train"]["tokens"] -= counts["valid"]["tokens"]
-            else:
-                warnings.warn("the corpus has a single document, so the validation split is empty; give more documents", stacklevel=2)
-        for pair in writers.values():
-            for w in pair:
-                w.close()
-
-        tok.save_pretrained(tmp / "tokenizer")
-        manifest = {
-            "format": FORMAT,
-            "seq_len": seq_len,
-            "seed": seed,
-            "valid_fraction": valid_fraction,
-            "packing": "electra: [CLS] A [SEP] B [SEP], overflow carried over, padded tail",
-            "doc_mode": doc_mode,
-            "text_field": text_field,
-            "dtype": np.dtype(dtype).name,
-            "tokenizer": {
-                "fingerprint": vocab_fingerprint(tok),
-                "vocab_size": vocab_size,
-                "pad_token_id": tok.pad_token_id,
-                "cls_token_id": tok.cls_token_id,
-                "sep_token_id": tok.sep_token_id,
-                "mask_token_id": tok.mask_token_id,
-                "unk_token_id": tok.unk_token_id,
-                "source": str(Path(tokenizer).expanduser().resolve()),
-                "copy": "tokenizer",
-            },
-            "splits": {
-                s: {
-                    "sequences": writers[s][0].rows,
-                    "documents": counts[s]["documents"],
-                    "tokens": counts[s]["tokens"],
-                    "input_ids": f"{s}_input_ids.npy",
-                    "token_type_ids": f"{s}_token_type_ids.npy",
-                }
-                for s in SPLITS
-            },
-            "sources": {
-                "files": [f if f.startswith("hf:") else str(Path(f).resolve()) for f in stats.files],
-                "documents": stats.documents,
-                "chars": stats.chars,
-                "invalid_utf8_bytes": stats.invalid_bytes,
-            },
+    with staging_folder(out) as tmp:
+        stats = CorpusStats()
+        writers = {
+            s: (_NpyAppender(tmp / f"{s}_input_ids.npy", dtype, seq_len), _NpyAppender(tmp / f"{s}_token_type_ids.npy", np.uint8, seq_len))
+            for s in SPLITS
         }
-        atomic_write_json(tmp / "manifest.json", manifest)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        for pair in writers.values():
-            for w in pair:
-                if not w.f.closed:
-                    w.f.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
+        counts = {s: {"documents": 0, "tokens": 0} for s in SPLITS}
+        last_train_rows = None
+        pool = None
+        try:
+            docs = iter_documents(corpus, doc_mode, text_field, stats)
+            chunks = ((i * CHUNK_DOCUMENTS, chunk) for i, chunk in enumerate(iter(lambda: list(islice(docs, CHUNK_DOCUMENTS)), [])))
+            bar = tqdm(desc="prepare", unit="doc", disable=not progress)
+
+            def consume(result: dict) -> None:
+                nonlocal last_train_rows
+                for s in SPLITS:
+                    ids, types = result[s]
+                    writers[s][0].append(ids)
+                    writers[s][1].append(types)
+                    for key in counts[s]:
+                        counts[s][key] += result["counts"][s][key]
+                if result["last_train_rows"] is not None:
+                    last_train_rows = result["last_train_rows"]
+                bar.update(sum(result["counts"][s]["documents"] for s in SPLITS))
+                bar.set_postfix(sequences=writers["train"][0].rows + writers["valid"][0].rows)
+
+            if num_proc == 1:
+                _init_worker(tokenizer_json, settings)
+                for first, chunk in chunks:
+                    consume(_pack_chunk(first, chunk))
+            else:
+                # a bounded window of chunks in flight keeps memory flat on any corpus size
+                pool = mp.get_context("spawn").Pool(num_proc, initializer=_init_worker, initargs=(tokenizer_json, settings))
+                window: deque = deque()
+                for first, chunk in chunks:
+                    window.append(pool.apply_async(_pack_chunk, (first, chunk)))
+                    if len(window) >= 2 * num_proc:
+                        consume(window.popleft().get())
+                while window:
+                    consume(window.popleft().get())
+            bar.close()
+
+            total_tokens = counts["train"]["tokens"] + counts["valid"]["tokens"]
+            if stats.documents == 0:
+                raise LvBertError(f"the corpus {', '.join(stats.files)} is empty; give files with text")
+            if total_tokens < seq_len - 3:
+                raise LvBertError(
+                    f"the corpus has only {total_tokens} tokens, less than one sequence of {seq_len}; "
+                    "give more text or a smaller --seq-len"
+                )
+            # a validation split by document, even on a tiny corpus: move the last training document
+            if valid_fraction > 0 and writers["valid"][0].rows == 0:
+                if counts["train"]["documents"] >= 2 and last_train_rows:
+                    for w_train, w_valid in zip(writers["train"], writers["valid"]):
+                        w_valid.append(w_train.pop_rows(last_train_rows))
+                    counts["valid"]["documents"] += 1
+                    counts["train"]["documents"] -= 1
+                    counts["valid"]["tokens"] = int(np.count_nonzero(
+                        _read_tail_tokens(writers["valid"][0], special)))
+                    counts["train"]["tokens"] -= counts["valid"]["tokens"]
+                else:
+                    warnings.warn("the corpus has a single document, so the validation split is empty; give more documents", stacklevel=2)
+            for pair in writers.values():
+                for w in pair:
+                    w.close()
+
+            tok.save_pretrained(tmp / "tokenizer")
+            manifest = {
+                "format": FORMAT,
+                "seq_len": seq_len,
+                "seed": seed,
+                "valid_fraction": valid_fraction,
+                "packing": "electra: [CLS] A [SEP] B [SEP], overflow carried over, padded tail",
+                "doc_mode": doc_mode,
+                "text_field": text_field,
+                "dtype": np.dtype(dtype).name,
+                "tokenizer": {
+                    "fingerprint": vocab_fingerprint(tok),
+                    "vocab_size": vocab_size,
+                    "pad_token_id": tok.pad_token_id,
+                    "cls_token_id": tok.cls_token_id,
+                    "sep_token_id": tok.sep_token_id,
+                    "mask_token_id": tok.mask_token_id,
+                    "unk_token_id": tok.unk_token_id,
+                    "source": str(Path(tokenizer).expanduser().resolve()),
+                    "copy": "tokenizer",
+                },
+                "splits": {
+                    s: {
+                        "sequences": writers[s][0].rows,
+                        "documents": counts[s]["documents"],
+                        "tokens": counts[s]["tokens"],
+                        "input_ids": f"{s}_input_ids.npy",
+                        "token_type_ids": f"{s}_token_type_ids.npy",
+                    }
+                    for s in SPLITS
+                },
+                "sources": {
+                    "files": [f if f.startswith("hf:") else str(Path(f).resolve()) for f in stats.files],
+                    "documents": stats.documents,
+                    "chars": stats.chars,
+                    "invalid_utf8_bytes": stats.invalid_bytes,
+                },
+            }
+            atomic_write_json(tmp / "manifest.json", manifest)
+        except BaseException:
+            for pair in writers.values():
+                for w in pair:
+                    if not w.f.closed:
+                        w.f.close()
+            raise
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
     return out
 
 

@@ -10,15 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Iterator, Sequence
 
 from lvbert.errors import LvBertError
+from lvbert.utils import check_out_dir, staging_folder
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+# What a tokenizer folder holds (transformers 4 and 5); anything else means it is not only a tokenizer.
+TOKENIZER_FILES = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "added_tokens.json",
+                   "chat_template.jinja"}
 # Below this many entries a "vocabulary" is a broken load (e.g. only the special tokens).
 MIN_VOCAB_SIZE = 32
 
@@ -31,7 +33,7 @@ def _sentences_of(docs: Iterator[str]) -> Iterator[str]:
 
 def build_wordpiece(vocab: dict[str, int] | None = None):
     """An uncased BERT WordPiece ``tokenizers.Tokenizer`` (untrained when ``vocab`` is None)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 
     tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]", max_input_chars_per_word=100))
     tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=True, lowercase=True)
@@ -84,6 +86,7 @@ def train_tokenizer(
     doc_mode: str = "blank-line",
     text_field: str = "text",
     progress: bool = True,
+    overwrite: bool = False,
 ) -> Path:
     """Train an uncased WordPiece tokenizer on ``corpus`` and save it in ``out``.
 
@@ -93,6 +96,7 @@ def train_tokenizer(
         vocab_size: target vocabulary size, special tokens included.
         min_frequency: a merge must be seen this often.
         limit_alphabet: at most this many initial characters.
+        overwrite: replace an existing tokenizer folder (never a folder holding anything else).
     Returns the output folder. The folder loads with ``AutoTokenizer.from_pretrained``.
     """
     from tokenizers import trainers
@@ -101,7 +105,16 @@ def train_tokenizer(
 
     if vocab_size < MIN_VOCAB_SIZE:
         raise LvBertError(f"--vocab-size {vocab_size} is too small; use at least {MIN_VOCAB_SIZE} (BERT uses 30522)")
-    out = Path(out)
+    out = check_out_dir(out)
+    if out.is_dir() and any(out.iterdir()):
+        others = sorted(p.name for p in out.iterdir() if p.name not in TOKENIZER_FILES)
+        if others:
+            raise LvBertError(
+                f"--out {out} holds more than a tokenizer ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); "
+                "refusing to replace it: choose a new folder"
+            )
+        if not overwrite:
+            raise LvBertError(f"--out {out} already holds a tokenizer; pass --overwrite to replace it, or choose another folder")
     stats = CorpusStats()
     tok = build_wordpiece()
     trainer = trainers.WordPieceTrainer(
@@ -119,9 +132,7 @@ def train_tokenizer(
         raise LvBertError("the corpus is too small to learn any word piece; give more text")
     _set_post_processor(tok)
     hf_tok = wrap_tokenizer(tok)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
+    with staging_folder(out) as tmp:
         hf_tok.save_pretrained(tmp)
         # name the generic class, which transformers 4 and 5 both know
         config_path = tmp / "tokenizer_config.json"
@@ -129,12 +140,6 @@ def train_tokenizer(
         config["tokenizer_class"] = "PreTrainedTokenizerFast"
         config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         _write_vocab_txt(tok.get_vocab(), tmp / "vocab.txt")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

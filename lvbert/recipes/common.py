@@ -1,18 +1,16 @@
 """Set-up shared by the training recipes (supernet, pretrain): run folders, data checks,
-validation on the fixed-mask set, and saving the tokenizer and the resolved config."""
+step settings, and saving the tokenizer and the resolved config."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-import torch
 import yaml
 
 from lvbert.errors import LvBertError
 from lvbert.training.checkpoint import latest_checkpoint
-from lvbert.utils import atomic_write_text
+from lvbert.utils import atomic_write_text, check_out_dir
 
 RUN_CONFIG = "run_config.yaml"
 
@@ -23,7 +21,7 @@ def prepare_run_dir(out: str | Path, resume: bool, identity: dict) -> bool:
     ``identity`` holds what must not change across a resume (sizes, space, tokenizer,
     sequence length); a mismatch is a one-line error and nothing is overwritten.
     """
-    out = Path(out)
+    out = check_out_dir(out)
     saved = out / RUN_CONFIG
     if not resume:
         if saved.exists() or latest_checkpoint(out) is not None:
@@ -31,7 +29,10 @@ def prepare_run_dir(out: str | Path, resume: bool, identity: dict) -> bool:
         return False
     if not saved.exists():
         raise LvBertError(f"cannot resume: {out} holds no run ({RUN_CONFIG} missing); start it without --resume")
-    before = yaml.safe_load(saved.read_text()).get("identity", {})
+    try:
+        before = (yaml.safe_load(saved.read_text(encoding="utf-8")) or {}).get("identity", {})
+    except (yaml.YAMLError, UnicodeDecodeError, AttributeError):
+        raise LvBertError(f"cannot resume: {saved} is not a run config written by lvbert; start a new run") from None
     for key, value in identity.items():
         if key in before and before[key] != value:
             raise LvBertError(
@@ -43,16 +44,6 @@ def prepare_run_dir(out: str | Path, resume: bool, identity: dict) -> bool:
 def write_run_config(out: str | Path, cfg_dict: dict, identity: dict) -> None:
     text = yaml.safe_dump({"config": cfg_dict, "identity": identity}, sort_keys=False)
     atomic_write_text(Path(out) / RUN_CONFIG, text)
-
-
-def data_identity(data_dir: str | Path) -> tuple[dict, object]:
-    """(identity fields, tokenizer) of a prepared data folder."""
-    from lvbert.data.packed import load_data_tokenizer, load_manifest
-
-    manifest = load_manifest(data_dir)
-    tokenizer = load_data_tokenizer(data_dir)
-    fingerprint = manifest.get("tokenizer", {}).get("fingerprint") or manifest.get("tokenizer", {}).get("sha256")
-    return {"seq_len": int(manifest["seq_len"]), "tokenizer": fingerprint, "vocab_size": len(tokenizer)}, tokenizer
 
 
 def check_positions(seq_len: int, max_positions: int) -> None:
@@ -68,43 +59,8 @@ def save_tokenizer(tokenizer, folder: Path) -> None:
 
 
 def default_lr(size: str) -> float:
-    """Pre-training peak learning rate of the recipe (REFERENCE.md section 6)."""
+    """Pre-training peak learning rate of the official recipe (ELECTRA's: 2e-4 for base, else 5e-4)."""
     return 2e-4 if size == "base" else 5e-4
-
-
-def finalize_dir(tmp: Path, final: Path) -> None:
-    """Replace ``final`` by the complete folder ``tmp`` (rename; the old one goes only after)."""
-    old = final.with_name(final.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    if old.exists():
-        shutil.rmtree(old)
-
-
-@torch.no_grad()
-def mlm_eval(model, valid: dict, batch_size: int = 64, arch: str | None = None, device=None) -> dict:
-    """Masked-LM accuracy and loss over a fixed-mask set; exact counts, same order every time.
-
-    ``model`` is an MLM model (``LvBertForMaskedLM``) or the supernet (then ``arch`` is needed).
-    """
-    was_training = model.training
-    model.eval()
-    device = device or next(model.parameters()).device
-    n = valid["input_ids"].shape[0]
-    correct, total, loss_sum = 0, 0, 0.0
-    for start in range(0, n, batch_size):
-        batch = {k: v[start : start + batch_size].to(device) for k, v in valid.items() if k in ("input_ids", "attention_mask", "token_type_ids", "labels")}
-        kwargs = {"arch": arch} if arch is not None else {}
-        out = model(**batch, **kwargs)
-        targets = batch["labels"][batch["labels"] != -100]
-        correct += int((out.logits.argmax(-1) == targets).sum())
-        total += int(targets.numel())
-        loss_sum += float(out.loss) * int(targets.numel())
-    model.train(was_training)
-    return {"mlm_accuracy": correct / max(total, 1), "mlm_loss": loss_sum / max(total, 1), "masked_tokens": total}
 
 
 def step_settings(cfg, world_size: int) -> tuple[int, float, int]:
@@ -140,3 +96,12 @@ def loop_config(cfg, out: Path):
 
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def load_supernet(path: str | Path):
+    """An ``LvBertSupernet`` from a run folder; a one-line error when the folder holds none."""
+    from lvbert.recipes.search import check_supernet_dir
+    from lvbert.supernet import LvBertSupernet
+
+    path = check_supernet_dir(path)
+    return LvBertSupernet.from_pretrained(str(path))

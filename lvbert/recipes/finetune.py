@@ -152,6 +152,11 @@ def load_model_config(model_dir: str | Path):
         config = AutoConfig.from_pretrained(model_dir, local_files_only=True)
     if config.model_type != "lvbert":
         raise LvBertError(f"{model_dir} holds a {config.model_type!r} model; fine-tuning needs an lvbert model")
+    if getattr(config, "allowed_types", None) is not None or "LvBertSupernet" in (config.architectures or []):
+        raise LvBertError(
+            f"{model_dir} is a supernet (every slot holds several layer types), not one model; take an arch out of it "
+            f"first: lvbert supernet extract --supernet {model_dir} --arch ARCH --out DIR"
+        )
     return config
 
 
@@ -190,9 +195,9 @@ def load_classifier(model_dir: str | Path, task: Task, seed: int, labels: tuple[
             model_dir, local_files_only=True, ignore_mismatched_sizes=True, output_loading_info=True, **kwargs
         )
     backbone_missing = [k for k in info.get("missing_keys", []) if not k.startswith("classifier.")]
-    if backbone_missing:
-        warn(f"{len(backbone_missing)} backbone weight(s) not found in {model_dir} and initialised randomly, "
-             f"e.g. {backbone_missing[0]}")  # fmt: skip
+    if backbone_missing:  # training them from random would silently waste the run
+        raise LvBertError(f"{model_dir} lacks {len(backbone_missing)} backbone weight(s) (e.g. {backbone_missing[0]}); "
+                          "give a pre-trained lvbert model folder")  # fmt: skip
     return model
 
 

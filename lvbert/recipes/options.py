@@ -1,15 +1,22 @@
 """Typed run configs as command lines: each dataclass field is an option.
 
 ``add_options(parser, Config)`` adds ``--field-name`` for every field (help from the
-field's ``metadata["help"]``; booleans get ``--x/--no-x``); ``resolve(Config, args)``
-builds the config from defaults, then an optional YAML file (``--config``), then the
-options given on the command line. Unknown YAML keys are errors.
+field's ``metadata["help"]``; booleans get ``--x/--no-x``; ``list[str]`` fields take a
+comma-separated list or several words), plus ``--config YAML`` and, for resumable
+commands, ``--resume [DIR]``. ``resolve(Config, args)`` builds the config from, in
+increasing priority: the field defaults, the config saved in the run folder (when
+resuming), the YAML file, the command-line options, and ``fixed`` values.
+
+Every value, from the command line or from YAML, is converted to the field's declared
+type by :func:`coerce` (YAML reads ``1e-3`` as a string, and ``X | None`` must not fall
+back to ``str``); a value that does not fit is a one-line error naming the option.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import types
 import typing
 from pathlib import Path
 
@@ -17,58 +24,168 @@ import yaml
 
 from lvbert.errors import LvBertError
 
-
-def _base_type(tp):
-    origin = typing.get_origin(tp)
-    if origin is typing.Union or str(origin) == "types.UnionType":
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return args[0] if len(args) == 1 else str
-    return tp
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
-def add_options(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
+@dataclasses.dataclass(frozen=True)
+class FieldType:
+    """What :func:`coerce` turns a raw value into."""
+
+    base: type  # int, float, str, bool (the element type for lists)
+    optional: bool = False  # ``X | None``
+    is_list: bool = False  # ``list[X]``
+
+
+def field_type(hint) -> FieldType:
+    """``float | None`` -> FieldType(float, optional=True); ``list[str] | None`` -> FieldType(str, True, True)."""
+    optional = False
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(hint))
+        if len(args) != 1:
+            raise TypeError(f"option type {hint} is not supported (one type, optionally with None)")
+        hint = args[0]
+        origin = typing.get_origin(hint)
+    if origin in (list, tuple):
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        return FieldType(args[0] if args else str, optional, True)
+    if hint not in (int, float, str, bool):
+        raise TypeError(f"option type {hint} is not supported (int, float, str, bool or a list of them)")
+    return FieldType(hint, optional)
+
+
+def _scalar(value, base: type, name: str):
+    what = {int: "an integer", float: "a number", bool: "true or false", str: "text"}[base]
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    elif base is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip().replace("_", ""))
+            except ValueError:
+                pass
+    elif base is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                pass
+    elif base is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise LvBertError(f"--{name.replace('_', '-')} must be {what}, got {value!r}")
+
+
+def coerce(value, ftype: FieldType, name: str):
+    """``value`` (from argparse or YAML) as the declared type; LvBertError when it does not fit."""
+    if value is None or (ftype.optional and isinstance(value, str) and value.strip().lower() in ("none", "null")):
+        if ftype.optional:
+            return None
+        raise LvBertError(f"--{name.replace('_', '-')} needs a value")
+    if ftype.is_list:
+        items = value if isinstance(value, (list, tuple)) else [p for p in str(value).split(",")]
+        items = [p.strip() if isinstance(p, str) else p for p in items]
+        return [_scalar(p, ftype.base, name) for p in items if p != ""]
+    return _scalar(value, ftype.base, name)
+
+
+def _argparse_type(ftype: FieldType, name: str):
+    def convert(text: str):
+        try:
+            return coerce(text, FieldType(ftype.base, ftype.optional), name)
+        except LvBertError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    convert.__name__ = ftype.base.__name__  # argparse names the type in its messages
+    return convert
+
+
+def config_fields(cls) -> dict[str, tuple[dataclasses.Field, FieldType]]:
+    """``{name: (field, type)}`` of a config dataclass, types resolved."""
     hints = typing.get_type_hints(cls)
+    return {f.name: (f, field_type(hints[f.name])) for f in dataclasses.fields(cls)}
+
+
+def add_options(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = (), resume: bool = False) -> None:
+    """An option per field of ``cls`` (``metadata["positional"]`` makes it a positional argument)."""
     parser.add_argument("--config", metavar="YAML", help="read options from a YAML file (command-line options win)")
-    for f in dataclasses.fields(cls):
-        if f.name in skip:
+    if resume:
+        parser.add_argument(
+            "--resume", nargs="?", const=True, default=False, metavar="DIR",
+            help="continue the run in DIR (default: --out) from its last checkpoint; its saved options are the defaults",
+        )  # fmt: skip
+    for name, (f, ftype) in config_fields(cls).items():
+        if name in skip:
             continue
-        tp = _base_type(hints[f.name])
-        flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else None
         help_text = f.metadata.get("help", "")
-        if default is not None and default != "":
+        if default not in (None, "", [], ()) and not isinstance(default, bool):
             help_text += f" (default: {default})"
-        if tp is bool:
+        if f.metadata.get("positional"):
+            parser.add_argument(name, nargs="?", default=argparse.SUPPRESS, type=_argparse_type(ftype, name),
+                                metavar=f.metadata.get("metavar", name.upper()), help=help_text)  # fmt: skip
+            continue
+        flag = "--" + name.replace("_", "-")
+        if ftype.base is bool and not ftype.is_list:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
+        elif ftype.is_list:
+            parser.add_argument(flag, nargs="+", default=argparse.SUPPRESS, metavar=f.metadata.get("metavar", name.upper()),
+                                help=help_text + " (several values, or one comma-separated)")  # fmt: skip
         else:
-            kind = tp if tp in (int, float, str) else str
-            parser.add_argument(
-                flag, type=kind, default=argparse.SUPPRESS, help=help_text, metavar=f.metadata.get("metavar", f.name.upper())
-            )
+            parser.add_argument(flag, type=_argparse_type(ftype, name), default=argparse.SUPPRESS,
+                                metavar=f.metadata.get("metavar", name.upper()), help=help_text)  # fmt: skip
 
 
-def resolve(cls, args: argparse.Namespace, **fixed):
-    """Defaults < YAML (--config) < command-line options < ``fixed``."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    values: dict = {}
+def read_yaml_options(path: str | Path, cls) -> dict:
+    """The options in a YAML file (a mapping); unknown keys are errors."""
+    p = Path(path)
+    if not p.is_file():
+        raise LvBertError(f"config file {path} does not exist")
+    try:
+        loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise LvBertError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(loaded, dict):
+        raise LvBertError(f"config file {path} must hold a mapping of option: value")
+    names = set(config_fields(cls))
+    values = {str(k).replace("-", "_"): v for k, v in loaded.items()}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise LvBertError(f"unknown option(s) {unknown} in {path}; known: {sorted(names)}")
+    return values
+
+
+def collect(cls, args: argparse.Namespace, base: dict | None = None, **fixed) -> dict:
+    """Typed option values: ``base`` < YAML (``--config``) < command line < ``fixed`` (no defaults filled in)."""
+    fields = config_fields(cls)
+    values: dict = {k: v for k, v in (base or {}).items() if k in fields}
     path = getattr(args, "config", None)
     if path:
-        p = Path(path)
-        if not p.is_file():
-            raise LvBertError(f"config file {path} does not exist")
-        try:
-            loaded = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise LvBertError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-        if not isinstance(loaded, dict):
-            raise LvBertError(f"config file {path} must hold a mapping of option: value")
-        unknown = sorted(set(k.replace("-", "_") for k in loaded) - names)
-        if unknown:
-            raise LvBertError(f"unknown option(s) {unknown} in {path}; known: {sorted(names)}")
-        values.update({k.replace("-", "_"): v for k, v in loaded.items()})
-    values.update({k: v for k, v in vars(args).items() if k in names})
+        values.update(read_yaml_options(path, cls))
+    values.update({k: v for k, v in vars(args).items() if k in fields})
     values.update(fixed)
-    missing = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and f.name not in values]
+    return {k: coerce(v, fields[k][1], k) for k, v in values.items()}
+
+
+def resolve(cls, args: argparse.Namespace, base: dict | None = None, **fixed):
+    """The config ``cls`` from the options (see :func:`collect`) and the field defaults."""
+    values = collect(cls, args, base, **fixed)
+    missing = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING and f.name not in values]  # fmt: skip
     if missing:
         raise LvBertError("missing required option(s): " + ", ".join("--" + m.replace("_", "-") for m in missing))
     try:
@@ -77,9 +194,43 @@ def resolve(cls, args: argparse.Namespace, **fixed):
         raise LvBertError(str(e)) from None
 
 
+def saved_options(run_dir: str | Path) -> dict:
+    """The options a run folder was started with: ``config`` of ``run_config.yaml`` (training runs)
+    or ``options`` of ``search_config.json`` (searches); empty when there are none or they cannot be read."""
+    import json
+
+    run_dir = Path(run_dir)
+    try:
+        if (run_dir / "run_config.yaml").is_file():
+            return dict((yaml.safe_load((run_dir / "run_config.yaml").read_text(encoding="utf-8")) or {}).get("config") or {})
+        if (run_dir / "search_config.json").is_file():
+            return dict(json.loads((run_dir / "search_config.json").read_text(encoding="utf-8")).get("options") or {})
+    except (ValueError, yaml.YAMLError, UnicodeDecodeError, AttributeError, TypeError):
+        pass  # the recipe reports a broken file when it reads it
+    return {}
+
+
+def resolve_run(cls, args: argparse.Namespace):
+    """``(config, resume)`` of a resumable command: ``--resume DIR`` sets ``out`` and makes the
+    options saved in ``DIR`` the defaults (:func:`saved_options`), so ``--resume DIR`` alone continues a run."""
+    resume = getattr(args, "resume", False)
+    fixed = {"out": resume} if isinstance(resume, str) else {}
+    base = None
+    if resume:
+        out = fixed.get("out") or getattr(args, "out", None)
+        if out is None and getattr(args, "config", None):
+            out = read_yaml_options(args.config, cls).get("out")
+        base = saved_options(out) if out else None
+    return resolve(cls, args, base=base, **fixed), bool(resume)
+
+
 def option(text: str, **kw):
     """A dataclass field documented for the command line (its help text)."""
-    return dataclasses.field(metadata={"help": text}, **kw)
+    metadata = {"help": text}
+    for key in ("positional", "metavar"):
+        if key in kw:
+            metadata[key] = kw.pop(key)
+    return dataclasses.field(metadata=metadata, **kw)
 
 
 @dataclasses.dataclass
@@ -113,7 +264,7 @@ class TrainingOptions:
         for name in ("steps", "batch_size", "grad_accum", "eval_sequences", "log_every", "keep_last"):
             if getattr(self, name) <= 0:
                 raise LvBertError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-
-
-def to_yaml(cfg) -> str:
-    return yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False)
+        if self.lr is not None and not self.lr > 0:
+            raise LvBertError(f"--lr must be positive, got {self.lr}")
+        if self.warmup_steps is not None and self.warmup_steps < 0:
+            raise LvBertError(f"--warmup-steps must be 0 or more, got {self.warmup_steps}")

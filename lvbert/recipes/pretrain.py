@@ -79,12 +79,12 @@ def build_model(cfg: PretrainConfig, vocab_size: int, pad_token_id: int):
 def pretrain(cfg: PretrainConfig, resume: bool = False) -> Path:
     """Pre-train as configured; returns the output folder."""
     from lvbert.data.masking import MaskingConfig, fixed_mask_validation
-    from lvbert.objectives import electra_objective, mlm_objective
+    from lvbert.data.packed import open_data
+    from lvbert.objectives import electra_objective, evaluate_mlm, mlm_objective
+    from lvbert.objectives.electra import evaluate_electra
     from lvbert.recipes.common import (
         check_positions,
-        data_identity,
         loop_config,
-        mlm_eval,
         prepare_run_dir,
         save_tokenizer,
         step_settings,
@@ -97,7 +97,8 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> Path:
     from lvbert.utils import atomic_write_json
 
     out = Path(cfg.out)
-    data_id, tokenizer = data_identity(cfg.data)
+    data = open_data(cfg.data)  # the tokenizer checked against the manifest once, here
+    data_id, tokenizer = data.identity(), data.tokenizer
     info = setup_distributed(cfg.device)
     try:
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
@@ -121,26 +122,14 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> Path:
         scheduler = linear_schedule(optimizer, warmup, cfg.steps)
         masking = MaskingConfig(mode="electra" if cfg.objective == "electra" else "bert")
         batches = PretrainBatches(
-            cfg.data, micro, cfg.grad_accum, info.rank, world, masking, cfg.seed, max_positions=kept.config.max_position_embeddings
+            data, micro, cfg.grad_accum, info.rank, world, masking, cfg.seed, max_positions=kept.config.max_position_embeddings
         )
-        valid = fixed_mask_validation(cfg.data, cfg.eval_sequences, seed=cfg.seed, config=masking)
+        valid = fixed_mask_validation(data, cfg.eval_sequences, seed=cfg.seed, config=masking)
         objective = electra_objective if cfg.objective == "electra" else mlm_objective
 
         def evaluate(m, step: int) -> dict:
-            if cfg.objective == "mlm":
-                return mlm_eval(m, valid)
-            # ELECTRA: the generator's MLM and the discriminator's detection on the fixed set
-            res = {}
-            total = {"loss": 0.0, "mlm_accuracy": 0.0, "rtd_accuracy": 0.0}
-            n = 0
-            for start in range(0, valid["input_ids"].shape[0], 64):
-                batch = {k: v[start : start + 64].to(info.device) for k, v in valid.items()}
-                o = m(**batch)
-                for k in total:
-                    total[k] += float(o[k])
-                n += 1
-            res.update({k: v / max(n, 1) for k, v in total.items()})
-            return res
+            # MLM: the model; ELECTRA: the generator's MLM and the discriminator's detection
+            return evaluate_mlm(m, valid) if cfg.objective == "mlm" else evaluate_electra(m, valid)
 
         def write_extra(folder: Path) -> None:
             save_tokenizer(tokenizer, folder)

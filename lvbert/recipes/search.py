@@ -20,13 +20,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
 
 from lvbert.errors import LvBertError
 from lvbert.search.evolution import STRATEGIES, EvolutionConfig
+from lvbert.utils import check_out_dir
 
 SUPERNET_FILES = ("config.json", "model.safetensors", "space.json")
 
@@ -169,11 +170,13 @@ def supernet_identity(path: Path) -> dict:
     return {"tokenizer": ident.get("tokenizer"), "seq_len": ident.get("seq_len"), "mask_mode": mask_mode}
 
 
-def check_data(data: str, sn_ident: dict, supernet_dir: Path, max_positions: int) -> dict:
+def check_data(data, sn_ident: dict, supernet_dir: Path, max_positions: int) -> dict:
     """The data's identity; one-line errors when its tokenizer is not the supernet's or its sequences too long."""
-    from lvbert.recipes.common import check_positions, data_identity
+    from lvbert.data.packed import open_data
+    from lvbert.recipes.common import check_positions
 
-    ident, _ = data_identity(data)
+    data = open_data(data)
+    ident = data.identity()
     if sn_ident["tokenizer"] is None:
         raise LvBertError(f"cannot tell which tokenizer {supernet_dir} was trained with (no run_config.yaml, no tokenizer files)")
     if ident["tokenizer"] != sn_ident["tokenizer"]:
@@ -256,16 +259,19 @@ def search(cfg: SearchRunConfig, resume: bool = False, fitness_fn=None):
     from lvbert.search.report import summary_table
     from lvbert.training.distributed import broadcast_object, cleanup, setup_distributed
 
+    from lvbert.data.packed import open_data
+
     supernet_dir = check_supernet_dir(cfg.supernet)
-    out = Path(cfg.out)
+    out = check_out_dir(cfg.out)
     main_process = int(os.environ.get("RANK", "0")) == 0  # others may see rank 0's files already
     if main_process and not resume and out.is_dir() and any(out.iterdir()):
         raise LvBertError(f"output folder {out} exists and is not empty; pass --resume to continue it or choose another --out")
-    if resume and out.is_dir() and any(out.iterdir()) and not (out / "search_config.json").is_file():
-        raise LvBertError(f"cannot resume: {out} holds no search (search_config.json missing)")
+    if resume and not (out / "search_config.json").is_file():
+        raise LvBertError(f"cannot resume: {out} holds no search (no search_config.json); start it without --resume")
+    data = open_data(cfg.data)
     sn_config = json.loads((supernet_dir / "config.json").read_text(encoding="utf-8"))
     sn_ident = supernet_identity(supernet_dir)
-    data_ident = check_data(cfg.data, sn_ident, supernet_dir, int(sn_config.get("max_position_embeddings", 512)))
+    data_ident = check_data(data, sn_ident, supernet_dir, int(sn_config.get("max_position_embeddings", 512)))
     space = build_space(cfg, supernet_dir)
     space.check_feasible()  # counts, params, MACs: before anything slow
     evo = cfg.evolution_config()
@@ -283,7 +289,7 @@ def search(cfg: SearchRunConfig, resume: bool = False, fitness_fn=None):
             print(f"latency table ({table['key']}): " + ", ".join(f"{k} {v:.3f} ms" for k, v in table["costs"].items()))
 
         masking = MaskingConfig(mode=sn_ident["mask_mode"])
-        valid = fixed_mask_validation(cfg.data, cfg.valid_sequences, seed=cfg.valid_seed, config=masking)
+        valid = fixed_mask_validation(data, cfg.valid_sequences, seed=cfg.valid_seed, config=masking)
         n_valid = int(valid["input_ids"].shape[0])
         if info.is_main:
             note = f" (the valid split has no more; asked for {cfg.valid_sequences})" if n_valid < cfg.valid_sequences else ""
@@ -315,6 +321,7 @@ def search(cfg: SearchRunConfig, resume: bool = False, fitness_fn=None):
             chunk_size=info.world_size,  # history.jsonl grows arch by arch: a kill loses at most one evaluation
             write=info.is_main,
             identity=identity,
+            options=asdict(cfg),  # saved, so that 'lvbert search --resume DIR' alone continues
         )
         if info.is_main and not cfg.progress:
             print(summary_table(result))

@@ -83,12 +83,11 @@ def train_supernet(cfg: SupernetTrainConfig, resume: bool = False) -> Path:
     """Train a supernet as configured; returns the run folder."""
     from lvbert.arch import get_size
     from lvbert.data.masking import MaskingConfig, fixed_mask_validation
-    from lvbert.objectives import mlm_objective
+    from lvbert.data.packed import open_data
+    from lvbert.objectives import evaluate_mlm, mlm_objective
     from lvbert.recipes.common import (
         check_positions,
-        data_identity,
         loop_config,
-        mlm_eval,
         prepare_run_dir,
         save_tokenizer,
         step_settings,
@@ -106,7 +105,8 @@ def train_supernet(cfg: SupernetTrainConfig, resume: bool = False) -> Path:
     size = get_size(cfg.size)
     num_slots = cfg.num_slots or size.num_slots
     allowed = normalize_allowed(cfg.allowed.upper(), num_slots)
-    data_id, tokenizer = data_identity(cfg.data)
+    data = open_data(cfg.data)  # the tokenizer checked against the manifest once, here
+    data_id, tokenizer = data.identity(), data.tokenizer
     check_positions(data_id["seq_len"], size.max_position_embeddings)
     identity = {
         "kind": "supernet",
@@ -140,10 +140,10 @@ def train_supernet(cfg: SupernetTrainConfig, resume: bool = False) -> Path:
         scheduler = linear_schedule(optimizer, warmup, cfg.steps)
         masking = MaskingConfig(mode=cfg.mask_mode)
         batches = PretrainBatches(
-            cfg.data, micro, cfg.grad_accum, info.rank, world, masking, cfg.seed, max_positions=size.max_position_embeddings
+            data, micro, cfg.grad_accum, info.rank, world, masking, cfg.seed, max_positions=size.max_position_embeddings
         )
         sampler = ArchSampler(allowed, cfg.seed, cfg.sampling)
-        valid = fixed_mask_validation(cfg.data, cfg.eval_sequences, seed=cfg.seed, config=masking)
+        valid = fixed_mask_validation(data, cfg.eval_sequences, seed=cfg.seed, config=masking)
         probes = probe_archs(allowed, cfg.seed)
 
         def before_step(step: int) -> dict:
@@ -152,7 +152,7 @@ def train_supernet(cfg: SupernetTrainConfig, resume: bool = False) -> Path:
         def evaluate(m, step: int) -> dict:
             res = {}
             for name, arch in probes.items():
-                r = mlm_eval(m, valid, arch=arch)
+                r = evaluate_mlm(m, valid, arch=arch)
                 res[f"{name}/mlm_accuracy"] = r["mlm_accuracy"]
                 res[f"{name}/mlm_loss"] = r["mlm_loss"]
             return res
@@ -194,3 +194,33 @@ def _print_probe_table(ev: dict, probes: dict) -> None:
     print("\nprobe architecture            MLM accuracy   MLM loss")
     for name, arch in probes.items():
         print(f"{name:<14} {arch[:14]:<14} {ev.get(f'{name}/mlm_accuracy', float('nan')):>12.4f} {ev.get(f'{name}/mlm_loss', float('nan')):>10.4f}")
+
+
+@dataclass
+class ExtractConfig:
+    supernet: str = option("supernet run folder (lvbert supernet train)", default=None)
+    arch: str = option("architecture inside the supernet's space: CCAF..., [0,0,1,...] or a name", default=None)
+    out: str = option("output model folder", default=None)
+
+    def __post_init__(self) -> None:
+        for name in ("supernet", "arch", "out"):
+            if not getattr(self, name):
+                raise LvBertError(f"--{name} is required")
+
+
+def extract_arch(cfg: ExtractConfig) -> Path:
+    """Write ``cfg.arch``'s path of the supernet as a standalone ``LvBertForMaskedLM`` folder with the tokenizer."""
+    from lvbert.data.tokenizer import load_tokenizer
+    from lvbert.recipes.common import load_supernet
+    from lvbert.utils import check_out_dir, staging_folder
+
+    out = check_out_dir(cfg.out)
+    if out.is_dir() and any(out.iterdir()):
+        raise LvBertError(f"--out {out} exists and is not empty; choose a new folder")
+    net = load_supernet(cfg.supernet)
+    model = net.extract(cfg.arch)
+    tokenizer = load_tokenizer(cfg.supernet)
+    with staging_folder(out) as tmp:
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+    return out

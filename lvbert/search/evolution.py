@@ -134,6 +134,7 @@ def run_search(
     chunk_size: int | None = None,
     write: bool = True,
     identity: dict | None = None,
+    options: dict | None = None,
 ) -> SearchResult:
     """Run an evolutionary (or random) search and write its results to ``out_dir``.
 
@@ -153,6 +154,7 @@ def run_search(
         identity: what the fitness values depend on beyond the space and settings (the supernet,
             the validation set, bf16, ...); saved in ``search_config.json`` and, like the settings,
             it must be equal on resume, so a history is never mixed with numbers of another fitness.
+        options: the command's options, saved in ``search_config.json`` (not compared on resume).
     """
     if not isinstance(config, EvolutionConfig):
         raise TypeError("config must be an EvolutionConfig")
@@ -163,7 +165,7 @@ def run_search(
     verbose = progress and (write or out is None)  # a non-writing rank of a distributed search stays quiet
     if out is None:
         write = False
-    cache = _prepare_out_dir(out, space, config, resume, write, identity) if out is not None else {}
+    cache = _prepare_out_dir(out, space, config, resume, write, identity, options) if out is not None else {}
     reused_at_start = dict(cache)
     log = _Log(verbose)
     log.info(f"search: {config.strategy}, {config.population} x {config.generations} candidates over {space!r}")
@@ -310,10 +312,12 @@ def _generation_stats(g: int, records: list[dict], history: list[dict]) -> dict:
 
 
 def _prepare_out_dir(
-    out: Path, space: SearchSpace, config: EvolutionConfig, resume: bool, write: bool, identity: dict | None = None
+    out: Path, space: SearchSpace, config: EvolutionConfig, resume: bool, write: bool, identity: dict | None = None,
+    options: dict | None = None,
 ) -> dict[str, dict]:
     """Check the folder, write the settings, and return the cache read from ``history.jsonl``."""
     settings = _jsonable({"space": space.to_dict(), "config": config.to_dict(), "fitness": identity or {}})
+    written = {**settings, "options": _jsonable(options or {})}
     cfg_path = out / CONFIG
     non_empty = out.is_dir() and any(out.iterdir())
     if not resume:
@@ -321,14 +325,14 @@ def _prepare_out_dir(
             raise LvBertError(f"output folder {out} exists and is not empty; pass --resume to continue it or choose another")
         if write:
             out.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(cfg_path, settings)
+            atomic_write_json(cfg_path, written)
         return {}
     if not cfg_path.exists():
         if non_empty:
             raise LvBertError(f"cannot resume: {out} has no {CONFIG}; it does not hold a search")
         if write:
             out.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(cfg_path, settings)
+            atomic_write_json(cfg_path, written)
         return {}
     saved = json.loads(cfg_path.read_text(encoding="utf-8"))
     saved = {"space": saved.get("space"), "config": saved.get("config"), "fitness": saved.get("fitness") or {}}

@@ -1,4 +1,4 @@
-"""Fitness of an arch = masked-LM accuracy of its path through the supernet (REFERENCE.md section 7).
+"""Fitness of an arch = masked-LM accuracy of its path through the supernet (the LV-BERT paper's search).
 
 The weights are inherited from the supernet: nothing is trained. The validation batch
 has fixed masks, and correct predictions are counted exactly (integers), so evaluating
@@ -50,31 +50,19 @@ class SupernetFitness:
             self._on_device = (device, {k: v.to(device) for k, v in self.batch.items()})
         return self._on_device[1]
 
-    @torch.inference_mode()
     def evaluate(self, arch: str) -> dict:
         """``fitness`` (masked-LM accuracy), ``loss`` (mean CE per masked token) and ``masked`` (count)."""
-        model = self.supernet
-        was_training = model.training
-        model.eval()
-        device = next(model.parameters()).device
-        batch = self._batch_on(device)
-        correct, total, loss_sum = 0, 0, 0.0
-        try:
-            for start in range(0, self.num_sequences, self.batch_size):
-                chunk = {k: v[start : start + self.batch_size] for k, v in batch.items()}
-                targets = chunk["labels"][chunk["labels"] != -100]  # [M], row-major like the logits
-                if targets.numel() == 0:
-                    continue
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                    out = model(**chunk, arch=arch)
-                correct += int((out.logits.argmax(-1) == targets).sum())
-                total += targets.numel()
-                loss_sum += float(out.loss) * targets.numel()
-        finally:
-            model.train(was_training)
-        if total == 0:
-            raise ValueError("the validation batch has no masked positions (labels are all -100)")
-        return {"fitness": correct / total, "loss": loss_sum / total, "masked": total}
+        from lvbert.objectives.mlm import evaluate_mlm
+
+        batch = self._batch_on(next(self.supernet.parameters()).device)
+        r = evaluate_mlm(self.supernet, batch, self.batch_size, arch=arch, bf16=self.bf16)
+        return {"fitness": r["mlm_accuracy"], "loss": r["mlm_loss"], "masked": r["masked_tokens"]}
+
+    def unigram_accuracy(self) -> float:
+        """The fitness of a path that predicts the most frequent masked word everywhere (the plateau)."""
+        from lvbert.objectives.mlm import unigram_accuracy
+
+        return unigram_accuracy(self.batch)
 
 
 def distributed_fitness(fitness_fn: Callable[[list[str]], list[dict]]) -> Callable[[list[str]], list[dict]]:

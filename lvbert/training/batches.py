@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from lvbert.data.masking import MaskingConfig, MlmCollator
-from lvbert.data.packed import PackedDataset, load_data_tokenizer
+from lvbert.data.packed import open_data
 from lvbert.errors import LvBertError
 
 
@@ -22,7 +22,7 @@ class PretrainBatches:
     """Callable ``(step, micro) -> batch`` of masked sequences for one rank.
 
     Args:
-        data_dir: prepared data (``lvbert data prepare``).
+        data_dir: prepared data (a folder or :class:`lvbert.data.packed.PreparedData`).
         micro_batch_size: sequences per micro-batch on each process.
         grad_accum: micro-batches per optimizer step.
         rank, world_size: this process and the number of processes.
@@ -42,7 +42,8 @@ class PretrainBatches:
         split: str = "train",
         max_positions: int | None = None,
     ):
-        self.dataset = PackedDataset(data_dir, split, max_positions=max_positions)
+        data = open_data(data_dir)
+        self.dataset = data.split(split, max_positions=max_positions)
         self.global_size = micro_batch_size * world_size
         if len(self.dataset) < self.global_size:
             raise LvBertError(
@@ -53,7 +54,7 @@ class PretrainBatches:
         self.grad_accum = grad_accum
         self.rank = rank
         self.seed = seed
-        self.collator = MlmCollator(load_data_tokenizer(data_dir), masking or MaskingConfig(), seed=seed)
+        self.collator = MlmCollator(data.tokenizer, masking or MaskingConfig(), seed=seed)
         self.batches_per_epoch = len(self.dataset) // self.global_size  # drop the ragged tail
         self._epoch, self._perm = -1, None
         ids, types = self.dataset._open()

@@ -21,7 +21,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from lvbert.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from lvbert.training.checkpoint import load_latest_good, save_checkpoint
 from lvbert.training.distributed import DistInfo, barrier, mean_across
 
 
@@ -132,7 +132,6 @@ def train_loop(
     on_checkpoint: Callable[[Path], None] | None = None,
     resume: bool = False,
     find_unused_parameters: bool = False,
-    trainer_extra: dict | None = None,
 ) -> dict:
     """Train ``model`` for ``cfg.max_steps`` optimizer steps; returns a summary dict.
 
@@ -144,15 +143,15 @@ def train_loop(
         before_step: ``step -> context dict`` (e.g. ``{"arch": ...}``), logged with the step.
         evaluate: ``(model, step) -> metrics`` every ``cfg.eval_every`` steps and at the end.
         on_checkpoint: called with each checkpoint's folder before it is made final (to add the tokenizer).
-        resume: continue from the latest complete checkpoint in ``cfg.out_dir``.
+        resume: continue from the latest good checkpoint in ``cfg.out_dir``. A run resumed at its
+            last step trains nothing and is evaluated again, so its summary keeps its results.
     """
     info = dist_info or DistInfo(device=next(model.parameters()).device)
     out_dir = Path(cfg.out_dir)
     start_step = 0
     if resume:
-        ckpt = latest_checkpoint(out_dir)
-        if ckpt is not None:
-            state = load_checkpoint(ckpt, model, optimizer, scheduler)
+        _, state = load_latest_good(out_dir, model, optimizer, scheduler)  # a broken newest one is skipped
+        if state is not None:
             start_step = int(state["step"])
     if start_step == 0:
         torch.manual_seed(cfg.seed + info.rank)
@@ -252,11 +251,16 @@ def train_loop(
 
             if (cfg.save_every and step % cfg.save_every == 0) or (step == cfg.max_steps and cfg.save_final):
                 if info.is_main:
-                    trainer_state = {"loop": asdict(cfg), **(trainer_extra or {})}
+                    trainer_state = {"loop": asdict(cfg)}
                     save_checkpoint(
                         out_dir, step, model, optimizer, scheduler, trainer_state, cfg.keep_last, write_extra=on_checkpoint
                     )
                 barrier(info)
+        if evaluate is not None and start_step >= cfg.max_steps:  # a finished run resumed: same numbers again
+            model.eval()
+            with torch.no_grad(), autocast_context(info.device, cfg.bf16):
+                last_eval = evaluate(model, step) or {}
+            model.train()
     finally:
         if bar is not None:
             bar.close()

@@ -1,11 +1,8 @@
-"""Training objectives. Each returns a dict with ``loss`` (tensor) and scalar metrics.
+"""ELECTRA replaced-token detection (Clark et al. 2020, as the official LV-BERT code trains).
 
-- :func:`mlm_objective` -- masked LM, vocabulary logits only at masked positions
-  (plain models and the supernet, which also takes ``arch``);
-- :func:`classification_objective` -- fine-tuning (the sequence-classification head's loss);
-- :class:`ElectraPretrainer` -- ELECTRA replaced-token detection (REFERENCE.md section 6):
-  a narrow generator with the same layer list shares the discriminator's embeddings,
-  samples replacements at temperature 1; loss = 1.0 x MLM + 50 x BCE.
+:class:`ElectraPretrainer`: a narrow generator with the same layer list shares the
+discriminator's embeddings and samples replacements at temperature 1; loss = 1.0 x
+generator MLM + 50 x the discriminator's binary cross-entropy.
 """
 
 from __future__ import annotations
@@ -14,26 +11,7 @@ import torch
 from torch import nn
 
 from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM, LvBertForPreTraining, replaced_token_loss
-
-MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids", "labels")
-
-
-def masked_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
-    """(correct, total) over masked positions; ``logits`` rows follow ``labels != -100``."""
-    targets = labels[labels != -100]
-    if logits.dim() == 3:
-        logits = logits[labels != -100]
-    return int((logits.argmax(-1) == targets).sum()), int(targets.numel())
-
-
-def mlm_objective(model, batch: dict, arch: str | None = None) -> dict:
-    kwargs = {k: batch[k] for k in MODEL_KEYS if k in batch}
-    if arch is not None:
-        kwargs["arch"] = arch
-    out = model(**kwargs)
-    correct, total = masked_accuracy(out.logits.detach(), batch["labels"])
-    return {"loss": out.loss, "mlm_accuracy": correct / max(total, 1)}
-
+from lvbert.objectives.mlm import evaluate_mlm, masked_accuracy
 
 def generator_config(disc: LvBertConfig, hidden_size: int) -> LvBertConfig:
     """The generator: same layer list and embeddings, hidden ``hidden_size``, heads and FFN scaled."""
@@ -114,10 +92,29 @@ class ElectraPretrainer(nn.Module):
         }
 
 
-def classification_objective(model, batch: dict) -> dict:
-    """Cross-entropy (classification) or MSE (regression), computed by the model's head."""
-    return {"loss": model(**batch).loss}
-
-
 def electra_objective(model, batch: dict) -> dict:
     return model(**batch)
+
+
+@torch.inference_mode()
+def evaluate_electra(pretrainer: ElectraPretrainer, valid: dict, batch_size: int = 64) -> dict:
+    """The generator's masked-LM numbers (:func:`~lvbert.objectives.mlm.evaluate_mlm`) and the
+    discriminator's detection accuracy and loss, on a fixed-mask set.
+
+    The replacements are sampled, so detection numbers vary a little between calls; the
+    generator's MLM numbers are exact."""
+    out = evaluate_mlm(pretrainer.generator, valid, batch_size)
+    was_training = pretrainer.training
+    pretrainer.eval()
+    device = next(pretrainer.parameters()).device
+    sums, n = {"loss": 0.0, "rtd_accuracy": 0.0}, 0
+    try:
+        for start in range(0, valid["input_ids"].shape[0], batch_size):
+            batch = {k: v[start : start + batch_size].to(device) for k, v in valid.items()}
+            o = pretrainer(**batch)
+            for k in sums:
+                sums[k] += float(o[k])
+            n += 1
+    finally:
+        pretrainer.train(was_training)
+    return {**out, **{k: v / max(n, 1) for k, v in sums.items()}}
