@@ -1,28 +1,39 @@
 """Architecture notation, size presets and counting -- plain Python, no torch.
 
-An *arch* is a string over the layer types ``C`` (dynamic convolution), ``A``
-(self-attention) and ``F`` (feed-forward), one letter per *slot*, bottom slot
-first: ``CCAFFACFFACCAFCFACFCAAFA`` is the released LV-BERT-small. The official
-code writes the same thing as integers (0 = C, 1 = A, 2 = F).
+An *arch* (:class:`Arch`) is a sequence of *slots*, bottom slot first, each holding one
+*op* (:class:`Op`): a layer type with optional settings --
 
-:func:`parse_arch` accepts every notation a user may type and returns the
-canonical upper-case string; :func:`count_params` and :func:`count_macs` give
-exact parameter and multiply-accumulate counts without building a model (they
-are tied to the PyTorch model by tests).
+- ``C`` dynamic convolution: ``kernel`` (K, odd) and ``heads`` (conv heads N);
+- ``A`` self-attention: ``heads``;
+- ``F`` feed-forward: ``ffn`` (inner width);
+- ``I`` identity: output = input, no parameters (a slot left empty).
+
+A setting left out means the size preset's value, so ``CCAFFACFFACCAFCFACFCAAFA`` (the
+released LV-BERT-small) means what it always did. The written form puts settings in
+parentheses after the letter: ``C(kernel=5) A(heads=2) F(ffn=512) I``; plain letters may
+run together (``CCAF``). :func:`parse_arch` reads every notation (also the official
+integer list, 0 = C, 1 = A, 2 = F, a JSON list and the named archs) and returns the
+canonical string: the letters alone when no slot has settings, else one token per slot
+separated by spaces. :func:`count_params` and :func:`count_macs` count exactly without
+building a model (tests tie them to the PyTorch model).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable
 
 from lvbert.errors import LvBertError
 
-LAYER_TYPES = "CAF"
-TYPE_NAMES = {"C": "dynamic convolution", "A": "self-attention", "F": "feed-forward"}
+LAYER_TYPES = "CAF"  # LV-BERT's three layer types (its search space)
+OP_TYPES = "CAFI"  # every op type, identity included
+TYPE_NAMES = {"C": "dynamic convolution", "A": "self-attention", "F": "feed-forward", "I": "identity"}
+# Settings each op type takes, in their written order; None (left out) means the size preset's value.
+SETTINGS = {"C": ("kernel", "heads"), "A": ("heads",), "F": ("ffn",), "I": ()}
 # Official code's integer codes.
 CODE_TO_TYPE = {0: "C", 1: "A", 2: "F"}
 TYPE_TO_CODE = {v: k for k, v in CODE_TO_TYPE.items()}
@@ -40,7 +51,7 @@ class ArchError(LvBertError, ValueError):
 
 @dataclass(frozen=True)
 class SizeConfig:
-    """Widths of an LV-BERT model (REFERENCE.md section 3). Every field can be overridden."""
+    """Widths of an LV-BERT model (the paper's sizes are the official code's). Every field can be overridden."""
 
     hidden_size: int = 256  # H
     num_attention_heads: int = 4  # heads of the A sub-layer (H/64 in the paper's sizes)
@@ -78,7 +89,7 @@ class SizeConfig:
 
 
 SIZES: dict[str, SizeConfig] = {
-    # Paper sizes, exactly as the official code (REFERENCE.md section 3).
+    # Paper sizes, exactly as the official code (hidden, heads, FFN, embedding, conv heads).
     "small": SizeConfig(256, 4, 1024, 128, 4),
     "medium": SizeConfig(384, 6, 1536, 128, 6),
     "base": SizeConfig(768, 12, 3072, 768, 12),
@@ -94,7 +105,7 @@ SIZES: dict[str, SizeConfig] = {
     ),
 }
 
-# Generator width for ELECTRA pre-training (REFERENCE.md section 6): hidden / 4.
+# Generator width for ELECTRA pre-training (the official recipe): hidden / 4.
 GENERATOR_HIDDEN = {"small": 64, "medium": 128, "base": 256}
 
 
@@ -110,7 +121,164 @@ def get_size(name: str | SizeConfig, **overrides) -> SizeConfig:
     return size.replace(**overrides) if overrides else size
 
 
-# ----------------------------------------------------------------------------- notation
+# ----------------------------------------------------------------------------- ops and archs
+
+
+@dataclass(frozen=True)
+class Op:
+    """One slot: a layer type (C, A, F or I) and its settings (None = the size preset's value)."""
+
+    type: str
+    kernel: int | None = None  # C: kernel size K (odd)
+    heads: int | None = None  # C: conv heads N; A: attention heads
+    ffn: int | None = None  # F: inner width
+
+    def __post_init__(self) -> None:
+        if self.type not in OP_TYPES:
+            raise ArchError(f"unknown layer type {self.type!r}; use C, A, F or I")
+        for name in ("kernel", "heads", "ffn"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if name not in SETTINGS[self.type]:
+                takes = ", ".join(SETTINGS[self.type]) or "no settings"
+                raise ArchError(f"{self.type} does not take '{name}' ({self.type} takes {takes})")
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ArchError(f"{self.type}({name}=...) must be a positive integer, got {v!r}")
+        if self.kernel is not None and self.kernel % 2 == 0:
+            raise ArchError(f"C(kernel={self.kernel}): the kernel size must be odd ('same' padding)")
+
+    @property
+    def settings(self) -> dict[str, int]:
+        """The settings given, in written order."""
+        return {k: getattr(self, k) for k in SETTINGS[self.type] if getattr(self, k) is not None}
+
+    def __str__(self) -> str:
+        s = self.settings
+        return self.type + ("(" + ",".join(f"{k}={v}" for k, v in s.items()) + ")" if s else "")
+
+    @property
+    def key(self) -> str:
+        """A module name for this op (``C``, ``C_kernel5_heads2``): the supernet's slot entries."""
+        return self.type + "".join(f"_{k}{v}" for k, v in self.settings.items())
+
+    def resolve(self, size: "SizeConfig") -> "Op":
+        """Every setting filled in from ``size``, checked against its widths."""
+        H = size.hidden_size
+        if self.type == "C":
+            op = Op("C", self.kernel or size.conv_kernel_size, self.heads or size.conv_heads)
+        elif self.type == "A":
+            op = Op("A", heads=self.heads or size.num_attention_heads)
+        elif self.type == "F":
+            op = Op("F", ffn=self.ffn or size.intermediate_size)
+        else:
+            return self
+        if op.heads is not None and H % op.heads:
+            raise ArchError(f"{self}: hidden size {H} is not divisible by {op.heads} heads")
+        return op
+
+    def normalized(self, size: "SizeConfig") -> "Op":
+        """The settings that equal ``size``'s values dropped (``C(kernel=9)`` at kernel 9 is ``C``)."""
+        full = self.resolve(size)
+        default = Op(self.type).resolve(size)
+        keep = {k: v for k, v in full.settings.items() if getattr(default, k) != v}
+        return Op(self.type, **keep)
+
+    def to_json(self):
+        return self.type if not self.settings else {"type": self.type, **self.settings}
+
+
+class Arch(tuple):
+    """An architecture: a tuple of :class:`Op`, bottom slot first.
+
+    ``str(arch)`` is the canonical notation (letters alone when no slot has settings);
+    an ``Arch`` equals its canonical string. Build one with :meth:`parse`.
+    """
+
+    def __new__(cls, ops: Iterable[Op] = ()):
+        ops = tuple(ops)
+        for op in ops:
+            if not isinstance(op, Op):
+                raise TypeError(f"an Arch holds Op objects, got {type(op).__name__}")
+        return super().__new__(cls, ops)
+
+    @classmethod
+    def parse(cls, spec, num_slots: int | None = None) -> "Arch":
+        """Read any notation (see :func:`parse_arch`)."""
+        if isinstance(spec, Arch):
+            arch = spec
+        else:
+            n = num_slots if num_slots is not None else DEFAULT_SLOTS
+            arch = _parse(spec, n)
+        if num_slots is not None and len(arch) != num_slots:
+            raise ArchError(f"architecture {arch} has {len(arch)} slots but the model has {num_slots}")
+        return arch
+
+    @property
+    def types(self) -> str:
+        """The layer types, one letter per slot (``CCAF...``)."""
+        return "".join(op.type for op in self)
+
+    @property
+    def has_settings(self) -> bool:
+        return any(op.settings for op in self)
+
+    def __str__(self) -> str:
+        if not self.has_settings:
+            return self.types
+        return " ".join(str(op) for op in self)
+
+    def __repr__(self) -> str:
+        return f"Arch({str(self)!r})"
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, str):
+            return str(self) == other
+        return tuple.__eq__(self, other)
+
+    def __ne__(self, other) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def __getitem__(self, i):
+        got = tuple.__getitem__(self, i)
+        return Arch(got) if isinstance(i, slice) else got
+
+    def normalized(self, size: "SizeConfig") -> "Arch":
+        """Settings equal to ``size``'s values dropped; checked against ``size``'s widths."""
+        return Arch(op.normalized(size) for op in self)
+
+    def resolve(self, size: "SizeConfig") -> "Arch":
+        """Every setting filled in from ``size``."""
+        return Arch(op.resolve(size) for op in self)
+
+    def counts(self) -> dict[str, int]:
+        """Slots per type, ``{"C": .., "A": .., "F": ..}`` (and ``"I"`` when there are identity slots)."""
+        out = {t: self.types.count(t) for t in LAYER_TYPES}
+        if "I" in self.types:
+            out["I"] = self.types.count("I")
+        return out
+
+    def to_json(self) -> list:
+        """The JSON list form: ``["C", {"type": "A", "heads": 2}, "I"]``."""
+        return [op.to_json() for op in self]
+
+
+def parse_arch(spec, num_slots: int | None = None) -> str:
+    """Read an architecture in any accepted notation and return the canonical string.
+
+    Accepted: ``CCAF...`` (any case), with separators (``C-C-A``, ``C C A``, ``C,C,A``);
+    slots with settings, ``C(kernel=5) A(heads=2) F(ffn=512) I``; the official integer list
+    (``[0,0,1,2]`` as text or a Python sequence); a JSON list (``["C", {"type": "A",
+    "heads": 2}]``); an :class:`Arch`; and the registered names (see :data:`NAMED_ARCHS`).
+    ``num_slots`` sizes the named patterns (default 24) and, when given, is checked
+    against the result.
+
+    Raises :class:`ArchError` (a :class:`LvBertError`) naming the bad token and its position.
+    """
+    return str(Arch.parse(spec, num_slots))
 
 
 def _bert(n: int) -> str:
@@ -145,7 +313,6 @@ def random_arch(seed: int, num_slots: int = DEFAULT_SLOTS, types: str = LAYER_TY
     return "".join(rng.choice(types) for _ in range(num_slots))
 
 
-# name -> builder(num_slots, argument or None)
 NAMED_ARCHS = {
     "lv-bert-small": "the released LV-BERT-small list (24 slots)",
     "bert": "AF x n/2 (BERT / ELECTRA interleaving)",
@@ -153,45 +320,38 @@ NAMED_ARCHS = {
     "sandwich": "A^k (AF)^(n/2-k) F^k; 'sandwich:K' sets k (default pairs/4: 3 for 24 slots)",
     "random": "'random:SEED': uniform over C/A/F at every slot, reproducible",
 }
-
+_NAMES = ("lv-bert-small", "lvbert-small", "bert", "electra", "dynamicconv", "sandwich", "random")
 _SEPARATORS = re.compile(r"[\s,\-_/|]+")
+_SETTING = re.compile(r"^\s*([a-z_]+)\s*=\s*([0-9]+)\s*$")
 
 
-def parse_arch(spec: str | Sequence[int] | Sequence[str], num_slots: int | None = None) -> str:
-    """Read an architecture in any accepted notation and return the canonical string.
-
-    Accepted: ``CCAF...`` (any case), with separators (``C-C-A``, ``C C A``,
-    ``C,C,A``), the official integer list (``[0,0,1,2]`` as text or a Python
-    sequence), and registered names (see :data:`NAMED_ARCHS`). ``num_slots``
-    sizes the named patterns (default 24) and, when given, is checked against
-    the result.
-
-    Raises :class:`ArchError` (a :class:`LvBertError`) naming the bad token and its position.
-    """
-    n = num_slots if num_slots is not None else DEFAULT_SLOTS
+def _parse(spec, n: int) -> Arch:
     if isinstance(spec, (list, tuple)):
-        arch = _from_tokens([str(t) for t in spec], original=str(list(spec)))
-    else:
-        text = str(spec).strip()
-        if not text:
-            raise ArchError("empty architecture; give e.g. CCAFFACFFACCAFCFACFCAAFA, bert or lv-bert-small")
-        arch = _from_name(text, n)
-        if arch is None:
-            if text[0] in "[(" or text[-1] in "])":
-                if not (text[0] in "[(" and text[-1] in ")]"):
-                    raise ArchError(f"unbalanced brackets in architecture {text!r}")
-                tokens = [t for t in re.split(r"[\s,]+", text[1:-1].strip()) if t]
-                arch = _from_tokens(tokens, original=text)
-            else:
-                arch = _from_letters(text)
-    if num_slots is not None and len(arch) != num_slots:
-        raise ArchError(f"architecture {arch} has {len(arch)} slots but the model has {num_slots}")
-    return arch
+        return _from_items(list(spec), original=str(list(spec)))
+    text = str(spec).strip()
+    if not text:
+        raise ArchError("empty architecture; give e.g. CCAFFACFFACCAFCFACFCAAFA, bert or lv-bert-small")
+    named = _from_name(text, n)
+    if named is not None:
+        return Arch(Op(t) for t in named)
+    if text[0] in "[(" or text[-1] == "]":  # a list; "C(kernel=5)" ends with ")" but starts with a letter
+        if not ((text[0] == "[" and text[-1] == "]") or (text[0] == "(" and text[-1] == ")")):
+            raise ArchError(f"unbalanced brackets in architecture {text!r}")
+        if text[0] == "[":
+            try:
+                items = json.loads(text)
+            except ValueError:
+                items = None
+            if isinstance(items, list):
+                return _from_items(items, original=text)
+        tokens = [t for t in re.split(r"[\s,]+", text[1:-1].strip()) if t]
+        return _from_items(tokens, original=text)
+    return _from_text(text)
 
 
 def _from_name(text: str, n: int) -> str | None:
     name, _, arg = text.lower().partition(":")
-    if name == "lv-bert-small" or name == "lvbert-small":
+    if name in ("lv-bert-small", "lvbert-small"):
         if arg:
             raise ArchError("'lv-bert-small' takes no argument")
         return LV_BERT_SMALL
@@ -219,73 +379,157 @@ def _int_arg(arg: str, usage: str) -> int:
         raise ArchError(f"{usage} needs an integer, got {arg!r}") from None
 
 
-def _from_letters(text: str) -> str:
-    letters = _SEPARATORS.sub("", text)
-    # Report positions in the user's text, counting layer letters from 1.
-    pos = 0
-    for ch in text:
+def _op_with(letter: str, settings_text: str | None, slot: int, original: str) -> Op:
+    t = letter.upper()
+    if settings_text is None:
+        return Op(t)
+    values = {}
+    for part in [p for p in settings_text.split(",") if p.strip()]:
+        m = _SETTING.match(part.lower())
+        if not m:
+            raise ArchError(f"cannot read setting {part.strip()!r} of slot {slot} in {original!r}; write e.g. C(kernel=5)")
+        key, value = m.group(1), int(m.group(2))
+        if key not in SETTINGS[t]:
+            takes = ", ".join(SETTINGS[t]) or "no settings"
+            raise ArchError(f"unknown setting {key!r} of {t} at slot {slot} in {original!r}; {t} takes {takes}")
+        if key in values:
+            raise ArchError(f"setting {key!r} given twice at slot {slot} in {original!r}")
+        values[key] = value
+    try:
+        return Op(t, **values)
+    except ArchError as e:
+        raise ArchError(f"slot {slot} in {original!r}: {e}") from None
+
+
+def _from_text(text: str) -> Arch:
+    """Letters (with separators) and ``X(key=value,...)`` tokens; positions count slots from 1."""
+    ops, i, slot = [], 0, 0
+    while i < len(text):
+        ch = text[i]
         if _SEPARATORS.fullmatch(ch):
+            i += 1
             continue
-        pos += 1
-        if ch.upper() not in LAYER_TYPES:
+        slot += 1
+        if ch.upper() not in OP_TYPES:
             raise ArchError(
-                f"unknown layer type {ch!r} at position {pos} in {text!r}; use C (convolution), "
-                f"A (attention), F (feed-forward), 0/1/2 in a [..] list, or a name ({', '.join(NAMED_ARCHS)})"
+                f"unknown layer type {ch!r} at position {slot} in {text!r}; use C (convolution), A (attention), "
+                f"F (feed-forward), I (identity), 0/1/2 in a [..] list, or a name ({', '.join(NAMED_ARCHS)})"
             )
-    return letters.upper()
+        j = i + 1
+        while j < len(text) and text[j] == " ":
+            j += 1
+        settings = None
+        if j < len(text) and text[j] == "(":
+            end = text.find(")", j)
+            if end < 0:
+                raise ArchError(f"unbalanced brackets after {ch!r} at position {slot} in {text!r}")
+            settings, i = text[j + 1 : end], end + 1
+        else:
+            i += 1
+        ops.append(_op_with(ch, settings, slot, text))
+    if not ops:
+        raise ArchError(f"empty architecture {text!r}")
+    return Arch(ops)
 
 
-def _from_tokens(tokens: list[str], original: str) -> str:
-    if not tokens:
+def _from_items(items: list, original: str) -> Arch:
+    if not items:
         raise ArchError(f"empty architecture list {original!r}")
-    out = []
-    for i, tok in enumerate(tokens, 1):
-        t = tok.strip().strip("'\"")
-        if t in ("0", "1", "2"):
-            out.append(CODE_TO_TYPE[int(t)])
-        elif t.upper() in LAYER_TYPES and len(t) == 1:
-            out.append(t.upper())
+    ops = []
+    for i, item in enumerate(items, 1):
+        if isinstance(item, Op):
+            ops.append(item)
+            continue
+        if isinstance(item, dict):
+            d = {str(k).lower(): v for k, v in item.items()}
+            t = str(d.pop("type", "")).upper()
+            if t not in OP_TYPES:
+                raise ArchError(f"unknown layer type {t!r} at position {i} in {original!r}; use C, A, F or I")
+            try:
+                ops.append(Op(t, **d))
+            except TypeError:
+                raise ArchError(f"unknown setting(s) {sorted(d)} at position {i} in {original!r}; "
+                                f"{t} takes {', '.join(SETTINGS[t]) or 'no settings'}") from None  # fmt: skip
+            except ArchError as e:
+                raise ArchError(f"position {i} in {original!r}: {e}") from None
+            continue
+        tok = str(item).strip().strip("'\"")
+        if tok in ("0", "1", "2") and not isinstance(item, bool):
+            ops.append(Op(CODE_TO_TYPE[int(tok)]))
+        elif tok and tok[0].upper() in OP_TYPES and (len(tok) == 1 or tok[1:].lstrip().startswith("(")):
+            sub = _from_text(tok)
+            ops.append(sub[0])
         else:
             raise ArchError(
-                f"unknown layer code {tok!r} at position {i} in {original!r}; use 0 (convolution), 1 (attention), 2 (feed-forward)"
+                f"unknown layer code {str(item)!r} at position {i} in {original!r}; use 0 (convolution), 1 (attention), "
+                "2 (feed-forward) or C, A, F, I"
             )
-    return "".join(out)
+    return Arch(ops)
 
 
-def to_codes(arch: str) -> list[int]:
-    """Canonical string -> the official integer list."""
-    return [TYPE_TO_CODE[t] for t in arch]
+def _ops(arch) -> Arch:
+    return arch if isinstance(arch, Arch) else Arch.parse(arch)
 
 
-def type_counts(arch: str) -> dict[str, int]:
-    return {t: arch.count(t) for t in LAYER_TYPES}
+def _op(x) -> Op:
+    if isinstance(x, Op):
+        return x
+    if isinstance(x, str) and len(x) == 1 and x.upper() in OP_TYPES:
+        return Op(x.upper())
+    ops = Arch.parse(x)
+    if len(ops) != 1:
+        raise ArchError(f"{x!r} is not one op")
+    return ops[0]
 
 
-def pairs(arch: str) -> list[str]:
+def to_codes(arch) -> list[int] | None:
+    """Canonical arch -> the official integer list (None when a slot is ``I`` or has settings)."""
+    arch = _ops(arch)
+    if arch.has_settings or "I" in arch.types:
+        return None
+    return [TYPE_TO_CODE[t] for t in arch.types]
+
+
+def type_counts(arch) -> dict[str, int]:
+    return _ops(arch).counts()
+
+
+def attention_slots(arch) -> list[int]:
+    """The slot index of each A slot: ``outputs.attentions[k]`` belongs to slot ``attention_slots(arch)[k]``."""
+    return [i for i, op in enumerate(_ops(arch)) if op.type == "A"]
+
+
+def pairs(arch) -> list[str]:
     """Slots grouped in pairs as the official code does (``layer_i`` = slots 2i, 2i+1)."""
-    return [arch[i : i + 2] for i in range(0, len(arch), 2)]
+    arch = _ops(arch)
+    tokens = [str(op) for op in arch]
+    sep = "" if not arch.has_settings else " "
+    return [sep.join(tokens[i : i + 2]) for i in range(0, len(tokens), 2)]
 
 
 # ----------------------------------------------------------------------------- counting
 
 
-def sublayer_params(layer_type: str, size: SizeConfig) -> int:
-    """Exact parameters of one sub-layer, LayerNorm included (REFERENCE.md section 5)."""
+def sublayer_params(op, size: SizeConfig) -> int:
+    """Exact parameters of one sub-layer (an :class:`Op` or a type letter), LayerNorm included.
+
+    At the small size: C 275,236, A 263,680, F 526,080 (the official code's counts)."""
+    op = _op(op).resolve(size)
     H = size.hidden_size
     dense = H * H + H
     ln = 2 * H
-    if layer_type == "A":
-        return 4 * dense + ln  # Q, K, V, output
-    if layer_type == "F":
-        return (H * size.intermediate_size + size.intermediate_size) + (size.intermediate_size * H + H) + ln
-    if layer_type == "C":
-        K, N = size.conv_kernel_size, size.conv_heads
+    if op.type == "A":
+        return 4 * dense + ln  # Q, K, V, output (the head count does not change the weights)
+    if op.type == "F":
+        return (H * op.ffn + op.ffn) + (op.ffn * H + H) + ln
+    if op.type == "C":
+        K, N = op.kernel, op.heads
         gate = 2 * dense  # linear + gate
         depthwise = K * H  # no bias
         pointwise = dense
         kernel_gen = H * N * K + N * K
         return gate + depthwise + pointwise + kernel_gen + dense + ln
-    raise ArchError(f"unknown layer type {layer_type!r}")
+    return 0  # I
 
 
 def embedding_params(size: SizeConfig) -> int:
@@ -302,9 +546,9 @@ def mlm_head_params(size: SizeConfig) -> int:
     return H * E + E + 2 * E + size.vocab_size
 
 
-def count_params(arch: str, size: SizeConfig, head: str | None = None) -> int:
+def count_params(arch, size: SizeConfig, head: str | None = None) -> int:
     """Parameters of the backbone (embeddings + encoder); ``head='mlm'`` adds the MLM head."""
-    n = embedding_params(size) + sum(sublayer_params(t, size) for t in arch)
+    n = embedding_params(size) + (sum(sublayer_params(op, size) for op in _ops(arch)) if len(arch) else 0)
     if head == "mlm":
         n += mlm_head_params(size)
     elif head is not None:
@@ -312,41 +556,45 @@ def count_params(arch: str, size: SizeConfig, head: str | None = None) -> int:
     return n
 
 
-def sublayer_macs(layer_type: str, size: SizeConfig, seq_len: int) -> int:
+def sublayer_macs(op, size: SizeConfig, seq_len: int) -> int:
     """Multiply-accumulates per token of one sub-layer at sequence length ``seq_len``."""
+    op = _op(op).resolve(size)
     H = size.hidden_size
-    if layer_type == "A":
+    if op.type == "A":
         return 4 * H * H + 2 * seq_len * H  # projections + scores + weighted sum
-    if layer_type == "F":
-        return 2 * H * size.intermediate_size
-    if layer_type == "C":
-        K, N = size.conv_kernel_size, size.conv_heads
+    if op.type == "F":
+        return 2 * H * op.ffn
+    if op.type == "C":
+        K, N = op.kernel, op.heads
         return 4 * H * H + 2 * K * H + N * K * H  # gate+linear, pointwise, output; depthwise, dynamic conv; kernel generator
-    raise ArchError(f"unknown layer type {layer_type!r}")
+    return 0  # I
 
 
-def count_macs(arch: str, size: SizeConfig, seq_len: int = 128, include_embedding: bool = True) -> int:
+def count_macs(arch, size: SizeConfig, seq_len: int = 128, include_embedding: bool = True) -> int:
     """Multiply-accumulates per token of the backbone (encoder, plus the E->H projection)."""
-    n = sum(sublayer_macs(t, size, seq_len) for t in arch)
+    n = sum(sublayer_macs(op, size, seq_len) for op in _ops(arch)) if len(arch) else 0
     if include_embedding and size.embedding_size != size.hidden_size:
         n += size.embedding_size * size.hidden_size
     return n
 
 
-def arch_info(arch_spec: str, size: str | SizeConfig = "small", seq_len: int = 128) -> dict:
+def arch_info(arch_spec, size: str | SizeConfig = "small", seq_len: int = 128) -> dict:
     """Everything ``lvbert arch info`` prints, as a JSON-able dict."""
     size_cfg = get_size(size)
-    arch = parse_arch(arch_spec, num_slots=None if _is_literal(arch_spec) else size_cfg.num_slots)
+    arch = Arch.parse(arch_spec, num_slots=None if _is_literal(arch_spec) else size_cfg.num_slots)
     if len(arch) != size_cfg.num_slots:
         size_cfg = size_cfg.replace(num_slots=len(arch))
     if seq_len <= 0:
         raise LvBertError(f"--seq-len must be positive, got {seq_len}")
+    arch = arch.normalized(size_cfg)  # also checks heads against the hidden size
     return {
-        "arch": arch,
+        "arch": str(arch),
         "codes": to_codes(arch),
+        "slots": [op.resolve(size_cfg).to_json() for op in arch],
         "size": size if isinstance(size, str) else "custom",
         "num_slots": len(arch),
-        "counts": type_counts(arch),
+        "counts": arch.counts(),
+        "type_names": {t: TYPE_NAMES[t] for t in arch.counts()},
         "params": count_params(arch, size_cfg),
         "params_with_mlm_head": count_params(arch, size_cfg, head="mlm"),
         "seq_len": seq_len,
@@ -359,18 +607,10 @@ def _is_literal(spec) -> bool:
     """True when ``spec`` spells out its slots (so its length decides the slot count)."""
     if not isinstance(spec, str):
         return True
-    return _from_name_safe(spec) is None
+    return spec.strip().lower().partition(":")[0] not in _NAMES
 
 
-def _from_name_safe(spec: str) -> str | None:
-    name = spec.strip().lower().partition(":")[0]
-    return name if name in ("lv-bert-small", "lvbert-small", "bert", "electra", "dynamicconv", "sandwich", "random") else None
-
-
-def strip_diagram(arch: str) -> str:
-    """A one-line text picture: ``C C A F | F A C F | ...`` grouped by pair."""
-    return " ".join(pairs(arch))
-
-
-def iter_archs(specs: Iterable[str], num_slots: int | None = None) -> list[str]:
-    return [parse_arch(s, num_slots) for s in specs]
+def strip_diagram(arch) -> str:
+    """A one-line text picture grouped by pair: ``CC AF FA ...`` (``C(kernel=5) A | F I`` with settings)."""
+    arch = _ops(arch)
+    return (" | " if arch.has_settings else " ").join(pairs(arch))

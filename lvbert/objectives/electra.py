@@ -14,12 +14,19 @@ from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM, LvBertForPre
 from lvbert.objectives.mlm import evaluate_mlm, masked_accuracy
 
 def generator_config(disc: LvBertConfig, hidden_size: int) -> LvBertConfig:
-    """The generator: same layer list and embeddings, hidden ``hidden_size``, heads and FFN scaled."""
+    """The generator: same layer list and embeddings, hidden ``hidden_size``, heads and FFN scaled.
+
+    Per-slot settings are scaled with the width too: a slot keeps its type (and a C slot its
+    kernel size), while its heads and FFN width are the generator's own (hidden/64, 4 x hidden)."""
+    from lvbert.arch import Arch, Op
+
     cfg = disc.to_dict()
     for key in ("architectures", "model_type", "transformers_version", "dtype", "torch_dtype", "allowed_types"):
         cfg.pop(key, None)
     heads = max(1, hidden_size // 64)
+    kernel_of = {i: op.kernel for i, op in enumerate(disc.ops) if op.type == "C"}
     cfg.update(
+        arch=str(Arch(Op(op.type, kernel=kernel_of[i]) if op.type == "C" else Op(op.type) for i, op in enumerate(disc.ops))),
         hidden_size=hidden_size,
         num_attention_heads=heads,
         conv_heads=heads,

@@ -1,33 +1,34 @@
-"""Fine-tune a pre-trained LV-BERT model on a GLUE, demo or file task (the official recipe by default).
+"""Recipe: fine-tune a pre-trained LV-BERT model on a GLUE, demo or file task (the official recipe by default).
 
-Recipe (REFERENCE.md section 8): token-0 head with dropout 0.1, AdamW with
-layer-wise LR decay 0.8 per pair of slots, LR 3e-4 for hidden size <= 384 (small,
-medium) else 1e-4 (base), batch 32, 3 epochs (10 for RTE and STS-B), 10% linear
-warm-up then linear decay, weight decay 0.01; MRPC, QQP and STS-B also train on
-the swapped sentence order. The dev set is scored after every epoch and the
-best epoch's model is kept.
+Recipe (the official LV-BERT / ELECTRA fine-tuning): token-0 head with dropout 0.1, AdamW
+with layer-wise LR decay 0.8 per pair of slots, LR 3e-4 for hidden size <= 384 (small,
+medium) else 1e-4 (base), batch 32, 3 epochs (10 for RTE and STS-B), 10% linear warm-up
+then linear decay, weight decay 0.01; MRPC, QQP and STS-B also train on the swapped
+sentence order. The dev set is scored after every epoch and the best epoch is kept.
 
-Flat stages: resolve the config, read and check every input (nothing is
-written before that), then per seed train with the one loop, and finally move
-the staged output directory into place:
+Flat stages: resolve the config, read and check every input (nothing is written before
+that), then per seed train with the one loop, and finally move the staged output folder
+into place. The components come from :mod:`lvbert.tasks` (reading, encoding, prediction)
+and :mod:`lvbert.model_dir` (loading the model folder):
 
     OUT/config.json, model.safetensors, tokenizer files   best checkpoint over all seeds
     OUT/results.json                                      config, per-seed results, median/min/max
 
-``task="glue"`` runs every GLUE task found under ``data_dir`` into ``OUT/<task>``
-and writes ``OUT/results.json`` with one table.
+Resume works per seed: finished seeds are kept in the hidden folder ``.OUT.partial`` beside
+``OUT`` (with the best model so far); ``--resume`` re-runs only the seeds that did not finish.
+
+``task="glue"`` runs every GLUE task found under ``data_dir`` into ``OUT/<task>`` and writes
+``OUT/results.json`` with one table.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import json
 import math
 import re
 import shutil
 import statistics
-import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,42 +36,54 @@ from pathlib import Path
 import torch
 
 from lvbert.errors import LvBertError
+from lvbert.model_dir import load_classifier, load_model_config, load_tokenizer, save_model_dir
 from lvbert.objectives import classification_objective
-from lvbert.tasks import DEMO_TASKS, Example, Task, demo_data_dir, get_task, glue_tasks_in
+from lvbert.recipes.options import option
+from lvbert.tasks import DEMO_TASKS, Task, demo_data_dir, get_task, glue_tasks_in
+from lvbert.tasks.encoding import encode_task, evaluate_splits, train_batches, warn
 from lvbert.training.distributed import pick_device
 from lvbert.training.loop import LoopConfig, train_loop
 from lvbert.training.optim import build_optimizer, linear_schedule
-from lvbert.utils import atomic_write_json
-
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json")
-
-
-def warn(message: str) -> None:
-    print(f"lvbert: warning: {message}", file=sys.stderr)
-
+from lvbert.utils import atomic_write_json, check_out_dir, fix_permissions, remove_stale_staging, replace_dir
 
 # ============================================================================ configuration
 
 
 @dataclass
 class FinetuneConfig:
-    """Fine-tuning hyper-parameters; ``None`` fields are resolved per task and model by :meth:`resolve`."""
+    """Everything ``lvbert finetune`` takes; ``None`` hyper-parameters are resolved per task and model by :meth:`resolve`."""
 
-    lr: float | None = None  # None: 3e-4 for hidden size <= 384 (small, medium), else 1e-4 (base)
-    layer_decay: float | None = 0.8  # LR factor per pair of slots going down; None: no decay
-    batch_size: int = 32
-    epochs: int | None = None  # None: the task's default (3; 10 for RTE and STS-B)
-    warmup: float = 0.1  # fraction of the steps with linear warm-up
-    weight_decay: float = 0.01
-    max_seq_len: int | None = None  # longer inputs are truncated (with a warning); None: 128 capped at the model's positions
-    seeds: int = 1  # runs with seeds seed, seed+1, ...; the report gives median, min and max
-    seed: int = 0
-    bf16: bool = False  # bfloat16 autocast for training and evaluation
-    both_orders: bool | None = None  # also train on swapped sentence pairs; None: the task's default
-    eval_batch_size: int = 128
-    max_steps: int | None = None  # cap on optimizer steps per run (quick checks); None: epochs decide
-    progress: bool = True
-    device: str = "auto"  # auto (CUDA when available), cpu, cuda
+    model: str = option("model folder (Hugging Face files + tokenizer): a pre-trained or fine-tuned lvbert model",
+                        default=None)  # fmt: skip
+    task: str = option("a GLUE task (cola sst2 mrpc stsb qqp mnli qnli rte wnli), glue, a demo task (polarity "
+                       "uncertainty bbc-topic), or your own name with --text-column for CSV/TSV/JSONL files",
+                       default=None)  # fmt: skip
+    data_dir: str | None = option("the task's folder (e.g. glue/SST-2), the GLUE root for --task glue; demo tasks "
+                                  "default to the demo cache", default=None)  # fmt: skip
+    out: str = option("output folder: the best model, its tokenizer, results.json", default=None)
+    lr: float | None = option("peak learning rate (default 3e-4 for hidden <= 384, else 1e-4)", default=None)
+    layer_decay: float | None = option("LR factor per pair of slots going down (1 or none: off)", default=0.8)
+    batch_size: int = option("training batch size", default=32)
+    epochs: int | None = option("epochs (default: the task's, 3; 10 for RTE and STS-B)", default=None)
+    warmup: float = option("warm-up fraction of the steps", default=0.1)
+    weight_decay: float = option("AdamW weight decay", default=0.01)
+    max_seq_len: int | None = option("longer inputs are truncated with a warning (default 128, capped at the "
+                                     "model's positions)", default=None)  # fmt: skip
+    seeds: int = option("runs with seeds --seed, --seed+1, ...; reports median, min, max", default=1)
+    seed: int = option("first seed", default=0)
+    bf16: bool = option("bfloat16 autocast for training and evaluation", default=False)
+    both_orders: bool | None = option("also train on swapped sentence pairs (default: on for MRPC, QQP, STS-B)",
+                                      default=None)  # fmt: skip
+    eval_batch_size: int = option("evaluation batch size", default=128)
+    max_steps: int | None = option("stop each run after this many steps (quick checks)", default=None)
+    progress: bool = option("progress bar", default=True)
+    device: str = option("auto (CUDA when available), cpu, cuda or cuda:N", default="auto")
+    text_column: str | None = option("file tasks: column (or JSON key) with the text", default=None)
+    text_pair_column: str | None = option("file tasks: column with the second text of a pair", default=None)
+    label_column: str | None = option("file tasks: column with the label (default 'label')", default=None)
+    labels: list[str] | None = option("file tasks: class names in id order (default: the train labels, sorted)",
+                                      default=None)  # fmt: skip
+    regression: bool = option("file tasks: the label is a real number", default=False)
 
     def __post_init__(self) -> None:
         positive = {"batch_size": self.batch_size, "max_seq_len": self.max_seq_len or 1, "seeds": self.seeds,
@@ -86,21 +99,35 @@ class FinetuneConfig:
             raise LvBertError(f"--lr must be positive, got {self.lr}")
         if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
             raise LvBertError(f"--layer-decay must be in (0, 1], got {self.layer_decay}")
+        if self.layer_decay == 1:
+            self.layer_decay = None  # a factor of 1 per pair is no decay
         if not 0 <= self.warmup < 1:
             raise LvBertError(f"--warmup is a fraction of the steps in [0, 1), got {self.warmup}")
         if self.weight_decay < 0:
             raise LvBertError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if self.labels is not None:
+            self.labels = [str(x).strip() for x in self.labels]
         check_device(self.device)
+
+    def check_required(self) -> None:
+        for name in ("model", "task", "out"):
+            if not getattr(self, name):
+                raise LvBertError(f"--{name.replace('_', '-')} is required")
+
+    def hyper_parameters(self) -> dict:
+        """The training settings (what ``results.json`` records as ``config``)."""
+        skip = {"model", "task", "data_dir", "out", "text_column", "text_pair_column", "label_column", "labels",
+                "regression"}  # fmt: skip
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
     def resolve(self, task: Task, hidden_size: int, max_positions: int) -> "FinetuneConfig":
         """Fill the per-task and per-model defaults (a copy; ``self`` is unchanged)."""
-        max_seq_len = resolve_max_seq_len(self.max_seq_len, max_positions)
         return dataclasses.replace(
             self,
             lr=self.lr if self.lr is not None else (3e-4 if hidden_size <= 384 else 1e-4),
             epochs=self.epochs if self.epochs is not None else task.epochs,
             both_orders=task.both_orders if self.both_orders is None else self.both_orders,
-            max_seq_len=max_seq_len,
+            max_seq_len=resolve_max_seq_len(self.max_seq_len, max_positions),
         )
 
 
@@ -121,234 +148,17 @@ def resolve_max_seq_len(requested: int | None, max_positions: int) -> int:
     return requested
 
 
-# ============================================================================ model and tokenizer
-
-
-@contextlib.contextmanager
-def quiet_transformers():
-    """Silence transformers' loading chatter (we report what matters ourselves)."""
-    from transformers.utils import logging as hf_logging
-
-    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
-def load_model_config(model_dir: str | Path):
-    """The model directory's config; it must be an lvbert model."""
-    import lvbert  # noqa: F401  (registers the Auto classes)
-    from transformers import AutoConfig
-
-    model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise LvBertError(f"{model_dir} is not a model directory (no config.json); give a pre-trained or fine-tuned lvbert model")
-    with quiet_transformers():
-        config = AutoConfig.from_pretrained(model_dir, local_files_only=True)
-    if config.model_type != "lvbert":
-        raise LvBertError(f"{model_dir} holds a {config.model_type!r} model; fine-tuning needs an lvbert model")
-    if getattr(config, "allowed_types", None) is not None or "LvBertSupernet" in (config.architectures or []):
-        raise LvBertError(
-            f"{model_dir} is a supernet (every slot holds several layer types), not one model; take an arch out of it "
-            f"first: lvbert supernet extract --supernet {model_dir} --arch ARCH --out DIR"
-        )
-    return config
-
-
-def load_tokenizer(model_dir: str | Path, vocab_size: int):
-    """The tokenizer saved next to the model; its vocabulary must fit the model's."""
-    from lvbert.data.tokenizer import check_tokenizer_matches
-    from lvbert.data.tokenizer import load_tokenizer as load_tokenizer_dir
-
-    model_dir = Path(model_dir)
-    if not any((model_dir / f).is_file() for f in TOKENIZER_FILES):
-        raise LvBertError(
-            f"{model_dir} has no tokenizer ({' / '.join(TOKENIZER_FILES)}); save the tokenizer next to the model"
-        )
-    with quiet_transformers():
-        tokenizer = load_tokenizer_dir(model_dir)
-    check_tokenizer_matches(tokenizer, vocab_size)
-    return tokenizer
-
-
-def load_classifier(model_dir: str | Path, task: Task, seed: int, labels: tuple[str, ...] | None = None):
-    """The model with a sequence-classification head for ``task``; the new head is initialised from ``seed``."""
-    from transformers import AutoModelForSequenceClassification
-
-    labels = labels if labels is not None else task.labels
-    kwargs = {"num_labels": 1, "problem_type": "regression"}
-    if labels is not None:
-        kwargs = {
-            "num_labels": len(labels),
-            "problem_type": "single_label_classification",
-            "id2label": dict(enumerate(labels)),
-            "label2id": {name: i for i, name in enumerate(labels)},
-        }
-    with torch.random.fork_rng(devices=[]), quiet_transformers():
-        torch.manual_seed(seed)  # the head's initialisation, without touching the caller's RNG
-        model, info = AutoModelForSequenceClassification.from_pretrained(
-            model_dir, local_files_only=True, ignore_mismatched_sizes=True, output_loading_info=True, **kwargs
-        )
-    backbone_missing = [k for k in info.get("missing_keys", []) if not k.startswith("classifier.")]
-    if backbone_missing:  # training them from random would silently waste the run
-        raise LvBertError(f"{model_dir} lacks {len(backbone_missing)} backbone weight(s) (e.g. {backbone_missing[0]}); "
-                          "give a pre-trained lvbert model folder")  # fmt: skip
-    return model
-
-
-# ============================================================================ data
-
-
-@dataclass
-class Encoded:
-    """Token ids of one split, ready for batching."""
-
-    input_ids: list[list[int]]
-    token_type_ids: list[list[int]]
-    labels: list | None  # class ids or floats; None for unlabelled test splits
-    index: list[str]
-
-
-def encode(tokenizer, examples: list[Example], max_len: int, where: str, swap: bool = False) -> Encoded:
-    """Tokenise ``[CLS] text [SEP] (pair [SEP])``; inputs longer than ``max_len`` are truncated with a warning.
-
-    ``swap`` encodes (pair, text) instead of (text, pair).
-    """
-    first = [ex.text for ex in examples]
-    second = [ex.text_pair for ex in examples] if examples[0].text_pair is not None else None
-    if swap and second is not None:
-        first, second = second, first
-    full = tokenizer(first, second, truncation=False, verbose=False)
-    ids, types = full["input_ids"], full.get("token_type_ids")
-    if types is None:
-        types = [[0] * len(x) for x in ids]
-    long = [i for i, x in enumerate(ids) if len(x) > max_len]
-    if long:
-        warn(f"{where}: {len(long)} of {len(ids)} inputs are longer than {max_len} tokens and were truncated "
-             f"(longest {max(len(ids[i]) for i in long)})")  # fmt: skip
-        cut = tokenizer([first[i] for i in long], None if second is None else [second[i] for i in long],
-                        truncation=True, max_length=max_len)  # fmt: skip
-        cut_types = cut.get("token_type_ids") or [[0] * len(x) for x in cut["input_ids"]]
-        for j, i in enumerate(long):
-            ids[i], types[i] = cut["input_ids"][j], cut_types[j]
-    return Encoded(ids, types, None, [ex.index for ex in examples])
-
-
-def collate(enc: Encoded, rows: list[int], pad_id: int) -> dict[str, torch.Tensor]:
-    """Pad the given rows to the longest of them: input_ids, token_type_ids, attention_mask [B, T] (+ labels [B])."""
-    width = max(len(enc.input_ids[i]) for i in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    types = torch.zeros((len(rows), width), dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for b, i in enumerate(rows):
-        n = len(enc.input_ids[i])
-        ids[b, :n] = torch.tensor(enc.input_ids[i])
-        types[b, :n] = torch.tensor(enc.token_type_ids[i])
-        mask[b, :n] = 1
-    batch = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
-    if enc.labels is not None:
-        values = [enc.labels[i] for i in rows]
-        batch["labels"] = torch.tensor(values, dtype=torch.float if isinstance(values[0], float) else torch.long)
-    return batch
-
-
-def train_batches(enc: Encoded, batch_size: int, epochs: int, seed: int, pad_id: int):
-    """Shuffled batches for ``epochs`` epochs (the last batch of an epoch may be smaller)."""
-    gen = torch.Generator().manual_seed(seed)
-    n = len(enc.input_ids)
-    for _ in range(epochs):
-        order = torch.randperm(n, generator=gen).tolist()
-        for start in range(0, n, batch_size):
-            yield collate(enc, order[start : start + batch_size], pad_id)
-
-
-def concat(a: Encoded, b: Encoded) -> Encoded:
-    return Encoded(a.input_ids + b.input_ids, a.token_type_ids + b.token_type_ids,
-                   None if a.labels is None else a.labels + b.labels, a.index + b.index)  # fmt: skip
-
-
-# ============================================================================ objective and evaluation
-
-
-@torch.no_grad()
-def predict_logits(model, enc: Encoded, batch_size: int, pad_id: int, bf16: bool = False) -> torch.Tensor:
-    """Logits [N, num_labels] (float32, CPU) in the split's order; the model is left in eval mode."""
-    model.eval()
-    device = next(model.parameters()).device
-    # Batches of similar length waste less padding; results are put back in file order.
-    order = sorted(range(len(enc.input_ids)), key=lambda i: len(enc.input_ids[i]))
-    out = torch.empty(len(order), model.config.num_labels)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        batch = {k: v.to(device) for k, v in collate(enc, rows, pad_id).items() if k != "labels"}
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(**batch).logits
-        out[rows] = logits.float().cpu()
-    return out
-
-
-def logits_to_predictions(task: Task, logits: torch.Tensor) -> list:
-    """Class ids (argmax) or real values (regression)."""
-    return logits[:, 0].tolist() if task.is_regression else logits.argmax(-1).tolist()
-
-
-def evaluate_splits(model, task: Task, dev: dict[str, Encoded], cfg: FinetuneConfig, pad_id: int) -> dict:
-    """{split: {metric: value}} over the task's dev splits."""
-    results = {}
-    for split, enc in dev.items():
-        preds = logits_to_predictions(task, predict_logits(model, enc, cfg.eval_batch_size, pad_id, cfg.bf16))
-        results[split] = task.evaluate(preds, enc.labels)
-    return results
-
-
-# ============================================================================ one task
-
-
-def read_task_data(task: Task, data_dir: Path, tokenizer, cfg: FinetuneConfig) -> tuple[Encoded, dict[str, Encoded]]:
-    """Read, check and encode the train split (both orders if asked) and the dev splits."""
-    train_ex = task.read(data_dir, "train")
-    train = encode(tokenizer, train_ex, cfg.max_seq_len, f"{task.name} train")
-    train.labels = task.label_ids(train_ex, f"{task.name} train")
-    if cfg.both_orders and task.is_pair:
-        swapped = encode(tokenizer, train_ex, cfg.max_seq_len, f"{task.name} train (swapped)", swap=True)
-        swapped.labels = train.labels
-        train = concat(train, swapped)
-    dev = {}
-    for split in task.dev_splits:
-        ex = task.read(data_dir, split)
-        dev[split] = encode(tokenizer, ex, cfg.max_seq_len, f"{task.name} {split}")
-        dev[split].labels = task.label_ids(ex, f"{task.name} {split}")
-    return train, dev
-
-
-def save_model(model, tokenizer, dest: Path) -> None:
-    """Save model + tokenizer into ``dest`` via a temporary sibling folder and a rename."""
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.tmp"))
-    try:
-        with quiet_transformers():
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+# ============================================================================ one seed
 
 
 def _train_one_seed(task, model_dir, tokenizer, train, dev, cfg, seed, stage: Path, best: dict) -> dict:
     """Fine-tune once; saves the model into ``stage / "best"`` whenever it beats ``best["score"]``."""
     pad_id = tokenizer.pad_token_id or 0
-    steps_per_epoch = math.ceil(len(train.input_ids) / cfg.batch_size)
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
-    model = load_classifier(model_dir, task, seed)
+    model = load_classifier(model_dir, task.labels, seed)
     model.to(pick_device(cfg.device))  # the loop trains where the model is
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, layer_decay=cfg.layer_decay, num_slots=model.config.num_slots)
     scheduler = linear_schedule(optimizer, round(cfg.warmup * total), total)
@@ -356,18 +166,17 @@ def _train_one_seed(task, model_dir, tokenizer, train, dev, cfg, seed, stage: Pa
 
     def evaluate(model, step: int) -> dict:
         t0 = time.perf_counter()
-        results = evaluate_splits(model, task, dev, cfg, pad_id)
+        results = evaluate_splits(model, task, dev, cfg.eval_batch_size, pad_id, cfg.bf16)
         score = task.score(results)
         if best.get("score") is None or score > best["score"]:
             best.update(score=score, seed=seed, step=step)
-            save_model(model, tokenizer, stage / "best")
+            save_model_dir(model, tokenizer, stage / "best")
         history.append({"step": step, "epoch": round(step / steps_per_epoch, 3), "score": score, "dev": results,
                         "eval_seconds": round(time.perf_counter() - t0, 3)})  # fmt: skip
         return {f"{s}/{m}": v for s, r in results.items() for m, v in r.items()} | {"score": score}
 
-    log_dir = stage / "logs" / f"seed{seed}"
     loop_cfg = LoopConfig(
-        out_dir=str(log_dir),
+        out_dir=str(stage / "logs" / f"seed{seed}"),
         max_steps=total,
         bf16=cfg.bf16,
         eval_every=steps_per_epoch,
@@ -395,7 +204,7 @@ def _train_one_seed(task, model_dir, tokenizer, train, dev, cfg, seed, stage: Pa
         "dev": top["dev"],
         "history": history,
         "steps": total,
-        "train_examples_per_second": round(_examples_seen(len(train.input_ids), cfg.batch_size, total) / max(seconds, 1e-9), 2),
+        "train_examples_per_second": round(_examples_seen(len(train), cfg.batch_size, total) / max(seconds, 1e-9), 2),
     }
 
 
@@ -422,62 +231,78 @@ def summarise(runs: list[dict]) -> dict:
     return out
 
 
-def _replace_dir(stage: Path, out: Path) -> None:
-    """Move the finished staging folder to ``out`` (an older result there is replaced)."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{time.time_ns()}")
-        out.rename(old)
-    stage.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+# ============================================================================ one task
 
 
 def _check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise LvBertError(f"--out {out} exists and is not a directory")
+    check_out_dir(out)
     if out.is_dir() and any(out.iterdir()) and not (out / "results.json").is_file():
         raise LvBertError(f"--out {out} is a non-empty directory without an earlier results.json; choose a new folder")
 
 
-def finetune_task(model_dir, task: Task, data_dir, out, cfg: FinetuneConfig, model_config, tokenizer) -> dict:
+def partial_dir(out: Path) -> Path:
+    """Where the finished seeds of an unfinished fine-tuning wait (kept for ``--resume``)."""
+    return out.parent / f".{out.name}.partial"
+
+
+def finetune_task(model_dir, task: Task, data_dir, out, cfg: FinetuneConfig, model_config, tokenizer,
+                  resume: bool = False) -> dict:  # fmt: skip
     """Fine-tune one task (``cfg.seeds`` runs) and write ``out``. Returns the results dict."""
     out, data_dir = Path(out), Path(data_dir)
     _check_out(out)
     cfg = cfg.resolve(task, model_config.hidden_size, model_config.max_position_embeddings)
-    train, dev = read_task_data(task, data_dir, tokenizer, cfg)  # every input error surfaces here
-    print(f"finetune {task.name}: {len(train.input_ids)} train, "
-          + ", ".join(f"{len(e.input_ids)} {s}" for s, e in dev.items())
-          + f"; {dataclasses.asdict(cfg)}")  # fmt: skip
+    train, dev = encode_task(task, data_dir, tokenizer, cfg.max_seq_len, cfg.both_orders)  # every input error surfaces here
+    print(f"finetune {task.name}: {len(train)} train, " + ", ".join(f"{len(e)} {s}" for s, e in dev.items())
+          + f"; {cfg.hyper_parameters()}")  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp"))
-    try:
-        best: dict = {}
-        runs = [
-            _train_one_seed(task, model_dir, tokenizer, train, dev, cfg, cfg.seed + k, stage, best)
-            for k in range(cfg.seeds)
-        ]
-        results = {
-            "task": task.to_dict(),
-            "model": str(model_dir),
-            "data_dir": str(data_dir),
-            "config": dataclasses.asdict(cfg),
-            "num_train": len(train.input_ids),
-            "num_dev": {s: len(e.input_ids) for s, e in dev.items()},
-            "best_seed": best["seed"],
-            "best_step": best["step"],
-            "summary": summarise(runs),
-            "runs": runs,
-        }
-        for f in (stage / "best").iterdir():  # the best checkpoint at the top of OUT
-            f.rename(stage / f.name)
-        (stage / "best").rmdir()
-        atomic_write_json(stage / "results.json", results)
-        _replace_dir(stage, out)
-    except BaseException:
+    remove_stale_staging(out)
+    stage = partial_dir(out)
+    settings = {"model": str(model_dir), "data_dir": str(data_dir), "task": task.name, "config": cfg.hyper_parameters()}
+    done = _read_partial(stage, settings) if resume else None
+    if done is None:
         shutil.rmtree(stage, ignore_errors=True)
-        raise
+        stage.mkdir()
+        done = {"settings": settings, "runs": [], "best": {}}
+        atomic_write_json(stage / "progress.json", done)
+    elif done["runs"]:
+        print(f"resume: {len(done['runs'])} of {cfg.seeds} seed(s) already finished in {stage}")
+    best: dict = dict(done["best"])
+    runs = list(done["runs"])
+    for k in range(len(runs), cfg.seeds):
+        runs.append(_train_one_seed(task, model_dir, tokenizer, train, dev, cfg, cfg.seed + k, stage, best))
+        atomic_write_json(stage / "progress.json", {"settings": settings, "runs": runs, "best": best})
+    results = {
+        "task": task.to_dict(),
+        "model": str(model_dir),
+        "data_dir": str(data_dir),
+        "config": cfg.hyper_parameters(),
+        "num_train": len(train),
+        "num_dev": {s: len(e) for s, e in dev.items()},
+        "best_seed": best["seed"],
+        "best_step": best["step"],
+        "summary": summarise(runs),
+        "runs": runs,
+    }
+    for f in (stage / "best").iterdir():  # the best checkpoint at the top of OUT
+        f.rename(stage / f.name)
+    (stage / "best").rmdir()
+    (stage / "progress.json").unlink()
+    atomic_write_json(stage / "results.json", results)
+    fix_permissions(stage)
+    replace_dir(stage, out)
     return results
+
+
+def _read_partial(stage: Path, settings: dict) -> dict | None:
+    """The finished seeds in ``stage`` when they were run with the same settings, else None."""
+    try:
+        done = json.loads((stage / "progress.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if done.get("settings") != json.loads(json.dumps(settings)) or (done["runs"] and not (stage / "best").is_dir()):
+        warn(f"{stage} holds fine-tuning runs with other settings; starting again")
+        return None
+    return done
 
 
 # ============================================================================ tables
@@ -496,35 +321,50 @@ def format_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-# ============================================================================ entry point
+# ============================================================================ entry points
 
 
-def finetune(
-    model_dir: str | Path,
-    task: str,
-    data_dir: str | Path | None,
-    out: str | Path,
-    lr: float | None = None,
-    layer_decay: float | None = 0.8,
-    batch_size: int = 32,
-    epochs: int | None = None,
-    warmup: float = 0.1,
-    weight_decay: float = 0.01,
-    max_seq_len: int | None = None,
-    seeds: int = 1,
-    seed: int = 0,
-    bf16: bool = False,
-    both_orders: bool | None = None,
-    max_steps: int | None = None,
-    progress: bool = True,
-    device: str = "auto",
-    text_column: str | None = None,
-    text_pair_column: str | None = None,
-    label_column: str | None = None,
-    labels: list[str] | None = None,
-    regression: bool = False,
-) -> dict:
-    """Fine-tune ``model_dir`` on ``task`` (a GLUE name, ``glue``, a demo task or a file task).
+def run_finetune(cfg: FinetuneConfig, resume: bool = False) -> dict:
+    """Fine-tune as configured (see :class:`FinetuneConfig`); returns the results dict
+    (for ``glue``: ``{"tasks": {name: results}}``) and prints a table."""
+    cfg.check_required()
+    model_config = load_model_config(cfg.model)
+    tokenizer = load_tokenizer(cfg.model, model_config.vocab_size)
+    out = Path(cfg.out)
+    if cfg.task.strip().lower() == "glue":
+        if cfg.data_dir is None:
+            raise LvBertError("task glue needs --data-dir, the GLUE folder holding CoLA, SST-2, ...")
+        _check_out(out)
+        found = glue_tasks_in(cfg.data_dir)
+        for t, folder in found:  # check every task's files and labels before the first (long) run
+            for split in ("train", *t.dev_splits):
+                t.label_ids(t.read(folder, split), f"{t.name} {split}")
+        all_results = {}
+        for t, folder in found:
+            if resume and (out / t.name / "results.json").is_file():
+                all_results[t.name] = json.loads((out / t.name / "results.json").read_text(encoding="utf-8"))
+                continue
+            all_results[t.name] = finetune_task(cfg.model, t, folder, out / t.name, cfg, model_config, tokenizer, resume)
+        table = format_table(list(all_results.values()))
+        atomic_write_json(out / "results.json", {"tasks": all_results, "table": table.splitlines()})
+        print(table)
+        return {"tasks": all_results}
+    resolved = get_task(cfg.task, cfg.data_dir, text_column=cfg.text_column, text_pair_column=cfg.text_pair_column,
+                        label_column=cfg.label_column, labels=cfg.labels, regression=cfg.regression)  # fmt: skip
+    data_dir = cfg.data_dir
+    if data_dir is None:
+        if resolved.name in DEMO_TASKS:
+            data_dir = demo_data_dir(resolved.name)
+        else:
+            raise LvBertError(f"task {resolved.name} needs --data-dir (e.g. glue/{resolved.glue_dir})")
+    results = finetune_task(cfg.model, resolved, data_dir, out, cfg, model_config, tokenizer, resume)
+    print(format_table([results]))
+    return results
+
+
+def finetune(model_dir: str | Path, task: str, data_dir: str | Path | None, out: str | Path, resume: bool = False,
+             **options) -> dict:  # fmt: skip
+    """Fine-tune ``model_dir`` on ``task`` from Python: ``options`` are :class:`FinetuneConfig` fields.
 
     Args:
         model_dir: a pre-trained (or fine-tuned) lvbert model folder holding its tokenizer.
@@ -533,38 +373,7 @@ def finetune(
             ``data_dir`` is None), or any name with ``text_column`` for CSV/TSV/JSONL files.
         data_dir: the task's folder (``glue/SST-2``), or the GLUE root for ``glue``.
         out: output folder: best checkpoint + tokenizer + ``results.json``.
-        The other arguments are :class:`FinetuneConfig` fields and the file-task columns.
-
-    Returns the results dict (for ``glue``: ``{"tasks": {name: results}}``); prints a table.
     """
-    cfg = FinetuneConfig(lr=lr, layer_decay=layer_decay, batch_size=batch_size, epochs=epochs, warmup=warmup,
-                         weight_decay=weight_decay, max_seq_len=max_seq_len, seeds=seeds, seed=seed, bf16=bf16,
-                         both_orders=both_orders, max_steps=max_steps, progress=progress, device=device)  # fmt: skip
-    model_config = load_model_config(model_dir)
-    tokenizer = load_tokenizer(model_dir, model_config.vocab_size)
-    out = Path(out)
-    if task.strip().lower() == "glue":
-        if data_dir is None:
-            raise LvBertError("task glue needs --data-dir, the GLUE folder holding CoLA, SST-2, ...")
-        _check_out(out)
-        found = glue_tasks_in(data_dir)
-        for t, folder in found:  # check every task's files and labels before the first (long) run
-            for split in ("train", *t.dev_splits):
-                t.label_ids(t.read(folder, split), f"{t.name} {split}")
-        all_results = {}
-        for t, folder in found:
-            all_results[t.name] = finetune_task(model_dir, t, folder, out / t.name, cfg, model_config, tokenizer)
-        table = format_table(list(all_results.values()))
-        atomic_write_json(out / "results.json", {"tasks": all_results, "table": table.splitlines()})
-        print(table)
-        return {"tasks": all_results}
-    resolved = get_task(task, data_dir, text_column=text_column, text_pair_column=text_pair_column,
-                        label_column=label_column, labels=labels, regression=regression)  # fmt: skip
-    if data_dir is None:
-        if resolved.name in DEMO_TASKS:
-            data_dir = demo_data_dir(resolved.name)
-        else:
-            raise LvBertError(f"task {resolved.name} needs --data-dir (e.g. glue/{resolved.glue_dir})")
-    results = finetune_task(model_dir, resolved, data_dir, out, cfg, model_config, tokenizer)
-    print(format_table([results]))
-    return results
+    cfg = FinetuneConfig(model=str(model_dir), task=task, data_dir=None if data_dir is None else str(data_dir),
+                         out=str(out), **options)  # fmt: skip
+    return run_finetune(cfg, resume=resume)

@@ -97,9 +97,9 @@ def coerce(value, ftype: FieldType, name: str):
             return None
         raise LvBertError(f"--{name.replace('_', '-')} needs a value")
     if ftype.is_list:
-        items = value if isinstance(value, (list, tuple)) else [p for p in str(value).split(",")]
-        items = [p.strip() if isinstance(p, str) else p for p in items]
-        return [_scalar(p, ftype.base, name) for p in items if p != ""]
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        items = [q.strip() for p in items for q in (p.split(",") if isinstance(p, str) else [p])]
+        return [_scalar(p, ftype.base, name) for p in items if not (isinstance(p, str) and p.strip() == "")]
     return _scalar(value, ftype.base, name)
 
 

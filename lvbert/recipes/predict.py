@@ -1,4 +1,4 @@
-"""Predict a task's test split(s) with a fine-tuned model and write GLUE submission files.
+"""Recipe: predict a task's test split(s) with a fine-tuned model and write GLUE submission files.
 
 Each file is ``index<TAB>prediction`` with a header row: class names for the
 classification tasks (``0``/``1`` for CoLA, SST-2, MRPC, QQP and WNLI;
@@ -12,24 +12,52 @@ write ``<task>.tsv``. Every prediction is computed before the first file is writ
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from lvbert.errors import LvBertError
-from lvbert.recipes.finetune import (
-    check_device,
-    encode,
-    load_model_config,
-    load_tokenizer,
-    logits_to_predictions,
-    predict_logits,
-    quiet_transformers,
-    resolve_max_seq_len,
-    warn,
-)
+from lvbert.model_dir import load_model_config, load_tokenizer, quiet_transformers
+from lvbert.recipes.finetune import check_device, resolve_max_seq_len
+from lvbert.recipes.options import option
 from lvbert.tasks import DEMO_TASKS, GLUE_TASKS, Task, get_task, glue_tasks_in, read_examples
+from lvbert.tasks.encoding import encode, logits_to_predictions, predict_logits, warn
 from lvbert.tasks.glue import DIAGNOSTIC, DIAGNOSTIC_DIR, DIAGNOSTIC_FILE
 from lvbert.training.distributed import pick_device
 from lvbert.utils import atomic_write_text
+
+
+@dataclass
+class PredictConfig:
+    """Everything ``lvbert predict`` takes."""
+
+    model: str = option("fine-tuned model folder (lvbert finetune --out); for --task glue the folder holding "
+                        "<task>/ models", default=None)  # fmt: skip
+    task: str = option("a GLUE task, glue, a demo task, or a file task's name with --text-column", default=None)
+    data_dir: str | None = option("the task's folder (its test files), the GLUE root for --task glue; demo tasks "
+                                  "default to the demo cache", default=None)  # fmt: skip
+    out: str = option("folder for the submission files (other files in it are left alone)", default=None)
+    batch_size: int = option("sequences per forward pass", default=128)
+    max_seq_len: int | None = option("longer inputs are truncated with a warning (default 128, capped at the "
+                                     "model's positions)", default=None)  # fmt: skip
+    bf16: bool = option("bfloat16 autocast", default=False)
+    device: str = option("auto (CUDA when available), cpu, cuda or cuda:N", default="auto")
+    text_column: str | None = option("file tasks: column (or JSON key) with the text", default=None)
+    text_pair_column: str | None = option("file tasks: column with the second text of a pair", default=None)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or (self.max_seq_len is not None and self.max_seq_len < 1):
+            raise LvBertError("--batch-size and --max-seq-len must be at least 1")
+        check_device(self.device)
+
+
+def run_predict(cfg: PredictConfig) -> list[Path]:
+    """Write the submission files of ``cfg.task`` (see :func:`predict`)."""
+    for name in ("model", "task", "out"):
+        if not getattr(cfg, name):
+            raise LvBertError(f"--{name} is required")
+    return predict(cfg.model, cfg.task, cfg.data_dir, cfg.out, batch_size=cfg.batch_size, max_seq_len=cfg.max_seq_len,
+                   bf16=cfg.bf16, device=cfg.device, text_column=cfg.text_column,
+                   text_pair_column=cfg.text_pair_column)  # fmt: skip
 
 
 def _model_labels(config) -> tuple[str, ...] | None:

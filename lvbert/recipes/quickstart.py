@@ -14,52 +14,61 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from lvbert.arch import get_size, parse_arch
 from lvbert.errors import LvBertError
 from lvbert.utils import atomic_write_json, atomic_write_text
 
 
 @dataclass(frozen=True)
 class Profile:
-    """Budgets of one quickstart profile."""
+    """Budgets of one quickstart profile (keyword fields; every stage reads its own)."""
 
-    size: str
-    seq_len: int
-    vocab_size: int
-    supernet_steps: int
-    supernet_batch: int
-    population: int
-    generations: int
-    parents: int
-    mutations: int
-    crossovers: int
-    valid_sequences: int
-    pretrain_steps: int
-    pretrain_batch: int
-    finetune_epochs: int
-    lr: float
-    bf16: bool
     description: str
-    # Fine-tuning: None keeps the official recipe (LR 3e-4 small/medium, layer-wise decay 0.8
-    # per pair). The CPU profiles' tiny models are pre-trained for minutes only; with the decay
-    # their lower slots barely move in 1-2 epochs and polarity stays at chance (measured: 0.49),
-    # while without it 2 epochs reach 0.67.
-    finetune_lr: float | None = None
-    finetune_layer_decay: float | None = 0.8
+    size: str = "tiny"  # size preset of every model
+    num_slots: int | None = None  # slots of every model (None: the size's, 24)
+    seq_len: int = 64  # tokens per packed sequence
+    vocab_size: int = 4096  # WordPiece vocabulary trained on the demo corpus
+    # supernet (single-path MLM): steps x batch at lr with linear warm-up (steps/10 when None)
+    supernet_steps: int = 1000
+    supernet_batch: int = 32
+    supernet_warmup: int | None = None
+    # search, evolution and random with the same budget: population x generations candidates each
+    population: int = 16
+    generations: int = 4
+    parents: int = 4
+    mutations: int = 6
+    crossovers: int = 6
+    valid_sequences: int = 256  # fixed-mask validation sequences: the search fitness and every MLM accuracy
+    # pre-training of each chosen arch from scratch (MLM)
+    pretrain_steps: int = 600
+    pretrain_batch: int = 32
+    lr: float = 2e-3  # peak learning rate of the supernet and of pre-training
+    # fine-tuning: None keeps the official recipe (LR 3e-4 small/medium, layer-wise decay 0.8 per pair).
+    # The CPU profiles' tiny models are pre-trained for minutes only; with the decay their lower slots
+    # barely move in 1-2 epochs and polarity stays at chance (measured: 0.49), without it 2 epochs reach 0.67.
+    finetune_epochs: int = 2
+    finetune_lr: float | None = 1e-3
+    finetune_layer_decay: float | None = None
+    bf16: bool = False
 
 
 PROFILES = {
-    # ~10 minutes on 2 CPU cores: tiny models, short runs; numbers are a smoke test, not results.
-    "cpu-quick": Profile("tiny", 64, 4096, 400, 32, 8, 4, 3, 4, 4, 128, 400, 32, 2, 2e-3, False,
-                         "tiny size, ~10 minutes on 2 CPU cores", finetune_lr=1e-3, finetune_layer_decay=None),
+    # ~6 minutes on 2 quiet CPU cores (docs/quickstart.md): tiny models of 12 slots, the supernet trained well
+    # past the unigram plateau (it leaves it after ~400 steps at this size, docs/img/quickstart_plateau.png).
+    "cpu-quick": Profile("tiny size, 12 slots, ~6 minutes on 2 CPU cores", num_slots=12, supernet_steps=1600),
     # ~1 hour on 2 CPU cores: numbers worth reading at tiny scale.
-    "cpu": Profile("tiny", 128, 8192, 4000, 32, 16, 8, 4, 8, 8, 256, 3000, 32, 3, 1e-3, False,
-                   "tiny size, ~1 hour on 2 CPU cores", finetune_lr=1e-3, finetune_layer_decay=None),
+    "cpu": Profile("tiny size, ~1 hour on 2 CPU cores", seq_len=128, vocab_size=8192, supernet_steps=4000,
+                   population=16, generations=8, parents=4, mutations=8, crossovers=8, valid_sequences=512,
+                   pretrain_steps=3000, finetune_epochs=3, lr=1e-3),
     # ~30 minutes on one H100: the paper's small size on the demo corpus.
-    "gpu": Profile("small", 128, 30522, 6000, 128, 50, 20, 10, 25, 25, 256, 6000, 128, 3, 5e-4, True,
-                   "small size, ~30 minutes on one H100"),
+    "gpu": Profile("small size, ~30 minutes on one H100", size="small", seq_len=128, vocab_size=30522,
+                   supernet_steps=6000, supernet_batch=128, population=50, generations=20, parents=10, mutations=25,
+                   crossovers=25, valid_sequences=256, pretrain_steps=6000, pretrain_batch=128, lr=5e-4,
+                   finetune_epochs=3, finetune_lr=None, finetune_layer_decay=0.8, bf16=True),
     # seconds: every stage runs, nothing is learned (the end-to-end test uses it)
-    "smoke": Profile("tiny", 32, 300, 4, 8, 4, 2, 2, 2, 2, 16, 4, 8, 1, 2e-3, False, "seconds; a plumbing check",
-                     finetune_lr=1e-3, finetune_layer_decay=None),
+    "smoke": Profile("seconds; a plumbing check", seq_len=32, vocab_size=300, supernet_steps=4, supernet_batch=8,
+                     population=4, generations=2, parents=2, mutations=2, crossovers=2, valid_sequences=16,
+                     pretrain_steps=4, pretrain_batch=8, finetune_epochs=1),
 }
 
 STAGES = ("fetch", "tokenizer", "prepare", "supernet", "search", "pretrain", "finetune", "report")
@@ -144,10 +153,10 @@ def quickstart(profile: str = "cpu-quick", out: str | Path = "runs/quickstart", 
 
         run = out / "supernet"
         cfg = SupernetTrainConfig(
-            data=data, out=str(run), size=p.size, steps=p.supernet_steps, batch_size=p.supernet_batch, lr=p.lr,
-            bf16=p.bf16, save_every=max(100, p.supernet_steps // 4), eval_every=max(50, p.supernet_steps // 4),
-            eval_sequences=min(128, p.valid_sequences), device=device,
-        )
+            data=data, out=str(run), size=p.size, num_slots=p.num_slots, steps=p.supernet_steps, batch_size=p.supernet_batch, lr=p.lr,
+            warmup_steps=p.supernet_warmup, bf16=p.bf16, save_every=max(100, p.supernet_steps // 4),
+            eval_every=max(1, p.supernet_steps // 10), eval_sequences=p.valid_sequences, seed=0, device=device,
+        )  # every MLM accuracy of the report is on the same fixed-mask set: seed 0, valid_sequences
         train_supernet(cfg, resume=(run / RUN_CONFIG).exists())
         return {"supernet": str(run)}
 
@@ -160,7 +169,8 @@ def quickstart(profile: str = "cpu-quick", out: str | Path = "runs/quickstart", 
     searched = stage(5, "search", f"evolution vs random, {p.population * p.generations} evaluations each", search)
 
     # 6. pre-train the chosen architectures from scratch with identical budgets
-    candidates = {"searched": searched["evolution"]["arch"], "bert": "bert", "random-search": searched["random"]["arch"]}
+    bert = parse_arch("bert", num_slots=p.num_slots or get_size(p.size).num_slots)
+    candidates = {"searched": searched["evolution"]["arch"], "bert": bert, "random-search": searched["random"]["arch"]}
 
     def pretrain_all():
         return {"models": {name: pretrain_one(name, arch, data, out / "pretrain" / name, p, device)
@@ -188,7 +198,8 @@ def quickstart(profile: str = "cpu-quick", out: str | Path = "runs/quickstart", 
 
     # 8. report
     def report():
-        return write_report(out, profile, p, task, candidates, searched, pretrained, finetuned, log)
+        return write_report(out, profile, p, task, candidates, searched, pretrained, finetuned, log,
+                            task_dir=demo / "tasks" / task)
 
     stage(8, "report", "report.md and report.json", report)
     print(f"\nreport: {out / 'report.md'}")
@@ -203,37 +214,42 @@ def _task_accuracy(results: dict) -> float:
 
 
 def run_searches(supernet_dir, data, out: Path, p: Profile, device: str = "auto") -> dict:
-    """Evolution and random search over the supernet's space; returns each strategy's best."""
-    import torch
+    """Evolution and random search over the supernet's space (the one search entry point,
+    :func:`lvbert.recipes.search.search`); returns each strategy's best and the ``bert`` path's fitness."""
+    from lvbert.recipes.search import SearchRunConfig, search
 
-    from lvbert.data.masking import MaskingConfig, fixed_mask_validation
-    from lvbert.search.evolution import EvolutionConfig, run_search
-    from lvbert.search.fitness import SupernetFitness
-    from lvbert.space import SearchSpace
-    from lvbert.supernet import LvBertSupernet
-    from lvbert.training.distributed import pick_device
-
-    dev = pick_device(device)
-    net = LvBertSupernet.from_pretrained(supernet_dir).to(dev).eval()
-    space = SearchSpace.from_dict(json.loads((Path(supernet_dir) / "space.json").read_text()))
-    valid = fixed_mask_validation(data, p.valid_sequences, seed=1234, config=MaskingConfig())
-    fitness = SupernetFitness(net, valid, batch_size=64, bf16=p.bf16 and dev.type == "cuda")
     result = {}
     for strategy in ("evolution", "random"):
-        cfg = EvolutionConfig(population=p.population, generations=p.generations, parents=p.parents,
-                              mutations=p.mutations, crossovers=p.crossovers, seed=0, strategy=strategy)
         folder = out / strategy
-        resume = (folder / "history.jsonl").exists()
-        res = run_search(space, fitness, cfg, folder, resume=resume)
-        result[strategy] = {"arch": res.best["arch"], "fitness": res.best["fitness"], "folder": str(folder)}
-    # supernet fitness of the baseline too, for the report
-    bert = "AF" * (space.num_slots // 2)
-    if all(t in ok for t, ok in zip(bert, space.allowed)):
-        result["bert"] = {"arch": bert, "fitness": fitness([bert])[0]["fitness"]}
-    del net
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+        cfg = SearchRunConfig(
+            supernet=str(supernet_dir), data=str(data), out=str(folder), strategy=strategy, population=p.population,
+            generations=p.generations, parents=p.parents, mutations=p.mutations, crossovers=p.crossovers, seed=0,
+            valid_sequences=p.valid_sequences, valid_seed=0, bf16=p.bf16, device=device,
+        )
+        res = search(cfg, resume=(folder / "search_config.json").exists())
+        result[strategy] = {"arch": res.best["arch"], "fitness": res.best["fitness"], "folder": str(folder),
+                            "ranking": res.best["ranking"], "baselines": res.best["baselines"],
+                            "candidates": len(res.history)}  # fmt: skip
+    bert = parse_arch("bert", num_slots=p.num_slots or get_size(p.size).num_slots)
+    result["bert"] = {"arch": bert, "fitness": _path_fitness(supernet_dir, data, bert, p, device)}
     return result
+
+
+def _path_fitness(supernet_dir, data, arch: str, p: Profile, device: str) -> float | None:
+    """Supernet fitness of one arch on the search's validation set (None when it is outside the space)."""
+    from lvbert.data.masking import fixed_mask_validation
+    from lvbert.errors import LvBertError
+    from lvbert.recipes.common import load_supernet
+    from lvbert.search.fitness import SupernetFitness
+    from lvbert.training.distributed import pick_device
+
+    net = load_supernet(supernet_dir).to(pick_device(device))
+    try:
+        arch = net.check_arch(arch)
+    except LvBertError:
+        return None
+    valid = fixed_mask_validation(data, p.valid_sequences, seed=0)
+    return SupernetFitness(net, valid, bf16=p.bf16).evaluate(arch)["fitness"]
 
 
 def pretrain_one(name: str, arch: str, data, run: Path, p: Profile, device: str = "auto") -> dict:
@@ -244,7 +260,7 @@ def pretrain_one(name: str, arch: str, data, run: Path, p: Profile, device: str 
         cfg = PretrainConfig(
             data=str(data), out=str(run), arch=arch, size=p.size, objective="mlm", steps=p.pretrain_steps,
             batch_size=p.pretrain_batch, lr=p.lr, bf16=p.bf16, save_every=max(100, p.pretrain_steps // 4),
-            eval_every=p.pretrain_steps, eval_sequences=p.valid_sequences, device=device,
+            eval_every=max(1, p.pretrain_steps // 6), eval_sequences=p.valid_sequences, seed=0, device=device,
         )
         print(f"--- pre-training {name}: {arch}")
         pretrain(cfg, resume=(run / RUN_CONFIG).exists())
@@ -253,67 +269,167 @@ def pretrain_one(name: str, arch: str, data, run: Path, p: Profile, device: str 
             "mlm_loss": s["validation"].get("mlm_loss")}
 
 
+def _curve(run: Path, key: str) -> tuple[list[int], list[float]]:
+    """(steps, values) of ``eval/<key>`` in a run's metrics.jsonl."""
+    steps, values = [], []
+    path = Path(run) / "metrics.jsonl"
+    if not path.exists():
+        return steps, values
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if f"eval/{key}" in rec:
+            steps.append(int(rec["step"]))
+            values.append(float(rec[f"eval/{key}"]))
+    return steps, values
+
+
+def _majority_share(task: str, data_dir: Path) -> tuple[float, int]:
+    """(share of the most frequent dev label, number of classes): the task's majority baseline."""
+    from collections import Counter
+
+    from lvbert.tasks import get_task
+
+    t = get_task(task, data_dir)
+    labels = [ex.label for ex in t.read(data_dir, t.dev_splits[0])]
+    return Counter(labels).most_common(1)[0][1] / max(len(labels), 1), len(t.labels or ())
+
+
+def _verdict(models: list[dict], searched: dict, unigram: float, noise: float, task: str, chance: float) -> str:
+    """One sentence on what the run shows, from its own numbers."""
+    evo = searched["evolution"]
+    best_fit = max((m["supernet_fitness"] or 0.0) for m in models)
+    parts = []
+    if best_fit <= unigram + noise:
+        parts.append(f"the supernet did not leave the unigram plateau (best fitness {best_fit:.3f}, unigram "
+                     f"{unigram:.3f}), so the search could not rank archs: train it longer")  # fmt: skip
+    elif not evo["ranking"]["meaningful"]:
+        parts.append(f"the supernet left the unigram plateau (fitness up to {best_fit:.3f} against {unigram:.3f}) but "
+                     "its fitness does not separate the candidates, so the search's pick is one of equals")  # fmt: skip
+    else:
+        parts.append(f"the supernet left the unigram plateau (fitness up to {best_fit:.3f} against {unigram:.3f}) and "
+                     f"separates candidates (spread {evo['ranking']['spread']:.3f}, noise {noise:.3f})")  # fmt: skip
+    by = {m["name"]: m for m in models}
+    s, b = by["searched"], by["bert"]
+    if s["mlm_accuracy"] is not None and b["mlm_accuracy"] is not None:
+        diff = s["mlm_accuracy"] - b["mlm_accuracy"]
+        if abs(diff) <= noise:
+            parts.append(f"pre-trained from scratch, the searched arch and `bert` tie on MLM accuracy "
+                         f"({s['mlm_accuracy']:.3f} vs {b['mlm_accuracy']:.3f}, within noise)")  # fmt: skip
+        else:
+            parts.append(f"pre-trained from scratch, the searched arch reaches MLM accuracy {s['mlm_accuracy']:.3f} "
+                         f"against `bert`'s {b['mlm_accuracy']:.3f} ({'better' if diff > 0 else 'worse'})")  # fmt: skip
+    accs = [m["task_accuracy"] for m in models]
+    parts.append(f"on {task} the three models reach {min(accs):.3f}-{max(accs):.3f} accuracy (chance {chance:.2f})")
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
+
+
 def write_report(out: Path, profile: str, p: Profile, task: str, candidates: dict, searched: dict,
-                 pretrained: dict, finetuned: dict, log: StageLog) -> dict:
-    from lvbert.arch import count_macs, get_size, strip_diagram
+                 pretrained: dict, finetuned: dict, log: StageLog, task_dir: Path | None = None) -> dict:
+    from lvbert.arch import count_macs, strip_diagram
     from lvbert.data.packed import load_manifest
+    from lvbert.plots import plot_curves
 
     vocab = load_manifest(out / "data")["tokenizer"]["vocab_size"]
-    size = get_size(p.size, vocab_size=vocab)
-    fitness_of = {searched["evolution"]["arch"]: searched["evolution"]["fitness"],
-                  searched["random"]["arch"]: searched["random"]["fitness"]}
-    if "bert" in searched:
-        fitness_of[searched["bert"]["arch"]] = searched["bert"]["fitness"]
+    size = get_size(p.size, vocab_size=vocab, num_slots=p.num_slots or get_size(p.size).num_slots)
+    evo = searched["evolution"]
+    unigram = evo["baselines"].get("unigram_accuracy", 0.0)
+    noise = evo["ranking"]["threshold"]
+    fitness_of = {evo["arch"]: evo["fitness"], searched["random"]["arch"]: searched["random"]["fitness"]}
     models = []
     for name in candidates:
         pm = pretrained["models"][name]
+        fit = fitness_of.get(pm["arch"])
+        if name == "bert" and searched.get("bert", {}).get("fitness") is not None:
+            fit = searched["bert"]["fitness"]
         models.append({
             "name": name,
             "arch": pm["arch"],
             "params": pm["params"],
             "macs_per_token": count_macs(pm["arch"], size, p.seq_len),
-            "supernet_fitness": fitness_of.get(pm["arch"]),
+            "supernet_fitness": fit,
             "mlm_accuracy": pm["mlm_accuracy"],
             "task": task,
             "task_accuracy": finetuned["models"][name]["accuracy"],
-        })
-    plots = {}
+        })  # fmt: skip
+    majority, classes = _majority_share(task, task_dir) if task_dir is not None else (None, 2)
+    chance = 1.0 / max(classes, 1)
+
+    # learning curves: the supernet's probe paths and each model pre-trained from scratch, same validation set
+    series = {}
+    for probe in ("bert", "lv-bert-small", "random1", "random2"):
+        steps, vals = _curve(out / "supernet", f"{probe}/mlm_accuracy")
+        if steps:
+            series[f"supernet path: {probe}"] = (steps, vals, "--")
+    for name in candidates:
+        steps, vals = _curve(out / "pretrain" / name, "mlm_accuracy")
+        if steps:
+            series[f"from scratch: {name}"] = (steps, vals, "-")
+    curves = out / "mlm_curves.png"
+    plot_curves(series, curves, xlabel="optimizer step", ylabel="MLM accuracy (fixed-mask validation set)",
+                title="Leaving the unigram plateau", hlines={f"unigram baseline {unigram:.3f}": unigram})  # fmt: skip
+    plots = {"curves": str(curves.relative_to(out))}
     for strategy in ("evolution", "random"):
         for png in ("fitness.png", "top_archs.png"):
             src = out / "search" / strategy / png
             if src.exists():
                 plots[f"{strategy}/{png}"] = str(src.relative_to(out))
     stage_times = {k: v["seconds"] for k, v in log.state["stages"].items()}
-    report = {"profile": profile, "settings": asdict(p), "task": task, "models": models,
-              "search": {k: v for k, v in searched.items() if k != "seconds"}, "plots": plots,
-              "stage_seconds": stage_times}
+    verdict = _verdict(models, searched, unigram, noise, task, chance)
+    baselines = {"unigram_mlm_accuracy": unigram, "fitness_noise": noise, "task_chance": chance,
+                 "task_majority": majority}  # fmt: skip
+    report = {"profile": profile, "settings": asdict(p), "task": task, "models": models, "baselines": baselines,
+              "verdict": verdict, "search": {k: v for k, v in searched.items() if k != "seconds"}, "plots": plots,
+              "stage_seconds": stage_times}  # fmt: skip
     atomic_write_json(out / "report.json", report)
 
     def fmt(v, spec=".4f"):
         return "-" if v is None else format(v, spec)
 
+    majority_text = f", majority class {majority:.3f}" if majority is not None else ""
     lines = [
         f"# lvbert quickstart report ({profile})", "",
+        f"**What this run shows.** {verdict}", "",
         f"{p.description}. Size `{p.size}`, sequences of {p.seq_len} tokens, vocabulary {vocab}; supernet "
-        f"{p.supernet_steps} steps x {p.supernet_batch}; search {p.population} x {p.generations} evaluations per "
+        f"{p.supernet_steps} steps x {p.supernet_batch}; search {p.population} x {p.generations} candidates per "
         f"strategy; each model pre-trained {p.pretrain_steps} steps x {p.pretrain_batch} (MLM) and fine-tuned "
         f"{p.finetune_epochs} epoch(s) on `{task}` (LR {p.finetune_lr or 'recipe default'}, layer-wise decay "
         f"{p.finetune_layer_decay or 'off'}).", "",
-        "| model | arch (pairs) | params | MACs/token | supernet fitness | MLM accuracy | "
-        f"{task} accuracy |",
+        f"| model | arch (pairs) | params | MACs/token | supernet fitness | MLM accuracy | {task} accuracy |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for m in models:
         lines.append(f"| {m['name']} | `{strip_diagram(m['arch'])}` | {m['params']:,} | {m['macs_per_token']:,} | "
                      f"{fmt(m['supernet_fitness'])} | {fmt(m['mlm_accuracy'])} | {fmt(m['task_accuracy'])} |")
-    lines += ["", "Supernet fitness: masked-LM accuracy with weights inherited from the supernet on a fixed-mask "
-              "validation set. MLM accuracy: the same measure for the model pre-trained from scratch. "
-              "Short runs on a small corpus: differences of a point or two are within noise.", "",
-              "## Search", ""]
+    lines.append(f"| *baseline* | | | | unigram {unigram:.4f} | unigram {unigram:.4f} | chance {chance:.2f}"
+                 f"{majority_text} |")
+    lines += [
+        "",
+        "What the numbers mean:",
+        "",
+        "- **supernet fitness**: masked-LM accuracy of the arch's path through the supernet (weights inherited, "
+        f"nothing trained) on a fixed-mask validation set of {p.valid_sequences} sequences; the search ranks archs by it.",
+        "- **MLM accuracy**: the same measure on the same set for the arch pre-trained from scratch.",
+        f"- **unigram baseline**: the accuracy of always predicting the most frequent masked word ({unigram:.4f}). "
+        "A model near it has not started to use context yet (the *unigram plateau*).",
+        f"- **noise**: two MLM accuracies closer than {noise:.4f} (two standard errors of the validation set) "
+        "cannot be told apart.",
+        f"- **{task} accuracy**: dev accuracy after fine-tuning (median over seeds); chance is {chance:.2f}"
+        f"{majority_text}.",
+        "", "## Learning curves", "", f"![MLM accuracy against steps]({plots['curves']})", "",
+        "## Search", "",
+        f"- evolution: best `{evo['arch']}` (fitness {evo['fitness']:.4f}); {evo['ranking']['note']}.",
+        f"- random: best `{searched['random']['arch']}` (fitness {searched['random']['fitness']:.4f}); "
+        f"{searched['random']['ranking']['note']}.", "",
+    ]
     for key, path in plots.items():
-        lines.append(f"![{key}]({path})")
+        if key != "curves":
+            lines.append(f"![{key}]({path})")
     lines += ["", "## Time per stage", "", "| stage | seconds |", "|---|---:|"]
     lines += [f"| {k} | {v:.0f} |" for k, v in stage_times.items()]
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
-    print("\n".join(lines[4 : 6 + len(models)]))
+    print("\n".join(lines[2:3] + lines[6 : 9 + len(models)]))
     return {"report": str(out / "report.md")}

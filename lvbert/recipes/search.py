@@ -80,8 +80,10 @@ class SearchRunConfig:
         self.limits()
         parse_type_counts(self.min_counts, "--min-counts")
         parse_type_counts(self.max_counts, "--max-counts")
-        if self.allowed is not None and (not str(self.allowed) or set(str(self.allowed).upper()) - set("CAF")):
-            raise LvBertError(f"--allowed must be letters among C, A, F, got {self.allowed!r}")
+        if self.allowed is not None:
+            from lvbert.space import normalize_choices
+
+            normalize_choices(self.allowed, 1)  # one-line error for a bad --allowed
 
     def evolution_config(self) -> EvolutionConfig:
         return EvolutionConfig(
@@ -189,21 +191,33 @@ def check_data(data, sn_ident: dict, supernet_dir: Path, max_positions: int) -> 
 
 
 def narrow_allowed(trained: list[str], allowed: str | None) -> list[str]:
-    """Per-slot types of the search: the supernet's, intersected with ``--allowed``."""
+    """Per-slot ops of the search: the supernet's, intersected with ``--allowed``.
+
+    ``--allowed`` names layer types (``AF``: every op of those types) or ops with settings."""
+    from lvbert.arch import Arch
+    from lvbert.space import normalize_choices
+
     if not allowed:
         return list(trained)
-    want = set(allowed.upper())
-    absent = sorted(want - set("".join(trained)), key="CAF".index)
+    want = list(normalize_choices(allowed, 1)[0])
+    trained_ops = [list(Arch.parse(ok)) for ok in trained]
+    every = {op for ops in trained_ops for op in ops}
+
+    def wanted(op) -> bool:
+        return any(op == w or (not w.settings and op.type == w.type) for w in want)
+
+    absent = [w for w in want if not any((op == w or (not w.settings and op.type == w.type)) for op in every)]
     if absent:
+        types = "".join(t for t in "CAFI" if any(op.type == t for op in every))
         raise LvBertError(
-            f"--allowed {allowed} asks for {''.join(absent)}, which the supernet was not trained with "
-            f"(its types: {''.join(t for t in 'CAF' if t in ''.join(trained))})"
+            f"--allowed {allowed} asks for {''.join(str(w) for w in absent)}, which the supernet was not trained with "
+            f"(its types: {types})"
         )
-    out = ["".join(t for t in ok if t in want) for ok in trained]
+    out = [[op for op in ops if wanted(op)] for ops in trained_ops]
     empty = [i for i, ok in enumerate(out) if not ok]
     if empty:
         raise LvBertError(f"--allowed {allowed} leaves slot {empty[0]} empty (the supernet allows only {trained[empty[0]]} there)")
-    return out
+    return [str(Arch(ok)) for ok in out]
 
 
 def file_sha256(path: Path) -> str:
@@ -254,6 +268,7 @@ def search(cfg: SearchRunConfig, resume: bool = False, fitness_fn=None):
     :class:`~lvbert.search.fitness.SupernetFitness` spread over the processes.
     """
     from lvbert.data.masking import MaskingConfig, fixed_mask_validation
+    from lvbert.objectives.mlm import unigram_accuracy
     from lvbert.search.evolution import run_search
     from lvbert.search.fitness import SupernetFitness, distributed_fitness
     from lvbert.search.report import summary_table
@@ -294,7 +309,8 @@ def search(cfg: SearchRunConfig, resume: bool = False, fitness_fn=None):
         if info.is_main:
             note = f" (the valid split has no more; asked for {cfg.valid_sequences})" if n_valid < cfg.valid_sequences else ""
             print(f"fitness: MLM accuracy of {supernet_dir} paths on {n_valid} x {data_ident['seq_len']} validation "
-                  f"tokens{note}, {'bf16' if cfg.bf16 else 'fp32'}, {info.world_size} process(es) on {info.device}")  # fmt: skip
+                  f"tokens{note}, {'bf16' if cfg.bf16 else 'fp32'}, {info.world_size} process(es) on {info.device}; "
+                  f"unigram baseline (the most frequent word everywhere) {unigram_accuracy(valid):.4f}")  # fmt: skip
         identity = {
             "supernet_sha256": file_sha256(supernet_dir / "model.safetensors"),
             "tokenizer": data_ident["tokenizer"],
@@ -322,6 +338,7 @@ def search(cfg: SearchRunConfig, resume: bool = False, fitness_fn=None):
             write=info.is_main,
             identity=identity,
             options=asdict(cfg),  # saved, so that 'lvbert search --resume DIR' alone continues
+            baselines={"unigram_accuracy": unigram_accuracy(valid)},
         )
         if info.is_main and not cfg.progress:
             print(summary_table(result))
@@ -340,6 +357,7 @@ def _latency_table(cfg: SearchRunConfig, space, info) -> dict:
         device=str(info.device),
         dtype="bfloat16" if cfg.bf16 else "float32",
         cache=cfg.latency_cache or DEFAULT_CACHE,
+        ops=list(space.ops),
     )
     return {"costs": table.costs(), "key": table.key}
 

@@ -28,7 +28,8 @@ from lvbert.recipes.options import TrainingOptions, option
 class SupernetTrainConfig(TrainingOptions):
     out: str = option("run folder", default="runs/supernet")
     eval_every: int = option("steps between validations of the probe archs", default=500)
-    allowed: str = option("layer types allowed at every slot, e.g. CAF or AF", default="CAF")
+    allowed: str = option("ops allowed at every slot: layer types (CAF, AF, CAFI with identity) or ops with "
+                          "settings ('C(kernel=3) C(kernel=5) A F I')", default="CAF")  # fmt: skip
     num_slots: int | None = option("slots (default: the size's, 24)", default=None)
     sampling: str = option("uniform (SPOS) or fair (FairNAS: each type equally often per slot)", default="uniform")
     mask_mode: str = option("masking: bert (80/10/10) or electra (85/15)", default="bert")
@@ -37,45 +38,59 @@ class SupernetTrainConfig(TrainingOptions):
         super().__post_init__()
         if self.sampling not in ("uniform", "fair"):
             raise LvBertError(f"unknown sampling {self.sampling!r}; choose uniform or fair")
-        if not set(self.allowed.upper()) <= set("CAF") or not self.allowed:
-            raise LvBertError(f"--allowed must be letters among C, A, F, got {self.allowed!r}")
+        from lvbert.space import normalize_choices
+
+        normalize_choices(self.allowed, 1)  # a one-line error for a bad --allowed now, not after loading
 
 
 class ArchSampler:
-    """Architecture for step ``s``, a pure function of (seed, s): identical on every rank and on resume."""
+    """Architecture for step ``s``, a pure function of (seed, s): identical on every rank and on resume.
+
+    ``uniform`` (SPOS): each slot uniform over its allowed ops. ``fair`` (FairNAS): within each
+    group of k steps a slot with k allowed ops uses each of them exactly once, in a random order.
+
+    Args:
+        allowed: the allowed ops of each slot (canonical strings, ``"CAF"`` or ``"C(kernel=3) C A"``).
+    """
 
     def __init__(self, allowed: list[str], seed: int, mode: str = "uniform"):
+        from lvbert.arch import Arch
+
         self.allowed, self.seed, self.mode = allowed, seed, mode
+        self._tokens = [[str(op) for op in Arch.parse(ok)] for ok in allowed]
 
     def __call__(self, step: int) -> str:
+        from lvbert.space import _join
+
         if self.mode == "uniform":
             rng = random.Random(f"{self.seed}/arch/{step}")
-            return "".join(rng.choice(ok) for ok in self.allowed)
-        # fair: within each group of len(ok) steps, every slot uses each of its types once
+            return _join([rng.choice(ok) for ok in self._tokens])
         out = []
-        for i, ok in enumerate(self.allowed):
+        for i, ok in enumerate(self._tokens):
             group, pos = divmod(step, len(ok))
             order = random.Random(f"{self.seed}/fair/{i}/{group}").sample(ok, len(ok))
             out.append(order[pos])
-        return "".join(out)
+        return _join(out)
 
 
 def probe_archs(allowed: list[str], seed: int) -> dict[str, str]:
     """Fixed architectures validated during training: bert, lv-bert-small, two random (where in the space)."""
-    from lvbert.arch import parse_arch
+    from lvbert.arch import Arch, parse_arch
+    from lvbert.space import _join
 
     n = len(allowed)
+    tokens = [[str(op) for op in Arch.parse(ok)] for ok in allowed]
     probes = {}
     for name in ("bert", "lv-bert-small"):
         try:
             arch = parse_arch(name, num_slots=n)
         except LvBertError:
             continue
-        if all(t in ok for t, ok in zip(arch, allowed)):
+        if all(t in ok for t, ok in zip(arch, tokens)):
             probes[name] = arch
     for k in (1, 2):
         rng = random.Random(f"{seed}/probe/{k}")
-        probes[f"random{k}"] = "".join(rng.choice(ok) for ok in allowed)
+        probes[f"random{k}"] = _join([rng.choice(ok) for ok in tokens])
     return probes
 
 
@@ -104,7 +119,7 @@ def train_supernet(cfg: SupernetTrainConfig, resume: bool = False) -> Path:
     out = Path(cfg.out)
     size = get_size(cfg.size)
     num_slots = cfg.num_slots or size.num_slots
-    allowed = normalize_allowed(cfg.allowed.upper(), num_slots)
+    allowed = normalize_allowed(cfg.allowed, num_slots, size)
     data = open_data(cfg.data)  # the tokenizer checked against the manifest once, here
     data_id, tokenizer = data.identity(), data.tokenizer
     check_positions(data_id["seq_len"], size.max_position_embeddings)

@@ -1,10 +1,10 @@
-"""Latency as a search constraint: a per-layer-type lookup table (as NAS-BERT and HAT do).
+"""Latency as a search constraint: a per-op lookup table (as NAS-BERT and HAT do).
 
-A :class:`LatencyTable` times the C, A and F sub-layers (a stack of ``num_slots`` of each
-type, divided by ``num_slots``) and the embeddings once per device, size, batch shape and
-torch version, and caches the numbers in a JSON file.
+A :class:`LatencyTable` times the C, A and F sub-layers (or any ops with settings: a stack of
+``num_slots`` of each op, divided by ``num_slots``) and the embeddings once per device, size,
+batch shape and torch version, and caches the numbers in a JSON file; identity slots cost 0.
 An arch's predicted latency is ``embeddings + sum over its slots``; because it is a sum of
-per-type costs, the search space can use it exactly like parameters or MACs:
+per-op costs, the search space can use it exactly like parameters or MACs:
 
     table = LatencyTable.load_or_measure(size="small", batch_size=1, seq_len=128)
     space = SearchSpace(max_latency=12.0, latency=table.costs())
@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from lvbert.arch import LAYER_TYPES, SizeConfig, get_size
+from lvbert.arch import LAYER_TYPES, Arch, Op, SizeConfig, get_size
 from lvbert.errors import LvBertError
 from lvbert.utils import atomic_write_json
 
@@ -35,7 +35,7 @@ DTYPES = ("float32", "bfloat16")
 class LatencyTable:
     """Milliseconds per forward pass of one sub-layer of each type and of the embeddings."""
 
-    per_type: dict[str, float]  # {"C": ms, "A": ms, "F": ms}
+    per_type: dict[str, float]  # {"C": ms, "A": ms, "F": ms}; ops with settings by key ("C_kernel5")
     embeddings: float  # ms, embeddings incl. the E->H projection
     device: str  # "cpu" or "cuda:0"
     device_name: str  # e.g. "Intel(R) Xeon(R) ..." or "NVIDIA H100 80GB HBM3"
@@ -55,10 +55,11 @@ class LatencyTable:
 
     def predict(self, arch: str) -> float:
         """Predicted milliseconds of the backbone forward pass of ``arch``."""
-        bad = set(arch) - set(LAYER_TYPES)
-        if bad:
-            raise LvBertError(f"arch {arch!r} has unknown layer types {sorted(bad)}")
-        return self.embeddings + sum(self.per_type[t] for t in arch)
+        ops = Arch.parse(arch).normalized(self.size_config())
+        missing = sorted({op.key for op in ops if op.type != "I" and op.key not in self.per_type})
+        if missing:
+            raise LvBertError(f"the latency table has no entry for {', '.join(missing)}; measure it with ops=[...]")
+        return self.embeddings + sum(self.per_type[op.key] for op in ops if op.type != "I")
 
     def costs(self) -> dict[str, float]:
         """The table as :class:`lvbert.space.SearchSpace` takes it (``latency=``)."""
@@ -88,8 +89,9 @@ class LatencyTable:
         dtype: str = "float32",
         repeats: int = 20,
         warmup: int = 3,
+        ops=None,
     ) -> "LatencyTable":
-        """Time the sub-layers of each type and the embeddings (fastest of ``repeats`` runs).
+        """Time the sub-layers of each op (default C, A, F) and the embeddings (fastest of ``repeats`` runs).
 
         A type's cost is the time of a stack of ``num_slots`` distinct sub-layers of that type
         divided by ``num_slots``: one sub-layer run again and again keeps its weights in the CPU
@@ -107,8 +109,8 @@ class LatencyTable:
         emb = LvBertEmbeddings(config).to(dev).eval()
         per_type = {}
         stack = size_cfg.num_slots
-        for t in LAYER_TYPES:
-            layers = torch.nn.ModuleList(make_sublayer(t, config) for _ in range(stack)).to(dev).eval()
+        for op in _measured_ops(ops, size_cfg):
+            layers = torch.nn.ModuleList(make_sublayer(op, config) for _ in range(stack)).to(dev).eval()
 
             def run(layers=layers):
                 h = x
@@ -116,7 +118,7 @@ class LatencyTable:
                     h = layer(h, None, None)
                 return h
 
-            per_type[t] = _time_ms(run, dev, dtype, repeats, warmup) / stack
+            per_type[op.key] = _time_ms(run, dev, dtype, repeats, warmup) / stack
             del layers
         return cls(
             per_type=per_type,
@@ -143,20 +145,35 @@ class LatencyTable:
         cache: str | os.PathLike = DEFAULT_CACHE,
         remeasure: bool = False,
         repeats: int = 20,
+        ops=None,
     ) -> "LatencyTable":
         """The cached table for this device and settings, measured and cached on first use."""
         import torch
 
         size_cfg, dev = _check(size, batch_size, seq_len, device, dtype, repeats)
         key = table_key(device_name(dev), size_cfg.to_dict(), batch_size, seq_len, dtype, torch.__version__, torch.get_num_threads())
+        wanted = [op.key for op in _measured_ops(ops, size_cfg)]
+        if wanted != list(LAYER_TYPES):
+            key += " | ops " + ",".join(wanted)
         cache = Path(cache)
         tables = _read_cache(cache)
         if key in tables and not remeasure:
             return cls.from_dict(tables[key])
-        table = cls.measure(size_cfg, batch_size, seq_len, device, dtype, repeats)
+        table = cls.measure(size_cfg, batch_size, seq_len, device, dtype, repeats, ops=ops)
         tables[key] = table.to_dict()
         atomic_write_json(cache, tables)
         return table
+
+
+def _measured_ops(ops, size: SizeConfig) -> list:
+    """The ops a table times: ``ops`` (normalised, identity left out: it costs 0), default C, A, F."""
+    if ops is None:
+        return [Op(t) for t in LAYER_TYPES]
+    seen = []
+    for op in Arch.parse(ops if not isinstance(ops, str) else ops).normalized(size):
+        if op.type != "I" and op not in seen:
+            seen.append(op)
+    return seen
 
 
 def table_key(device_name: str, size: dict, batch_size: int, seq_len: int, dtype: str, torch_version: str, threads: int) -> str:

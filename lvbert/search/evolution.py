@@ -3,7 +3,7 @@
 No torch here: the fitness is a callable ``fitness_fn(archs) -> [{"fitness", "loss", ...}]``
 taking a batch, so the caller may spread it over processes (see ``fitness.py``).
 
-Evolution follows SPOS (Guo et al. 2020), REFERENCE.md section 7: generation 0 is
+Evolution follows SPOS (Guo et al. 2020; the LV-BERT paper searches this way): generation 0 is
 ``population`` random archs meeting the constraints; every later generation takes the
 ``parents`` best archs evaluated so far, makes ``mutations`` mutants (each slot re-drawn
 with ``mutation_prob``) and ``crossovers`` uniform crossovers of two parents, and fills up
@@ -25,21 +25,22 @@ import json
 import math
 import os
 import random
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from lvbert.arch import type_counts
 from lvbert.errors import LvBertError
+from lvbert.search.history import BEST, CONFIG, HISTORY, TOP, read_history
 from lvbert.space import SearchSpace
 from lvbert.utils import atomic_write_json, atomic_write_text
 
+__all__ = ["STRATEGIES", "EvolutionConfig", "SearchResult", "rank_key", "read_history", "run_search", "ranking_check"]
+
 STRATEGIES = ("evolution", "random")
-HISTORY = "history.jsonl"
-CONFIG = "search_config.json"
-BEST = "best.json"
-TOP = "top.md"
 
 FitnessFn = Callable[[list[str]], list[dict]]
 
@@ -135,6 +136,7 @@ def run_search(
     write: bool = True,
     identity: dict | None = None,
     options: dict | None = None,
+    baselines: dict | None = None,
 ) -> SearchResult:
     """Run an evolutionary (or random) search and write its results to ``out_dir``.
 
@@ -155,6 +157,7 @@ def run_search(
             the validation set, bf16, ...); saved in ``search_config.json`` and, like the settings,
             it must be equal on resume, so a history is never mixed with numbers of another fitness.
         options: the command's options, saved in ``search_config.json`` (not compared on resume).
+        baselines: reference fitness values (e.g. ``{"unigram_accuracy": ...}``) saved in ``best.json``.
     """
     if not isinstance(config, EvolutionConfig):
         raise TypeError("config must be an EvolutionConfig")
@@ -207,9 +210,15 @@ def run_search(
             generations.append(stats)
             log.info(
                 f"generation {g} ({g + 1}/{config.generations}): best {stats['best']:.4f} mean {stats['mean']:.4f} "
-                f"({len(candidates)} candidates, {len(new)} evaluated, {time.perf_counter() - t0:.1f}s) "
-                f"best arch {stats['best_arch']}"
+                f"spread {stats['spread']:.4f} ({len(candidates)} candidates, {len(new)} evaluated, "
+                f"{time.perf_counter() - t0:.1f}s) best arch {stats['best_arch']}"
             )
+            if stats["flat"] and len(records) > 1:
+                log.warn(
+                    f"generation {g}: every candidate's fitness lies within {stats['spread']:.4f} "
+                    f"(below {stats['threshold']:.4f}, two standard errors of the validation set): the supernet "
+                    "cannot tell these archs apart; train it longer or evaluate on more validation sequences"
+                )
     finally:
         if history_file is not None:
             history_file.close()
@@ -219,8 +228,12 @@ def run_search(
         strategy=config.strategy,
         seed=config.seed,
         candidates=len(history),
-        counts={t: best["arch"].count(t) for t in "CAF"},
+        counts=type_counts(best["arch"]),
+        ranking=ranking_check(history, [g["generation"] for g in generations if g["flat"] and g["candidates"] > 1]),
+        baselines=dict(baselines or {}),
     )
+    if not best["ranking"]["meaningful"]:
+        log.warn(best["ranking"]["note"])
     result = SearchResult(
         best=best,
         history=history,
@@ -296,15 +309,54 @@ def _evaluate(space: SearchSpace, fitness_fn: FitnessFn, archs: list[str], gener
     return records
 
 
+def fitness_noise(records: list[dict]) -> float:
+    """Two binomial standard errors of the fitness, ``2 sqrt(p (1 - p) / M)``, at the records' mean
+    fitness p with M masked tokens in the validation set.
+
+    Two archs whose masked-LM accuracies differ by less than this cannot be told apart by the
+    validation set: the 95% interval of each contains the other. Without a ``masked`` count in the
+    records (a custom fitness) only exactly equal values count as indistinguishable (0.0).
+    """
+    fits = [r["fitness"] for r in records if not math.isnan(r["fitness"])]
+    masked = [r["masked"] for r in records if isinstance(r.get("masked"), (int, float)) and r["masked"] > 0]
+    if not fits or not masked:
+        return 0.0
+    p = min(max(sum(fits) / len(fits), 0.0), 1.0)
+    return 2.0 * math.sqrt(p * (1.0 - p) / statistics.median(masked))
+
+
+def ranking_check(history: list[dict], flat_generations: list[int] | None = None) -> dict:
+    """Whether the search's ranking means anything: the spread of fitness over every candidate
+    against :func:`fitness_noise`. Saved in ``best.json`` and shown by the reports."""
+    fits = [r["fitness"] for r in history if not math.isnan(r["fitness"])]
+    spread = (max(fits) - min(fits)) if fits else 0.0
+    threshold = fitness_noise(history)
+    meaningful = len(fits) > 1 and spread > threshold
+    note = (
+        f"fitness spread {spread:.4f} over {len(fits)} candidates, above the noise of the validation set ({threshold:.4f})"
+        if meaningful
+        else f"the ranking is not meaningful: every candidate's fitness lies within {spread:.4f} (noise of the "
+        f"validation set: {threshold:.4f}), so the best arch is only the first of equals; train the supernet "
+        "longer (until its validation accuracy leaves the unigram baseline) or use more validation sequences"
+    )
+    return {"meaningful": meaningful, "spread": spread, "threshold": threshold,
+            "flat_generations": list(flat_generations or []), "note": note}  # fmt: skip
+
+
 def _generation_stats(g: int, records: list[dict], history: list[dict]) -> dict:
     fits = [r["fitness"] for r in records if not math.isnan(r["fitness"])]
     best = min(history, key=rank_key)
+    spread = (max(fits) - min(fits)) if fits else 0.0
+    threshold = fitness_noise(records)
     return {
         "generation": g,
         "candidates": len(records),
         "best": best["fitness"],
         "best_arch": best["arch"],
         "mean": sum(fits) / len(fits) if fits else math.nan,
+        "spread": spread,
+        "threshold": threshold,
+        "flat": spread <= threshold,
     }
 
 
@@ -348,38 +400,6 @@ def _prepare_out_dir(
     return {r["arch"]: r for r in records}
 
 
-def read_history(path: str | os.PathLike, repair: bool = False) -> list[dict]:
-    """Records of a ``history.jsonl``; a truncated last line is dropped (and cut from the file if ``repair``).
-
-    A corrupt line anywhere else is an error: that file was not written by a search.
-    """
-    path = Path(path)
-    if not path.exists():
-        return []
-    raw = path.read_bytes()
-    lines = raw.split(b"\n")
-    records, dropped = [], False
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        last = i == len(lines) - 1  # text after the final newline: an unfinished write
-        try:
-            rec = json.loads(line)
-            if not isinstance(rec, dict) or "arch" not in rec or "fitness" not in rec:
-                raise ValueError("not a history record")
-        except ValueError:
-            if last or all(not rest.strip() for rest in lines[i + 1 :]):
-                dropped = True
-                break
-            raise LvBertError(f"{path} line {i + 1} is corrupt; it is not a search history") from None
-        if last:  # complete JSON but no newline: keep it, the newline is added on repair
-            dropped = True
-        records.append(rec)
-    if dropped and repair:
-        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
-    return records
-
-
 def write_outputs(result: SearchResult) -> None:
     """``best.json``, ``top.md`` and the two plots (each written atomically)."""
     from lvbert.search.report import markdown_table, plot_fitness, plot_top_archs
@@ -392,7 +412,7 @@ def write_outputs(result: SearchResult) -> None:
         out / TOP,
         f"# Top {len(top)} archs ({result.config.strategy} search, {len(result.history)} candidates)\n\n"
         + markdown_table(top)
-        + "\n",
+        + f"\n\nRanking: {result.best['ranking']['note']}.\n",
     )
     plot_fitness(out)
     plot_top_archs(top, out / "top_archs.png")
@@ -409,3 +429,7 @@ class _Log:
     def info(self, msg: str) -> None:
         if self.enabled:
             print(msg, file=sys.stderr, flush=True)
+
+    def warn(self, msg: str) -> None:
+        if self.enabled:
+            print(f"lvbert: warning: {msg}", file=sys.stderr, flush=True)

@@ -5,15 +5,15 @@ Plots use matplotlib's Agg backend (no display) and are written atomically.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from pathlib import Path
 
-from lvbert.arch import TYPE_NAMES
-from lvbert.utils import atomic_write_bytes, human
+from lvbert.arch import TYPE_NAMES, Arch
+from lvbert.plots import pyplot, save
+from lvbert.utils import human
 
-TYPE_COLOURS = {"C": "#4c72b0", "A": "#dd8452", "F": "#55a868"}
+TYPE_COLOURS = {"C": "#4c72b0", "A": "#dd8452", "F": "#55a868", "I": "#aaaaaa"}
 
 
 def markdown_table(records: list[dict]) -> str:
@@ -46,6 +46,8 @@ def summary_table(result, k: int = 5) -> str:
         )
     if result.out_dir is not None:
         lines.append(f"best: {b['arch']} (fitness {b['fitness']:.4f}); results in {result.out_dir}")
+    if "ranking" in b:
+        lines.append(("ranking: " if b["ranking"]["meaningful"] else "warning: ") + b["ranking"]["note"])
     return "\n".join(lines)
 
 
@@ -66,7 +68,7 @@ def generation_curve(records: list[dict]) -> tuple[list[int], list[float], list[
 
 def _searches_beside(out_dir: Path) -> list[tuple[str, Path]]:
     """(strategy, folder) of this search and of sibling folders holding a search with another strategy."""
-    from lvbert.search.evolution import CONFIG, HISTORY
+    from lvbert.search.history import CONFIG, HISTORY
 
     def strategy_of(d: Path) -> str | None:
         try:
@@ -86,9 +88,9 @@ def _searches_beside(out_dir: Path) -> list[tuple[str, Path]]:
 
 def plot_fitness(out_dir: str | Path) -> Path:
     """``fitness.png``: best-so-far and mean fitness per generation, with sibling searches of the other strategy."""
-    from lvbert.search.evolution import read_history
+    from lvbert.search.history import read_history
 
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     out_dir = Path(out_dir)
@@ -109,7 +111,7 @@ def plot_fitness(out_dir: str | Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     path = out_dir / "fitness.png"
-    _save(fig, path)
+    save(fig, path)
     return path
 
 
@@ -117,16 +119,18 @@ def plot_top_archs(records: list[dict], path: str | Path) -> Path:
     """``top_archs.png``: one row per arch (best on top), one coloured cell per slot."""
     from matplotlib.patches import Patch, Rectangle
 
-    plt = _pyplot()
+    plt = pyplot()
     path = Path(path)
-    n_slots = max((len(r["arch"]) for r in records), default=1)
+    slots = [Arch.parse(r["arch"]) for r in records]
+    n_slots = max((len(a) for a in slots), default=1)
     rows = max(len(records), 1)
     fig, ax = plt.subplots(figsize=(2.5 + 0.32 * n_slots, 1.2 + 0.38 * rows))
     for i, r in enumerate(records):
         y = rows - 1 - i
-        for j, t in enumerate(r["arch"]):
-            ax.add_patch(Rectangle((j, y), 1, 1, facecolor=TYPE_COLOURS[t], edgecolor="white", linewidth=1))
-            ax.text(j + 0.5, y + 0.5, t, ha="center", va="center", fontsize=7, color="white")
+        for j, op in enumerate(slots[i]):
+            ax.add_patch(Rectangle((j, y), 1, 1, facecolor=TYPE_COLOURS[op.type], edgecolor="white", linewidth=1))
+            label = op.type + "".join(str(v) for v in op.settings.values())  # C5: a C slot of kernel 5
+            ax.text(j + 0.5, y + 0.5, label, ha="center", va="center", fontsize=7 if len(label) == 1 else 5, color="white")
     ax.set_xlim(0, n_slots)
     ax.set_ylim(0, rows)
     ax.set_yticks([rows - 1 - i + 0.5 for i in range(len(records))])
@@ -138,25 +142,8 @@ def plot_top_archs(records: list[dict], path: str | Path) -> Path:
     for s in ax.spines.values():
         s.set_visible(False)
     ax.set_title("Top archs by fitness")
-    handles = [Patch(facecolor=TYPE_COLOURS[t], label=f"{t}: {TYPE_NAMES[t]}") for t in TYPE_COLOURS]
+    used = {op.type for a in slots for op in a}
+    handles = [Patch(facecolor=TYPE_COLOURS[t], label=f"{t}: {TYPE_NAMES[t]}") for t in TYPE_COLOURS if t in used or t != "I"]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.35 if rows < 4 else -0.12), ncol=3, fontsize=8, frameon=False)
-    _save(fig, path)
+    save(fig, path)
     return path
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())

@@ -1,7 +1,7 @@
 """AdamW with ELECTRA's parameter groups, layer-wise LR decay, and warm-up + linear decay.
 
 Weight decay applies to every weight except LayerNorm parameters and biases
-(REFERENCE.md section 6). Layer-wise LR decay (fine-tuning, section 8) scales
+(ELECTRA's recipe). Layer-wise LR decay (fine-tuning, the official recipe) scales
 the learning rate of slot pair ``p`` (slots 2p, 2p+1, as the official code groups
 them) by ``decay ** (num_pairs - p)``, embeddings by ``decay ** (num_pairs + 1)``,
 and leaves the task head at the full rate.
@@ -40,7 +40,7 @@ def param_groups(
 ) -> list[dict]:
     """Parameter groups for AdamW; each group carries ``lr_scale`` (1.0 without layer decay)."""
     if layer_decay is not None and num_slots is None:
-        num_slots = len(model.config.arch)
+        num_slots = model.config.num_slots
     groups: dict[tuple[bool, float], dict] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:

@@ -1,0 +1,140 @@
+"""Model folders on disk: read an lvbert (or Hugging Face BERT / ELECTRA) model folder and its
+tokenizer with one-line errors, and write one atomically.
+
+Every recipe that takes ``--model DIR`` (fine-tuning, prediction, ``lvbert eval``, and the
+systems built on them) loads through here, so a folder that is not a model, a supernet
+given where one arch is needed, or a tokenizer that does not fit the model is reported
+the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import torch
+
+from lvbert.errors import LvBertError
+from lvbert.utils import staging_folder
+
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json")
+HF_MLM_TYPES = ("bert", "electra")  # Hugging Face model types lvbert reads as MLM models (``lvbert eval``)
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Silence transformers' loading chatter and progress bars (we report what matters ourselves)."""
+    from transformers.utils import logging as hf_logging
+
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def load_config(model_dir: str | Path, allowed_types: tuple[str, ...] = ("lvbert",)):
+    """The folder's ``config.json`` as a transformers config; its ``model_type`` must be in ``allowed_types``."""
+    import lvbert  # noqa: F401  (registers the Auto classes)
+    from transformers import AutoConfig
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise LvBertError(f"{model_dir} is not a model directory (no config.json); give a pre-trained or fine-tuned model folder")
+    try:
+        with quiet_transformers():
+            config = AutoConfig.from_pretrained(model_dir, local_files_only=True)
+    except (ValueError, OSError, KeyError) as e:
+        raise LvBertError(f"{model_dir / 'config.json'} cannot be read as a model config ({str(e).splitlines()[0][:120]})") from None
+    if config.model_type not in allowed_types:
+        want = " or ".join(repr(t) for t in allowed_types)
+        raise LvBertError(f"{model_dir} holds a {config.model_type!r} model; this needs a {want} model")
+    return config
+
+
+def load_model_config(model_dir: str | Path):
+    """The config of an lvbert model folder holding one arch (a supernet folder is refused)."""
+    config = load_config(model_dir)
+    if getattr(config, "allowed_types", None) is not None or "LvBertSupernet" in (config.architectures or []):
+        raise LvBertError(
+            f"{model_dir} is a supernet (every slot holds several layer types), not one model; take an arch out of it "
+            f"first: lvbert supernet extract --supernet {model_dir} --arch ARCH --out DIR"
+        )
+    return config
+
+
+def load_tokenizer(model_dir: str | Path, vocab_size: int):
+    """The tokenizer saved next to the model; its vocabulary must fit the model's."""
+    from lvbert.data.tokenizer import check_tokenizer_matches
+    from lvbert.data.tokenizer import load_tokenizer as load_tokenizer_dir
+
+    model_dir = Path(model_dir)
+    if not any((model_dir / f).is_file() for f in TOKENIZER_FILES):
+        raise LvBertError(f"{model_dir} has no tokenizer ({' / '.join(TOKENIZER_FILES)}); save the tokenizer next to the model")
+    with quiet_transformers():
+        tokenizer = load_tokenizer_dir(model_dir)
+    check_tokenizer_matches(tokenizer, vocab_size)
+    return tokenizer
+
+
+def load_classifier(model_dir: str | Path, labels: tuple[str, ...] | None, seed: int):
+    """The model with a sequence-classification head for ``labels`` (None: one regression output);
+    a new head is initialised from ``seed`` without touching the caller's random state."""
+    from transformers import AutoModelForSequenceClassification
+
+    kwargs = {"num_labels": 1, "problem_type": "regression"}
+    if labels is not None:
+        kwargs = {
+            "num_labels": len(labels),
+            "problem_type": "single_label_classification",
+            "id2label": dict(enumerate(labels)),
+            "label2id": {name: i for i, name in enumerate(labels)},
+        }
+    with torch.random.fork_rng(devices=[]), quiet_transformers():
+        torch.manual_seed(seed)
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            model_dir, local_files_only=True, ignore_mismatched_sizes=True, output_loading_info=True, **kwargs
+        )
+    backbone_missing = [k for k in info.get("missing_keys", []) if not k.startswith("classifier.")]
+    if backbone_missing:  # training them from random would silently waste the run
+        raise LvBertError(f"{model_dir} lacks {len(backbone_missing)} backbone weight(s) (e.g. {backbone_missing[0]}); "
+                          "give a pre-trained lvbert model folder")  # fmt: skip
+    return model
+
+
+def load_mlm(model_dir: str | Path):
+    """``(model, tokenizer, kind)`` of a masked-LM folder: an lvbert MLM model, the generator of an
+    ELECTRA run folder (``<dir>/generator``), or a Hugging Face BERT / ELECTRA MLM checkpoint on disk."""
+    from transformers import AutoModelForMaskedLM
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise LvBertError(f"{model_dir} is not a model directory (no config.json)")
+    config = load_config(model_dir, ("lvbert", *HF_MLM_TYPES))
+    kind = config.model_type
+    if kind == "lvbert" and "LvBertForMaskedLM" not in (config.architectures or []):
+        if (model_dir / "generator" / "config.json").is_file():  # an ELECTRA run: its generator is the MLM
+            return load_mlm(model_dir / "generator")[:2] + ("lvbert-generator",)
+        load_model_config(model_dir)  # a supernet: the one-line error saying to extract an arch
+        raise LvBertError(f"{model_dir} holds no masked-LM head ({', '.join(config.architectures or ['?'])}); "
+                          "give an MLM model, an ELECTRA run folder (its generator) or a supernet's extracted arch")  # fmt: skip
+    tokenizer = load_tokenizer(model_dir, config.vocab_size)
+    with quiet_transformers():
+        model, info = AutoModelForMaskedLM.from_pretrained(model_dir, local_files_only=True, output_loading_info=True)
+    missing = [k for k in info.get("missing_keys", []) if "decoder" not in k and "bias" != k.split(".")[-1]]
+    if missing:
+        raise LvBertError(f"{model_dir} lacks {len(missing)} weight(s) of its MLM model (e.g. {missing[0]})")
+    return model.eval(), tokenizer, kind
+
+
+def save_model_dir(model, tokenizer, dest: str | Path) -> Path:
+    """Save model + tokenizer into ``dest`` atomically (a staged sibling folder renamed into place)."""
+    dest = Path(dest)
+    with staging_folder(dest) as tmp, quiet_transformers():
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return dest

@@ -1,0 +1,171 @@
+"""Task inputs as tensors: encoding (one text, a pair, a triple of texts), collation, batched prediction.
+
+Every task recipe (fine-tuning, prediction, and later distillation, augmentation and knowledge
+graphs) encodes with these, so truncation, segments and padding mean the same thing everywhere:
+
+- one text: ``[CLS] text [SEP]``, segment 0;
+- a pair: ``[CLS] text [SEP] pair [SEP]``, segments 0 then 1 (BERT's sentence pairs);
+- a triple: ``[CLS] head [SEP] relation [SEP] tail [SEP]``, segments 0 / 1 / 0 (KG-BERT's triples,
+  Yao et al. 2019: the relation is the B segment, the two entities the A segment).
+
+Inputs longer than the limit are truncated (longest part first) and counted in one warning.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import torch
+
+from lvbert.tasks.task import Example, Task
+
+
+def warn(message: str) -> None:
+    print(f"lvbert: warning: {message}", file=sys.stderr)
+
+
+@dataclass
+class Encoded:
+    """Token ids of one split, ready for batching."""
+
+    input_ids: list[list[int]]
+    token_type_ids: list[list[int]]
+    labels: list | None  # class ids or floats; None for unlabelled test splits
+    index: list[str]
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def encode(tokenizer, examples: list[Example], max_len: int, where: str, swap: bool = False) -> Encoded:
+    """Tokenise ``[CLS] text [SEP] (pair [SEP])``; inputs longer than ``max_len`` are truncated with a warning.
+
+    ``swap`` encodes (pair, text) instead of (text, pair).
+    """
+    first = [ex.text for ex in examples]
+    second = [ex.text_pair for ex in examples] if examples[0].text_pair is not None else None
+    if swap and second is not None:
+        first, second = second, first
+    full = tokenizer(first, second, truncation=False, verbose=False)
+    ids, types = full["input_ids"], full.get("token_type_ids")
+    if types is None:
+        types = [[0] * len(x) for x in ids]
+    long = [i for i, x in enumerate(ids) if len(x) > max_len]
+    if long:
+        warn(f"{where}: {len(long)} of {len(ids)} inputs are longer than {max_len} tokens and were truncated "
+             f"(longest {max(len(ids[i]) for i in long)})")  # fmt: skip
+        cut = tokenizer([first[i] for i in long], None if second is None else [second[i] for i in long],
+                        truncation=True, max_length=max_len)  # fmt: skip
+        cut_types = cut.get("token_type_ids") or [[0] * len(x) for x in cut["input_ids"]]
+        for j, i in enumerate(long):
+            ids[i], types[i] = cut["input_ids"][j], cut_types[j]
+    return Encoded(ids, types, None, [ex.index for ex in examples])
+
+
+def encode_triples(tokenizer, triples: list[tuple[str, str, str]], max_len: int, where: str = "triples",
+                   index: list[str] | None = None) -> Encoded:  # fmt: skip
+    """``[CLS] head [SEP] relation [SEP] tail [SEP]`` with segments 0 / 1 / 0 (KG-BERT's input).
+
+    When a triple is longer than ``max_len``, the longest of its three texts loses its last word
+    piece until it fits (KG-BERT's truncation); one warning counts the triples cut.
+    """
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    parts = [tokenizer([t[k] for t in triples], add_special_tokens=False, verbose=False)["input_ids"] for k in range(3)]
+    ids, types, cut = [], [], 0
+    budget = max_len - 4  # [CLS] and three [SEP]
+    if budget < 3:
+        raise ValueError(f"max_len {max_len} leaves no room for a triple (at least 7 tokens)")
+    for h, r, t in zip(*parts):
+        h, r, t = list(h), list(r), list(t)
+        if len(h) + len(r) + len(t) > budget:
+            cut += 1
+            while len(h) + len(r) + len(t) > budget:
+                longest = max((h, r, t), key=len)
+                longest.pop()
+        ids.append([cls, *h, sep, *r, sep, *t, sep])
+        types.append([0] * (len(h) + 2) + [1] * (len(r) + 1) + [0] * (len(t) + 1))
+    if cut:
+        warn(f"{where}: {cut} of {len(triples)} triples are longer than {max_len} tokens and were truncated")
+    return Encoded(ids, types, None, index if index is not None else [str(i) for i in range(len(triples))])
+
+
+def collate(enc: Encoded, rows: list[int], pad_id: int) -> dict[str, torch.Tensor]:
+    """Pad the given rows to the longest of them: input_ids, token_type_ids, attention_mask [B, T] (+ labels [B])."""
+    width = max(len(enc.input_ids[i]) for i in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    types = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for b, i in enumerate(rows):
+        n = len(enc.input_ids[i])
+        ids[b, :n] = torch.tensor(enc.input_ids[i])
+        types[b, :n] = torch.tensor(enc.token_type_ids[i])
+        mask[b, :n] = 1
+    batch = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+    if enc.labels is not None:
+        values = [enc.labels[i] for i in rows]
+        batch["labels"] = torch.tensor(values, dtype=torch.float if isinstance(values[0], float) else torch.long)
+    return batch
+
+
+def train_batches(enc: Encoded, batch_size: int, epochs: int, seed: int, pad_id: int):
+    """Shuffled batches for ``epochs`` epochs (the last batch of an epoch may be smaller)."""
+    gen = torch.Generator().manual_seed(seed)
+    n = len(enc.input_ids)
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=gen).tolist()
+        for start in range(0, n, batch_size):
+            yield collate(enc, order[start : start + batch_size], pad_id)
+
+
+def concat(a: Encoded, b: Encoded) -> Encoded:
+    return Encoded(a.input_ids + b.input_ids, a.token_type_ids + b.token_type_ids,
+                   None if a.labels is None else a.labels + b.labels, a.index + b.index)  # fmt: skip
+
+
+@torch.no_grad()
+def predict_logits(model, enc: Encoded, batch_size: int, pad_id: int, bf16: bool = False) -> torch.Tensor:
+    """Logits [N, num_labels] (float32, CPU) in the split's order; the model is left in eval mode."""
+    model.eval()
+    device = next(model.parameters()).device
+    # Batches of similar length waste less padding; results are put back in file order.
+    order = sorted(range(len(enc.input_ids)), key=lambda i: len(enc.input_ids[i]))
+    out = torch.empty(len(order), model.config.num_labels)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        batch = {k: v.to(device) for k, v in collate(enc, rows, pad_id).items() if k != "labels"}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(**batch).logits
+        out[rows] = logits.float().cpu()
+    return out
+
+
+def logits_to_predictions(task: Task, logits: torch.Tensor) -> list:
+    """Class ids (argmax) or real values (regression)."""
+    return logits[:, 0].tolist() if task.is_regression else logits.argmax(-1).tolist()
+
+
+def evaluate_splits(model, task: Task, dev: dict[str, Encoded], batch_size: int, pad_id: int, bf16: bool = False) -> dict:
+    """{split: {metric: value}} over the task's dev splits."""
+    results = {}
+    for split, enc in dev.items():
+        preds = logits_to_predictions(task, predict_logits(model, enc, batch_size, pad_id, bf16))
+        results[split] = task.evaluate(preds, enc.labels)
+    return results
+
+
+def encode_task(task: Task, data_dir, tokenizer, max_seq_len: int, both_orders: bool = False) -> tuple[Encoded, dict]:
+    """Read, check and encode the train split (also swapped, for pair tasks with ``both_orders``) and the dev splits."""
+    train_ex = task.read(data_dir, "train")
+    train = encode(tokenizer, train_ex, max_seq_len, f"{task.name} train")
+    train.labels = task.label_ids(train_ex, f"{task.name} train")
+    if both_orders and task.is_pair:
+        swapped = encode(tokenizer, train_ex, max_seq_len, f"{task.name} train (swapped)", swap=True)
+        swapped.labels = train.labels
+        train = concat(train, swapped)
+    dev = {}
+    for split in task.dev_splits:
+        ex = task.read(data_dir, split)
+        dev[split] = encode(tokenizer, ex, max_seq_len, f"{task.name} {split}")
+        dev[split].labels = task.label_ids(ex, f"{task.name} {split}")
+    return train, dev
