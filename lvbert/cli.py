@@ -50,11 +50,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class OneLineWarnings:
+    """Print warnings as 'lvbert: warning: ...' lines while a command runs."""
+
+    def __enter__(self):
+        import warnings
+
+        self._catch = warnings.catch_warnings()
+        self._catch.__enter__()
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.showwarning = lambda message, *a, **k: print(f"lvbert: warning: {message}", file=sys.stderr)
+        return self
+
+    def __exit__(self, *exc):
+        return self._catch.__exit__(*exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with OneLineWarnings():
+            return int(args.func(args) or 0)
     except LvBertError as e:
         print(f"lvbert: error: {e}", file=sys.stderr)
         return 2

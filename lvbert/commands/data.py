@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,26 +95,11 @@ def register(sub) -> None:
     train.set_defaults(func=run_tokenizer_train, config_class=TokenizerTrainConfig)
 
 
-class OneLineWarnings:
-    """Print warnings as 'lvbert: warning: ...' lines while a command runs."""
-
-    def __enter__(self):
-        self._catch = warnings.catch_warnings()
-        self._catch.__enter__()
-        warnings.simplefilter("always")
-        warnings.showwarning = lambda message, *a, **k: print(f"lvbert: warning: {message}", file=sys.stderr)
-        return self
-
-    def __exit__(self, *exc):
-        return self._catch.__exit__(*exc)
-
-
 def run_fetch(args) -> int:
     from lvbert.data.demo import fetch_demo
 
     cfg = resolve(FetchConfig, args)
-    with OneLineWarnings():
-        fetch_demo(cfg.cache, archives=cfg.archives, force=cfg.force, seed=cfg.seed, progress=sys.stderr.isatty())
+    fetch_demo(cfg.cache, archives=cfg.archives, force=cfg.force, seed=cfg.seed, progress=sys.stderr.isatty())
     return 0
 
 
@@ -123,13 +107,12 @@ def run_prepare(args) -> int:
     from lvbert.data.prepare import prepare_data
 
     cfg = resolve(PrepareConfig, args)
-    with OneLineWarnings():
-        out = prepare_data(
-            cfg.corpus, cfg.tokenizer, cfg.out, cfg.seq_len,
-            valid_fraction=cfg.valid_fraction, seed=cfg.seed, num_proc=cfg.num_proc,
-            doc_mode=cfg.doc_mode, text_field=cfg.text_field, max_positions=cfg.max_positions,
-            overwrite=cfg.overwrite, progress=sys.stderr.isatty(),
-        )  # fmt: skip
+    out = prepare_data(
+        cfg.corpus, cfg.tokenizer, cfg.out, cfg.seq_len,
+        valid_fraction=cfg.valid_fraction, seed=cfg.seed, num_proc=cfg.num_proc,
+        doc_mode=cfg.doc_mode, text_field=cfg.text_field, max_positions=cfg.max_positions,
+        overwrite=cfg.overwrite, progress=sys.stderr.isatty(),
+    )  # fmt: skip
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     src = manifest["sources"]
     print(f"read {len(src['files'])} file(s), {src['documents']:,} documents, {human(src['chars'])} characters")
@@ -145,10 +128,9 @@ def run_tokenizer_train(args) -> int:
     from lvbert.data.tokenizer import load_tokenizer, train_tokenizer
 
     cfg = resolve(TokenizerTrainConfig, args)
-    with OneLineWarnings():
-        out = train_tokenizer(cfg.corpus, cfg.out, cfg.vocab_size, min_frequency=cfg.min_frequency,
-                              doc_mode=cfg.doc_mode, text_field=cfg.text_field, progress=sys.stderr.isatty(),
-                              overwrite=cfg.overwrite)  # fmt: skip
+    out = train_tokenizer(cfg.corpus, cfg.out, cfg.vocab_size, min_frequency=cfg.min_frequency,
+                          doc_mode=cfg.doc_mode, text_field=cfg.text_field, progress=sys.stderr.isatty(),
+                          overwrite=cfg.overwrite)  # fmt: skip
     tok = load_tokenizer(out)
     print(f"wrote {Path(out)} (vocabulary {len(tok):,}; load with AutoTokenizer.from_pretrained)")
     return 0

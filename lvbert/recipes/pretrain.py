@@ -94,7 +94,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> Path:
     from lvbert.training.distributed import cleanup, setup_distributed
     from lvbert.training.loop import train_loop
     from lvbert.training.optim import build_optimizer, linear_schedule
-    from lvbert.utils import atomic_write_json
+    from lvbert.utils import atomic_write_json, fix_permissions
 
     out = Path(cfg.out)
     data = open_data(cfg.data)  # the tokenizer checked against the manifest once, here
@@ -161,6 +161,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> Path:
                 "validation": result["eval"],
             }
             atomic_write_json(out / "summary.json", summary)
+            fix_permissions(out)  # safetensors writes 0600 files; the run folder follows the umask
             print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in result["eval"].items() if isinstance(v, float)))
         return out
     finally:

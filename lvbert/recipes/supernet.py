@@ -114,7 +114,7 @@ def train_supernet(cfg: SupernetTrainConfig, resume: bool = False) -> Path:
     from lvbert.training.distributed import cleanup, setup_distributed
     from lvbert.training.loop import train_loop
     from lvbert.training.optim import build_optimizer, linear_schedule
-    from lvbert.utils import atomic_write_json
+    from lvbert.utils import atomic_write_json, fix_permissions
 
     out = Path(cfg.out)
     size = get_size(cfg.size)
@@ -197,6 +197,7 @@ def train_supernet(cfg: SupernetTrainConfig, resume: bool = False) -> Path:
             atomic_write_json(out / "space.json", space.to_dict())
             final = {"step": result["step"], "probes": probes, "validation": result["eval"]}
             atomic_write_json(out / "summary.json", final)
+            fix_permissions(out)  # safetensors writes 0600 files; the run folder follows the umask
             _print_probe_table(result["eval"], probes)
         return out
     finally:
