@@ -49,7 +49,7 @@ VOCAB = {"tiny": None, "small": 30522, "medium": 30522, "base": 30522}  # None: 
 
 def matmul_tflops(n: int = 1024, reps: int = 10) -> float:
     """fp32 matmul speed right now: on a shared machine, the calibration for every number here
-    (REFERENCE.md section 11 measured ~0.4 TFLOP/s on this machine unloaded)."""
+    (~0.4 TFLOP/s measured on this project's 2-core machine, unloaded)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
     t0 = time.perf_counter()

@@ -69,7 +69,8 @@ def main(argv=None) -> int:
     from lvbert.recipes.common import RUN_CONFIG, read_json
     from lvbert.recipes.pretrain import PretrainConfig, pretrain
     from lvbert.recipes.supernet import SupernetTrainConfig, train_supernet
-    from lvbert.search.evolution import EvolutionConfig, run_search
+    from lvbert.recipes.search import SearchRunConfig
+    from lvbert.recipes.search import search as run_search_cli
     from lvbert.search.fitness import SupernetFitness
     from lvbert.space import SearchSpace
     from lvbert.supernet import LvBertSupernet
@@ -104,15 +105,19 @@ def main(argv=None) -> int:
         fitness_fns[allowed] = SupernetFitness(net, valid, batch_size=64)
 
     def search(allowed: str, strategy: str, max_params: int | None) -> dict:
+        """One search through the one entry point (lvbert.recipes.search), on the same fixed masks."""
         tag = f"{allowed}-{strategy}" + ("-budget" if max_params else "")
-        space = SearchSpace(num_slots=size.num_slots, allowed=allowed, size=size, seq_len=seq_len, max_params=max_params)
-        cfg = EvolutionConfig(population=b.population, generations=b.generations, parents=max(2, b.population // 5),
-                              mutations=b.population // 2, crossovers=b.population - b.population // 2,
-                              seed=args.seed, strategy=strategy)
         folder = out / "search" / tag
-        res = run_search(space, fitness_fns[allowed], cfg, folder, resume=(folder / "history.jsonl").exists())
+        cfg = SearchRunConfig(supernet=str(out / f"supernet-{allowed}"), data=str(args.data), out=str(folder),
+                              strategy=strategy, population=b.population, generations=b.generations,
+                              parents=max(2, b.population // 5), mutations=b.population // 2,
+                              crossovers=b.population - b.population // 2, seed=args.seed,
+                              max_params=str(max_params) if max_params else None, valid_sequences=b.valid_sequences,
+                              valid_seed=1234, bf16=b.bf16, device=args.device, progress=False)  # fmt: skip
+        res = run_search_cli(cfg, resume=(folder / "search_config.json").exists())
         return {"arch": res.best["arch"], "fitness": res.best["fitness"], "evaluations": len(res.history),
-                "mean_fitness_last_gen": res.generations[-1]["mean"] if res.generations else None}
+                "mean_fitness_last_gen": res.generations[-1]["mean"] if res.generations else None,
+                "ranking": res.best["ranking"]}
 
     # (a) type sets, (c) evolution vs random, (b) searched under the baseline's parameter budget
     searches = {

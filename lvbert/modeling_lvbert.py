@@ -482,7 +482,7 @@ class LvBertMLMHead(nn.Module):
         return self.decoder(self.LayerNorm(self.act(self.dense(h))))
 
 
-def masked_lm_loss(head: nn.Module, sequence_output, labels, vocab_size: int):
+def masked_lm_loss(head: nn.Module, sequence_output, labels):
     """Vocabulary logits only where ``labels != -100``: returns (loss, logits [M, V]).
 
     Rows of ``logits`` follow the masked positions in row-major order, i.e. they
@@ -532,7 +532,7 @@ class LvBertForMaskedLM(LvBertPreTrainedModel):
         )  # fmt: skip
         h = base.last_hidden_state
         if labels is not None:
-            loss, logits = masked_lm_loss(self.mlm_head, h, labels, self.config.vocab_size)
+            loss, logits = masked_lm_loss(self.mlm_head, h, labels)
         else:
             loss, logits = None, self.mlm_head(h)
         out = MaskedLMOutput(loss=loss, logits=logits, hidden_states=base.hidden_states, attentions=base.attentions)

@@ -361,17 +361,21 @@ class SearchSpace:
         return self.num_feasible()
 
     def _check_feasible_sampled(self) -> int:
+        cheapest_archs = []
         for key, limit in self._limits():
             per_op, base = self._cost[key]
             cheap = [min(self.choices[i], key=lambda op: per_op[self._index[str(op)]]) for i in range(self.num_slots)]
             cheapest = base + sum(per_op[self._index[str(op)]] for op in cheap)
+            cheapest_archs.append(_join([str(op) for op in cheap]))
             if cheapest > limit:
                 raise LvBertError(
                     f"{_COST_NAMES[key]} {_fmt_cost(key, limit)} is below the cheapest arch in the space "
-                    f"({_fmt_cost(key, cheapest)} {_unit(key)}, e.g. {_join([str(op) for op in cheap])})"
+                    f"({_fmt_cost(key, cheapest)} {_unit(key)}, e.g. {cheapest_archs[-1]})"
                 )
         rng = random.Random(0)
-        if self.has_constraints and not any(self.contains(self._draw(rng)) for _ in range(self.max_tries)):
+        # the cheapest arch of each budget first (feasible whenever one budget alone binds), then uniform draws
+        candidates = itertools.chain(cheapest_archs, (self._draw(rng) for _ in range(self.max_tries)))
+        if self.has_constraints and not any(self.contains(a) for a in candidates):
             raise LvBertError(
                 f"no arch met the constraints together in {self.max_tries:,} uniform draws (this space has too many "
                 "ops for an exact check); loosen max_params/max_macs/max_latency or the type counts"

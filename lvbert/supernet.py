@@ -157,7 +157,7 @@ class LvBertSupernet(LvBertPreTrainedModel):
         x = self.lvbert.embeddings(input_ids, token_type_ids, position_ids)
         h, hidden, scores = self.lvbert.encoder(x, keys, attention_mask, bool(output_hidden_states), bool(output_attentions))
         if labels is not None:
-            loss, logits = masked_lm_loss(self.mlm_head, h, labels, self.config.vocab_size)
+            loss, logits = masked_lm_loss(self.mlm_head, h, labels)
         else:
             loss, logits = None, self.mlm_head(h)
         return MaskedLMOutput(loss=loss, logits=logits, hidden_states=tuple(hidden) if hidden else None,

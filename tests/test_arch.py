@@ -24,7 +24,7 @@ from lvbert.arch import (
 from lvbert.cli import main
 from lvbert.errors import LvBertError
 
-LV_CODES = [0, 0, 1, 2, 2, 1, 0, 2, 2, 1, 0, 0, 1, 2, 0, 2, 1, 0, 2, 0, 1, 1, 2, 1]  # REFERENCE.md section 2
+LV_CODES = [0, 0, 1, 2, 2, 1, 0, 2, 2, 1, 0, 0, 1, 2, 0, 2, 1, 0, 2, 0, 1, 1, 2, 1]  # the released list (official code)
 
 # ----------------------------------------------------------------------------- accepted notations
 
@@ -122,7 +122,7 @@ def test_wrong_slot_count():
 # ----------------------------------------------------------------------------- parameter counts
 
 
-# REFERENCE.md section 5 (official code), per sub-layer C / A / F.
+# Counted from the official code, per sub-layer C / A / F.
 SUBLAYER_COUNTS = {
     "small": (275_236, 263_680, 526_080),
     "medium": (616_374, 592_128, 1_182_336),
@@ -137,7 +137,7 @@ def test_sublayer_params(size):
 
 
 def _embeddings_by_hand(size: str) -> int:
-    """REFERENCE.md section 3: (vocab + positions + types) x E, LayerNorm(E), projection E->H when E != H."""
+    """The official sizes: (vocab + positions + types) x E, LayerNorm(E), projection E->H when E != H."""
     s = SIZES[size]
     E, H = s.embedding_size, s.hidden_size
     return (30522 + 512 + 2) * E + 2 * E + (E * H + H if E != H else 0)

@@ -117,3 +117,45 @@ def test_long_inputs_are_truncated_with_a_warning(setup, tmp_path, capsys):
     assert "--max-seq-len 64 exceeds the model's 32 positions; using 32" in err
     assert "long train: 1 of 16 inputs are longer than 32 tokens and were truncated (longest 62)" in err
     assert json.loads((tmp_path / "run" / "results.json").read_text())["config"]["max_seq_len"] == 32
+
+
+def test_finetune_from_a_yaml_config(setup, tmp_path, capsys):
+    root, model = setup
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"model: {model}\ntask: sst2\ndata_dir: {root / 'glue' / 'SST-2'}\nout: {tmp_path / 'run'}\n"
+                   "lr: 1e-3\nmax_steps: 1\nbatch_size: 4\nlayer_decay: 1\nprogress: false\n")  # fmt: skip
+    assert main(["finetune", "--config", str(cfg), "--seed", "2"]) == 0  # the command line wins over YAML
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert res["config"]["lr"] == 1e-3 and res["config"]["layer_decay"] is None and res["best_seed"] == 2
+    argv = ["predict", "--model", str(tmp_path / "run"), "--task", "sst2", "--data-dir", str(root / "glue" / "SST-2"),
+            "--out", str(tmp_path / "sub")]  # fmt: skip
+    (tmp_path / "predict.yaml").write_text("batch_size: 2\n")
+    assert main([*argv, "--config", str(tmp_path / "predict.yaml")]) == 0
+
+
+def test_finetune_resume_runs_only_the_seeds_that_did_not_finish(setup, tmp_path, capsys, monkeypatch):
+    import lvbert.recipes.finetune as ft
+
+    root, model = setup
+    argv = _ft(model, root / "glue" / "SST-2", tmp_path / "run", "sst2", "--seeds", "3")
+    real = ft._train_one_seed
+    calls = []
+
+    def killed_at_the_third(task, model_dir, tokenizer, train, dev, cfg, seed, stage, best):
+        calls.append(seed)
+        if seed == 2 and calls.count(2) == 1:
+            raise KeyboardInterrupt  # killed during the third seed
+        return real(task, model_dir, tokenizer, train, dev, cfg, seed, stage, best)
+
+    monkeypatch.setattr(ft, "_train_one_seed", killed_at_the_third)
+    assert main(argv) == 130
+    assert not (tmp_path / "run").exists() and (tmp_path / ".run.partial").is_dir()
+    assert main([*argv, "--resume"]) == 0
+    assert calls == [0, 1, 2, 2]  # seeds 0 and 1 were kept, seed 2 ran again
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert [r["seed"] for r in res["runs"]] == [0, 1, 2]
+    assert not (tmp_path / ".run.partial").exists()
+    # without --resume a left-over partial folder is started again, then removed
+    (tmp_path / ".run2.partial").mkdir()
+    assert main(_ft(model, root / "glue" / "SST-2", tmp_path / "run2")) == 0
+    assert not (tmp_path / ".run2.partial").exists()

@@ -97,7 +97,7 @@ def test_config_canonicalises_arch_and_sizes():
 
 
 def naive_dynamic_conv(layer: DynamicConvLayer, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """REFERENCE.md section 4, written with explicit loops over positions t and kernel taps k.
+    """The official code's operator, written with explicit loops over positions t and kernel taps k.
 
     x: [L, H] (one sequence), mask: [L] of 0/1 or None."""
     L, H = x.shape

@@ -24,6 +24,11 @@ def test_quickstart_runs_every_stage_and_skips_them_again(tmp_path, capsys):
     assert report["models"][1]["arch"] == "AF" * 12
     md = (out / "report.md").read_text()
     assert "| searched |" in md and "search/evolution/fitness.png" in md
+    # baselines beside every MLM accuracy, what the numbers mean, and what the run shows
+    unigram = report["baselines"]["unigram_mlm_accuracy"]
+    assert 0 < unigram < 1 and f"unigram {unigram:.4f}" in md and "chance 0.50" in md
+    assert "What the numbers mean" in md and md.count("**What this run shows.**") == 1 and report["verdict"] in md
+    assert (out / "mlm_curves.png").exists() and "mlm_curves.png" in md
     assert (out / "search" / "evolution" / "fitness.png").exists()
     stages = json.loads((out / "stages.json").read_text())["stages"]
     assert list(stages) == ["fetch", "tokenizer", "prepare", "supernet", "search", "pretrain", "finetune", "report"]

@@ -20,6 +20,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from fixtures_data import make_fake_archives
 from lvbert.cli import main
 from lvbert.errors import LvBertError
 from lvbert.training.checkpoint import list_checkpoints
@@ -242,9 +243,11 @@ def test_written_files_follow_the_umask(real_corpus, real_tokenizer, real_data, 
         assert main(["tokenizer", "train", "--corpus", str(real_corpus), "--vocab-size", "300", "--out",
                      str(tmp_path / "tok")]) == 0  # fmt: skip
         assert main(_sn(real_data, tmp_path / "run", "--steps", "2")) == 0
+        archives = make_fake_archives(tmp_path / "archives")
+        assert main(["data", "fetch", "demo", "--cache", str(tmp_path / "cache"), "--archives", str(archives)]) == 0
     finally:
         os.umask(old)
-    for root in ("data", "tok", "run"):
+    for root in ("data", "tok", "run", "cache/demo"):
         for p in [tmp_path / root, *(tmp_path / root).rglob("*")]:
             mode = stat.S_IMODE(p.stat().st_mode)
             assert mode == (0o755 if p.is_dir() else 0o644), (p, oct(mode))

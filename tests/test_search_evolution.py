@@ -201,3 +201,25 @@ def test_resume_refuses_other_settings_and_corrupt_history(tmp_path):
     (out / "history.jsonl").write_text("\n".join(lines) + "\n")
     with pytest.raises(LvBertError, match="line 4 is corrupt"):
         run_search(SearchSpace(), ToyFitness(), EvolutionConfig(**{**SMALL, "generations": 2}), out, resume=True, progress=False)
+
+
+def test_flat_fitness_warns_and_best_json_says_the_ranking_is_not_meaningful(tmp_path, capsys):
+    from lvbert.search.evolution import fitness_noise
+
+    space = SearchSpace(num_slots=8)
+    flat = lambda archs: [{"fitness": 0.0444 + (hash(a) % 3) * 1e-4, "loss": 6.8, "masked": 2000} for a in archs]  # noqa: E731
+    res = run_search(space, flat, EvolutionConfig(**SMALL), tmp_path / "flat", baselines={"unigram_accuracy": 0.042})
+    err = capsys.readouterr().err
+    assert err.count("lvbert: warning: generation") == SMALL["generations"]  # every generation is flat
+    assert "the ranking is not meaningful" in err
+    best = json.loads((tmp_path / "flat" / "best.json").read_text())
+    # the threshold: two binomial standard errors at the mean fitness over 2000 masked tokens
+    assert best["ranking"]["threshold"] == pytest.approx(2 * (0.0445 * 0.9555 / 2000) ** 0.5, rel=0.01)
+    assert best["ranking"]["meaningful"] is False and best["baselines"] == {"unigram_accuracy": 0.042}
+    assert "not meaningful" in (tmp_path / "flat" / "top.md").read_text()
+    assert res.best["ranking"]["spread"] < fitness_noise(res.history)
+
+    spread = lambda archs: [{"fitness": 0.04 + 0.01 * a.count("C"), "loss": 6.0, "masked": 2000} for a in archs]  # noqa: E731
+    res = run_search(space, spread, EvolutionConfig(**SMALL), tmp_path / "spread")
+    assert res.best["ranking"]["meaningful"] is True
+    assert "warning: generation 0" not in capsys.readouterr().err  # the random generation 0 is spread out

@@ -79,3 +79,29 @@ def test_demo_task_from_cache(tmp_path, monkeypatch):
     task = get_task("bbc-topic")
     assert task.labels == ("business", "sport", "tech") and task.test_splits == {"test": "bbc-topic.tsv"}
     assert len(task.read(d, "test")) == 3 and task.read(d, "test")[0].label is None
+
+
+def test_encoding_one_text_a_pair_and_a_triple(tmp_path):
+    from lvbert.data.tokenizer import train_tokenizer
+    from lvbert.tasks import Example
+    from lvbert.tasks.encoding import collate, encode, encode_triples
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the cat sat on the mat. a dog ran in the park. knowledge graphs hold triples.\n" * 20)
+    tok = __import__("lvbert.data.tokenizer", fromlist=["load_tokenizer"]).load_tokenizer(
+        train_tokenizer(corpus, tmp_path / "tok", vocab_size=200, progress=False))
+    one = encode(tok, [Example("0", "the cat sat")], 16, "one")
+    pair = encode(tok, [Example("0", "the cat", "a dog")], 16, "pair")
+    cls, sep = tok.cls_token_id, tok.sep_token_id
+    assert one.input_ids[0][0] == cls and one.input_ids[0][-1] == sep and set(one.token_type_ids[0]) == {0}
+    assert pair.input_ids[0].count(sep) == 2 and pair.token_type_ids[0][-1] == 1
+    tri = encode_triples(tok, [("the cat", "sat on", "the mat")], 32)
+    ids, types = tri.input_ids[0], tri.token_type_ids[0]
+    n = [len(tok("the cat", add_special_tokens=False)["input_ids"]), len(tok("sat on", add_special_tokens=False)["input_ids"]),
+         len(tok("the mat", add_special_tokens=False)["input_ids"])]  # fmt: skip
+    assert ids[0] == cls and [i for i, t in enumerate(ids) if t == sep] == [n[0] + 1, n[0] + n[1] + 2, len(ids) - 1]
+    assert types == [0] * (n[0] + 2) + [1] * (n[1] + 1) + [0] * (n[2] + 1)  # head and tail A, relation B
+    cut = encode_triples(tok, [("the cat " * 10, "sat", "the mat")], 12)
+    assert len(cut.input_ids[0]) == 12 and cut.token_type_ids[0].count(1) == 2  # the longest part lost pieces
+    batch = collate(tri, [0], tok.pad_token_id)
+    assert batch["attention_mask"].sum() == len(ids)

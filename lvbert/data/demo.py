@@ -24,7 +24,6 @@ import html
 import io
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from lvbert.errors import LvBertError
-from lvbert.utils import atomic_write_json, human
+from lvbert.utils import atomic_write_json, human, staging_folder
 
 FORMAT = "lvbert-demo-v1"
 RECIPE = 1  # bump when the build changes, so old caches are rebuilt
@@ -319,43 +318,36 @@ def fetch_demo(
             found = _download(source, downloads)
         paths[key] = found
 
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=".demo.tmp-"))
     try:
-        stats = _build(tmp, paths, seed, lambda: bar.set_postfix_str(next(step)))
-        bar.set_postfix_str(next(step))
-        files = {}
-        for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
-            rel = path.relative_to(tmp).as_posix()
-            files[rel] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
-        manifest = {
-            "format": FORMAT,
-            "recipe": RECIPE,
-            "seed": seed,
-            "sources": [
-                {
-                    "package": s.requirement,
-                    "archive": paths[k].name,
-                    "archive_sha256": _sha256(paths[k]),
-                    "archive_bytes": paths[k].stat().st_size,
-                    "url": s.url,
-                    "licence": s.licence,
-                    "data": {what: {"path": p, "origin": origin} for what, (p, origin) in s.provides.items()},
-                }
-                for k, s in SOURCES.items()
-            ],
-            **stats,
-            "files": files,
-        }
-        atomic_write_json(tmp / "manifest.json", manifest)
+        with staging_folder(root) as tmp:  # umask permissions; a killed build's staging folder goes next time
+            stats = _build(tmp, paths, seed, lambda: bar.set_postfix_str(next(step)))
+            bar.set_postfix_str(next(step))
+            files = {}
+            for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
+                rel = path.relative_to(tmp).as_posix()
+                files[rel] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+            manifest = {
+                "format": FORMAT,
+                "recipe": RECIPE,
+                "seed": seed,
+                "sources": [
+                    {
+                        "package": s.requirement,
+                        "archive": paths[k].name,
+                        "archive_sha256": _sha256(paths[k]),
+                        "archive_bytes": paths[k].stat().st_size,
+                        "url": s.url,
+                        "licence": s.licence,
+                        "data": {what: {"path": p, "origin": origin} for what, (p, origin) in s.provides.items()},
+                    }
+                    for k, s in SOURCES.items()
+                ],
+                **stats,
+                "files": files,
+            }
+            atomic_write_json(tmp / "manifest.json", manifest)
+    finally:
         bar.close()
-        if root.exists():
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    except BaseException:
-        bar.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     say(f"wrote the demo data to {root}")
     _describe(root, say)
     return root

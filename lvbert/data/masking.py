@@ -2,7 +2,7 @@
 
 Per sequence, ``k = clamp(round(mask_prob * n), 1, max_predictions)`` of the
 ``n`` maskable tokens (not special, not padding) are chosen uniformly without
-replacement, as in ELECTRA (REFERENCE.md section 6: at most
+replacement, as in ELECTRA (Clark et al. 2020; at most
 ``int(0.155 * L)`` = 19 for L = 128). Of the chosen positions
 
 - ``mode="bert"``:    80% become ``[MASK]``, 10% a random token, 10% stay;

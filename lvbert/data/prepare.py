@@ -1,6 +1,6 @@
 """``lvbert data prepare``: tokenize a corpus and pack it into fixed-length sequences.
 
-Packing follows ELECTRA's recipe (REFERENCE.md section 6): the sentences of a
+Packing follows ELECTRA's recipe (its build_pretraining_dataset): the sentences of a
 document are gathered until they fill a sequence, then split into two
 segments ``[CLS] A [SEP] B [SEP]`` (10% of the time one segment only, 5% of
 the time a shorter random target length). Two differences from ELECTRA's

@@ -1,6 +1,6 @@
 """Recipe: pre-train one architecture from scratch, with masked LM or ELECTRA.
 
-``objective="electra"`` (the official recipe, REFERENCE.md section 6) trains a
+``objective="electra"`` (the official LV-BERT recipe, ELECTRA's) trains a
 generator of the same layer list at reduced width together with the
 discriminator; ``objective="mlm"`` trains an ``LvBertForMaskedLM`` on masked
 positions only. Same loop, checkpoints, resume and distributed support as the

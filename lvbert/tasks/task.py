@@ -72,7 +72,7 @@ class Task:
     splits: dict[str, Split]  # split name -> file and layout; must hold "train"
     dev_splits: tuple[str, ...] = ("dev",)
     test_splits: dict[str, str] = field(default_factory=dict)  # test split -> submission file name
-    epochs: int = 3  # official recipe (REFERENCE.md section 8)
+    epochs: int = 3  # the official fine-tuning recipe
     both_orders: bool = False  # also train on (pair, text): the official recipe for MRPC, QQP and STS-B
     glue_dir: str | None = None  # sub-folder name in a GLUE download (CoLA, SST-2, ...)
     description: str = ""
