@@ -53,10 +53,10 @@ class Profile:
 
 
 PROFILES = {
-    # ~7 minutes on 2 quiet CPU cores (docs/quickstart.md): tiny models of 12 slots; the supernet leaves the
+    # ~8 minutes on 2 quiet CPU cores (docs/quickstart.md): tiny models of 12 slots; the supernet leaves the
     # unigram plateau after ~400 steps and separates archs only well after it (docs/img/quickstart_plateau.png).
-    "cpu-quick": Profile("tiny size, 12 slots, ~7 minutes on 2 CPU cores", num_slots=12, supernet_steps=3000,
-                         population=32, generations=4, parents=8, mutations=12, crossovers=12),
+    "cpu-quick": Profile("tiny size, 12 slots, ~8 minutes on 2 CPU cores", num_slots=12, supernet_steps=4000,
+                         population=40, generations=4, parents=8, mutations=16, crossovers=16),
     # ~1 hour on 2 CPU cores: numbers worth reading at tiny scale.
     "cpu": Profile("tiny size, ~1 hour on 2 CPU cores", seq_len=128, vocab_size=8192, supernet_steps=4000,
                    population=16, generations=8, parents=4, mutations=8, crossovers=8, valid_sequences=512,
