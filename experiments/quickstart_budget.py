@@ -78,8 +78,8 @@ def main(argv=None) -> int:
                          "min": [min(v) for v in vals], "max": [max(v) for v in vals]}  # fmt: skip
 
     add("supernet path: bert", runs["supernet"], "bert/mlm_accuracy")
-    add("supernet path: random1", runs["supernet"], "random1/mlm_accuracy")
-    add("supernet path: random2", runs["supernet"], "random2/mlm_accuracy")
+    add("supernet path: random arch 1 (one per seed)", runs["supernet"], "random1/mlm_accuracy")
+    add("supernet path: random arch 2 (one per seed)", runs["supernet"], "random2/mlm_accuracy")
     for name in standalone:
         add(f"from scratch: {name}", runs[name], "mlm_accuracy")
 

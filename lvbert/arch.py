@@ -110,14 +110,30 @@ GENERATOR_HIDDEN = {"small": 64, "medium": 128, "base": 256}
 
 
 def get_size(name: str | SizeConfig, **overrides) -> SizeConfig:
-    """Look up a size preset by name and apply field overrides."""
+    """Look up a size preset by name and apply field overrides.
+
+    The name may carry its own overrides, for the command line: ``tiny(hidden_size=128,
+    num_attention_heads=2, intermediate_size=512)``."""
     if isinstance(name, SizeConfig):
         size = name
     else:
-        key = str(name).strip().lower()
+        key, _, rest = str(name).strip().lower().partition("(")
+        key = key.strip()
         if key not in SIZES:
-            raise LvBertError(f"unknown size {name!r}; choose one of {', '.join(SIZES)}")
+            raise LvBertError(f"unknown size {name!r}; choose one of {', '.join(SIZES)} (optionally with fields: "
+                              "tiny(hidden_size=128,intermediate_size=512))")  # fmt: skip
         size = SIZES[key]
+        if rest:
+            if not rest.rstrip().endswith(")"):
+                raise LvBertError(f"unbalanced brackets in size {name!r}")
+            given = {}
+            for part in [p for p in rest.rstrip()[:-1].split(",") if p.strip()]:
+                field, _, value = part.partition("=")
+                try:
+                    given[field.strip()] = int(value)
+                except ValueError:
+                    raise LvBertError(f"size field {part.strip()!r} in {name!r} needs an integer, e.g. hidden_size=128") from None
+            size = size.replace(**given)
     return size.replace(**overrides) if overrides else size
 
 

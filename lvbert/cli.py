@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "lvbert.commands.pretrain",
     "lvbert.commands.finetune",
     "lvbert.commands.eval",
+    "lvbert.commands.distill",
     "lvbert.commands.quickstart",
 ]
 

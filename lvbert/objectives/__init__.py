@@ -6,9 +6,10 @@
   ``arch``), and :func:`evaluate_mlm`, the masked-LM accuracy and loss on a fixed-mask set used
   by pre-training, supernet validation, the search fitness and ``lvbert eval``;
 - :mod:`~lvbert.objectives.electra`: ELECTRA replaced-token detection (Clark et al. 2020);
-- :mod:`~lvbert.objectives.classification`: fine-tuning (the head's own loss).
+- :mod:`~lvbert.objectives.classification`: fine-tuning (the head's own loss);
+- :mod:`~lvbert.objectives.distill`: TinyBERT distillation (teachers, layer mapping, losses).
 
-A new objective (e.g. distillation) is a new module here with the same calling convention.
+A new objective is a new module here with the same calling convention.
 """
 
 from lvbert.objectives.classification import classification_objective

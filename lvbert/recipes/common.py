@@ -100,8 +100,10 @@ def read_json(path: Path) -> dict:
 
 def load_supernet(path: str | Path):
     """An ``LvBertSupernet`` from a run folder; a one-line error when the folder holds none."""
+    from lvbert.model_dir import quiet_transformers
     from lvbert.recipes.search import check_supernet_dir
     from lvbert.supernet import LvBertSupernet
 
     path = check_supernet_dir(path)
-    return LvBertSupernet.from_pretrained(str(path))
+    with quiet_transformers():
+        return LvBertSupernet.from_pretrained(str(path))

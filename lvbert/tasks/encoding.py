@@ -13,6 +13,7 @@ Inputs longer than the limit are truncated (longest part first) and counted in o
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 
@@ -169,3 +170,28 @@ def encode_task(task: Task, data_dir, tokenizer, max_seq_len: int, both_orders: 
         dev[split] = encode(tokenizer, ex, max_seq_len, f"{task.name} {split}")
         dev[split].labels = task.label_ids(ex, f"{task.name} {split}")
     return train, dev
+
+
+class IndexedBatches:
+    """Training batches as a function ``(step, micro) -> batch``: the permutation of epoch e comes
+    from ``(seed, e)``, so a resumed run sees exactly the batches of an uninterrupted one."""
+
+    def __init__(self, enc: Encoded, batch_size: int, seed: int, pad_id: int, grad_accum: int = 1):
+        import numpy as np
+
+        self.enc, self.batch_size, self.seed, self.pad_id, self.grad_accum = enc, batch_size, seed, pad_id, grad_accum
+        self.per_epoch = max(1, math.ceil(len(enc) / batch_size))
+        self._np = np
+        self._epoch, self._perm = -1, None
+
+    def steps(self, epochs: int) -> int:
+        return math.ceil(epochs * self.per_epoch / self.grad_accum)
+
+    def __call__(self, step: int, micro: int = 0) -> dict:
+        index = step * self.grad_accum + micro
+        epoch, pos = divmod(index, self.per_epoch)
+        if epoch != self._epoch:
+            self._perm = self._np.random.default_rng([self.seed, epoch]).permutation(len(self.enc))
+            self._epoch = epoch
+        rows = self._perm[pos * self.batch_size : (pos + 1) * self.batch_size].tolist()
+        return collate(self.enc, rows, self.pad_id)

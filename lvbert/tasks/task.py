@@ -231,3 +231,57 @@ def read_examples(path: str | Path, layout: Layout, what: str = "") -> list[Exam
     if not out:
         raise LvBertError(f"{path} has no examples{what}")
     return out
+
+
+# ----------------------------------------------------------------------------- writing (augmented copies)
+
+
+def data_rows(path: str | Path, layout: Layout) -> tuple[list | None, list]:
+    """``(header, rows)`` of a split file, ``rows`` aligned with :func:`read_examples` (the same rows
+    skipped): lists for tsv/csv, dicts for jsonl; ``header`` is the first row of a file that has one."""
+    rows = _rows(Path(path), layout)
+    header = None
+    if layout.fmt != "jsonl" and layout.header:
+        first = next(rows, None)
+        header = first[1] if first is not None else None
+    fields = [f for f in (layout.text, layout.pair, layout.label, layout.index) if f is not None]
+    if layout.fmt == "jsonl":
+        return None, [row for _, row in rows]
+    pos = [header.index(f) if header is not None else f for f in fields] if fields else [0]
+    need = max(pos) + 1
+    return header, [row for _, row in rows if not (len(row) < need and layout.skip_malformed)]
+
+
+def write_rows(path: str | Path, layout: Layout, header: list | None, rows: list) -> None:
+    """Write rows in the split file's own format (tsv without quoting, csv, or jsonl), atomically."""
+    import io
+
+    from lvbert.utils import atomic_write_text
+
+    buf = io.StringIO()
+    if layout.fmt == "jsonl":
+        for row in rows:
+            buf.write(json.dumps(row, ensure_ascii=False) + "\n")
+    elif layout.fmt == "csv":
+        w = csv.writer(buf, lineterminator="\n")
+        if header is not None:
+            w.writerow(header)
+        w.writerows(rows)
+    else:
+        for row in ([header] if header is not None else []) + rows:
+            buf.write("\t".join(str(c).replace("\t", " ").replace("\n", " ") for c in row) + "\n")
+    atomic_write_text(path, buf.getvalue())
+
+
+def with_texts(row, layout: Layout, header: list | None, text: str, pair: str | None, suffix: str):
+    """A copy of ``row`` with its text (and pair) replaced and its index column, if any, suffixed."""
+    def pos(field):
+        return field if layout.fmt == "jsonl" or header is None else header.index(field)
+
+    new = dict(row) if isinstance(row, dict) else list(row)
+    new[pos(layout.text)] = text
+    if pair is not None and layout.pair is not None:
+        new[pos(layout.pair)] = pair
+    if layout.index is not None:
+        new[pos(layout.index)] = f"{new[pos(layout.index)]}{suffix}"
+    return new

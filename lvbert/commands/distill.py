@@ -1,0 +1,46 @@
+"""``lvbert distill`` and ``lvbert augment``: thin wrappers over :mod:`lvbert.recipes.distill` and ``augment``."""
+
+from __future__ import annotations
+
+from lvbert.recipes.options import add_options, resolve, resolve_run
+
+
+def register(sub) -> None:
+    from lvbert.recipes.augment import AugmentConfig
+    from lvbert.recipes.distill import DistillConfig
+
+    p = sub.add_parser(
+        "distill",
+        help="TinyBERT distillation into any lvbert student (general, or on a task)",
+        description="General distillation: --teacher DIR --arch ARCH --size SIZE --data PREPARED --steps N --out DIR "
+        "(hidden states and pre-softmax attention on unlabelled text). Task distillation: --teacher FINETUNED "
+        "--student DIR --task T --data-dir DIR --out DIR (intermediate layers, then the prediction layer). "
+        "Teachers: lvbert models or Hugging Face BERT/ELECTRA checkpoints on disk. See docs/distill.md.",
+    )
+    add_options(p, DistillConfig, resume=True)
+    p.set_defaults(func=run_distill, config_class=DistillConfig)
+
+    a = sub.add_parser(
+        "augment",
+        help="augment a task's training set with a masked LM (TinyBERT's data augmentation)",
+        description="Each word (not a stop-word) replaced with probability --prob by one of the --top-k words a masked "
+        "LM predicts in its place, --copies times per example; labels inherited; dev and test copied unchanged.",
+    )
+    add_options(a, AugmentConfig)
+    a.set_defaults(func=run_augment, config_class=AugmentConfig)
+
+
+def run_distill(args) -> int:
+    from lvbert.recipes.distill import DistillConfig, run_distill
+
+    cfg, resume = resolve_run(DistillConfig, args)
+    out = run_distill(cfg, resume=resume)
+    print(f"student written to {out}")
+    return 0
+
+
+def run_augment(args) -> int:
+    from lvbert.recipes.augment import AugmentConfig, augment
+
+    augment(resolve(AugmentConfig, args))
+    return 0

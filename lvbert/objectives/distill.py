@@ -1,0 +1,337 @@
+"""TinyBERT distillation (Jiao et al. 2020) for any LV-BERT student: layer mapping, teachers, losses.
+
+A *layer* is what the loss aligns: the teacher's transformer layers (a Hugging Face BERT /
+ELECTRA model) or pairs of slots (an lvbert model, grouped in pairs as the official LV-BERT
+code groups them); layer 0 is the embedding output. The student's layer m (a pair of its
+slots) is matched with the teacher's layer ``g(m)``:
+
+- ``uniform`` (TinyBERT's default): ``g(m) = ceil(m * N / M)`` for M student and N teacher
+  layers, i.e. ``m * N / M`` when M divides N (TinyBERT-4 of BERT-base: 3, 6, 9, 12), and the
+  teacher layer whose span holds student layer m when the student is deeper;
+- ``top``: ``g(m) = N - M + m``; ``bottom``: ``g(m) = m`` (clamped to 1..N).
+
+Losses, as TinyBERT (and its official code where the paper is silent, which the docs say):
+
+- hidden states: ``MSE(H_S W, H_T)`` at every mapped layer including the embedding output
+  (layer 0), through learnable projections ``W`` (``projection="shared"``: one for every
+  layer, the official code; ``"per-layer"``: one each); a projection is used even when the
+  widths agree, as in the official code;
+- attention: ``MSE(A_S, A_T)`` of the **pre-softmax** scores, entries at padded keys set to 0
+  on both sides, for every student A slot against the teacher layer its pair maps to (its
+  first A slot for an lvbert teacher). Heads are matched 1:1 when the counts agree; otherwise
+  the scores are averaged over heads on both sides before the MSE. A teacher layer without
+  an A slot gives no attention loss;
+- prediction: soft cross-entropy ``-softmax(z_T / t) . log_softmax(z_S / t)`` (sum over
+  classes, mean over the batch) at temperature t, or MSE to the teacher's output for
+  regression. General distillation uses no prediction loss.
+
+C, F and I slots of the student take part through the hidden-state loss only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MAPPINGS = ("uniform", "top", "bottom")
+
+
+# ============================================================================ layers and mapping
+
+
+@dataclass(frozen=True)
+class Layers:
+    """The layers of one model as distillation sees them.
+
+    ``hidden[n]`` is the index into ``outputs.hidden_states`` of layer n (``hidden[0] = 0``,
+    the embedding output); ``attention[n]`` the indices into ``outputs.attentions`` of the
+    attention maps inside layer n (layer 0 has none)."""
+
+    hidden: tuple[int, ...]
+    attention: tuple[tuple[int, ...], ...]
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.hidden) - 1
+
+
+def slot_pair_layers(arch) -> Layers:
+    """An lvbert arch as layers: pairs of slots (2p, 2p+1), the last one alone when the count is odd."""
+    from lvbert.arch import Arch
+
+    ops = Arch.parse(arch)
+    n = len(ops)
+    hidden, attention, a_index = [0], [()], 0
+    for start in range(0, n, 2):
+        inside = []
+        for s in range(start, min(start + 2, n)):
+            if ops[s].type == "A":
+                inside.append(a_index)
+                a_index += 1
+        hidden.append(min(start + 2, n))
+        attention.append(tuple(inside))
+    return Layers(tuple(hidden), tuple(attention))
+
+
+def transformer_layers(num_layers: int) -> Layers:
+    """A BERT-style model of ``num_layers`` layers: hidden state n after layer n, one attention map each."""
+    return Layers(tuple(range(num_layers + 1)), ((),) + tuple((i,) for i in range(num_layers)))
+
+
+def map_layers(student_layers: int, teacher_layers: int, mapping: str = "uniform") -> list[int]:
+    """``g(m)`` for m = 0..M (``g(0) = 0``, the embedding output), see the module docstring."""
+    if mapping not in MAPPINGS:
+        raise ValueError(f"unknown mapping {mapping!r}; choose one of {', '.join(MAPPINGS)}")
+    M, N = student_layers, teacher_layers
+    if M < 1 or N < 1:
+        raise ValueError(f"both models need at least one layer, got student {M}, teacher {N}")
+    out = [0]
+    for m in range(1, M + 1):
+        if mapping == "uniform":
+            g = math.ceil(m * N / M)
+        elif mapping == "top":
+            g = N - M + m
+        else:
+            g = m
+        out.append(min(max(g, 1), N))
+    return out
+
+
+@dataclass
+class Alignment:
+    """What is compared with what: hidden-state index pairs and attention index pairs."""
+
+    hidden: list[tuple[int, int]]  # (student hidden index, teacher hidden index)
+    attention: list[tuple[int, int]]  # (student attention index, teacher attention index)
+    mapping: list[int] = field(default_factory=list)  # g(m), m = 0..M
+
+    def describe(self) -> str:
+        return (f"hidden states {[(s, t) for s, t in self.hidden]}; attention maps "
+                f"{[(s, t) for s, t in self.attention]}")  # fmt: skip
+
+
+def align(student: Layers, teacher: Layers, mapping: str = "uniform") -> Alignment:
+    """Pair the student's layers with the teacher's (see :func:`map_layers`)."""
+    g = map_layers(student.num_layers, teacher.num_layers, mapping)
+    hidden = [(student.hidden[m], teacher.hidden[g[m]]) for m in range(student.num_layers + 1)]
+    attention = []
+    for m in range(1, student.num_layers + 1):
+        t_maps = teacher.attention[g[m]]
+        if not t_maps:
+            continue  # the teacher layer has no attention: hidden states only
+        attention += [(s, t_maps[0]) for s in student.attention[m]]
+    return Alignment(hidden, attention, g)
+
+
+# ============================================================================ teachers
+
+
+@dataclass
+class TeacherOutputs:
+    hidden_states: tuple[torch.Tensor, ...]
+    attentions: tuple[torch.Tensor, ...]  # pre-softmax scores [B, heads, L, L]
+    logits: torch.Tensor | None = None
+
+
+class HFAttentionCapture:
+    """Pre-softmax attention scores of a Hugging Face BERT / ELECTRA model, without editing transformers.
+
+    With SDPA, ``output_attentions=True`` returns nothing, and eager attention returns the
+    probabilities after softmax; TinyBERT needs the scores before it. Forward hooks on every
+    layer's ``query`` and ``key`` projections keep their outputs, and :meth:`scores` computes
+    ``q k^T / sqrt(d)`` per head, with padded keys at the dtype's minimum (as lvbert's own).
+    """
+
+    def __init__(self, encoder_layers, num_heads: int):
+        self.num_heads = num_heads
+        self._q: list[torch.Tensor | None] = [None] * len(encoder_layers)
+        self._k: list[torch.Tensor | None] = [None] * len(encoder_layers)
+        self.handles = []
+        for i, layer in enumerate(encoder_layers):
+            attn = layer.attention.self
+            self.handles.append(attn.query.register_forward_hook(self._keep(self._q, i)))
+            self.handles.append(attn.key.register_forward_hook(self._keep(self._k, i)))
+
+    @staticmethod
+    def _keep(store, i):
+        def hook(module, inputs, output):
+            store[i] = output
+
+        return hook
+
+    def scores(self, attention_mask: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        if any(q is None for q in self._q) or any(k is None for k in self._k):
+            from lvbert.errors import LvBertError
+
+            raise LvBertError("the teacher's attention layers did not call their query/key projections, so their "
+                              "scores cannot be captured; load it with the default (sdpa or eager) attention")  # fmt: skip
+        out = []
+        for q, k in zip(self._q, self._k):
+            B, L, H = q.shape
+            d = H // self.num_heads
+            qh = q.view(B, L, self.num_heads, d).transpose(1, 2)
+            kh = k.view(B, L, self.num_heads, d).transpose(1, 2)
+            s = torch.matmul(qh, kh.transpose(-1, -2)) / math.sqrt(d)
+            if attention_mask is not None:
+                s = s.masked_fill(~attention_mask.bool()[:, None, None, :], torch.finfo(s.dtype).min)
+            out.append(s)
+        for store in (self._q, self._k):  # in place: the hooks hold these lists
+            store[:] = [None] * len(store)
+        return tuple(out)
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+class Teacher(nn.Module):
+    """A frozen teacher giving hidden states, pre-softmax attention scores and (task models) logits.
+
+    ``model`` is an lvbert model (any arch, any head) or a Hugging Face BERT / ELECTRA model
+    (a backbone or a model with a head). Build one from a folder with :func:`load_teacher`.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        cfg = model.config
+        self.is_lvbert = cfg.model_type == "lvbert"
+        self.hidden_size = cfg.hidden_size
+        if self.is_lvbert:
+            self.layers = slot_pair_layers(cfg.arch)
+            self.capture = None
+        else:
+            base = getattr(model, model.base_model_prefix, model)
+            self.layers = transformer_layers(cfg.num_hidden_layers)
+            self.capture = HFAttentionCapture(base.encoder.layer, cfg.num_attention_heads)
+
+    def train(self, mode: bool = True):  # the teacher stays in eval mode (no dropout)
+        super().train(False)
+        return self
+
+    @torch.no_grad()
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, with_attentions: bool = True) -> TeacherOutputs:
+        kw = dict(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                  output_hidden_states=True)  # fmt: skip
+        if self.is_lvbert:
+            out = self.model(**kw, output_attentions=with_attentions)
+            attentions = out.attentions or ()
+        else:
+            out = self.model(**kw)
+            attentions = self.capture.scores(attention_mask) if with_attentions else ()
+        return TeacherOutputs(tuple(out.hidden_states), tuple(attentions), getattr(out, "logits", None))
+
+
+def load_teacher(path, task_head: bool = False) -> Teacher:
+    """A :class:`Teacher` from a model folder: lvbert (any arch, any head) or Hugging Face BERT / ELECTRA.
+
+    ``task_head``: the model must have a sequence-classification head (task distillation)."""
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    from lvbert.errors import LvBertError
+    from lvbert.model_dir import load_config, quiet_transformers
+
+    config = load_config(path, ("lvbert", "bert", "electra"))
+    if getattr(config, "allowed_types", None) is not None:
+        raise LvBertError(f"{path} is a supernet; extract an arch first (lvbert supernet extract) to use it as a teacher")
+    archs = config.architectures or []
+    with quiet_transformers():
+        if task_head:
+            if not any(a.endswith("ForSequenceClassification") for a in archs):
+                raise LvBertError(f"{path} is not fine-tuned on a task ({', '.join(archs) or 'no head'}); task "
+                                  "distillation needs a task-fine-tuned teacher (lvbert finetune)")  # fmt: skip
+            model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True)
+        else:
+            model = AutoModel.from_pretrained(path, local_files_only=True)
+    return Teacher(model)
+
+
+# ============================================================================ the loss module
+
+
+class DistillLoss(nn.Module):
+    """TinyBERT's losses between a student's outputs and a :class:`TeacherOutputs` (module docstring).
+
+    Args:
+        alignment: which student hidden states / attention maps meet which of the teacher's.
+        student_hidden, teacher_hidden: widths H_S and H_T (the projections map H_S -> H_T).
+        projection: ``"shared"`` (one projection for every layer, the official code) or ``"per-layer"``.
+        temperature: of the soft cross-entropy.
+        weights: ``{"hidden", "attention", "prediction"}`` multipliers (1.0 each, as TinyBERT).
+    """
+
+    def __init__(self, alignment: Alignment, student_hidden: int, teacher_hidden: int, projection: str = "shared",
+                 temperature: float = 1.0, weights: dict | None = None):  # fmt: skip
+        super().__init__()
+        if projection not in ("shared", "per-layer"):
+            raise ValueError(f"projection must be shared or per-layer, got {projection!r}")
+        self.alignment = alignment
+        self.projection = projection
+        n = 1 if projection == "shared" else len(alignment.hidden)
+        self.proj = nn.ModuleList(nn.Linear(student_hidden, teacher_hidden) for _ in range(n))
+        for p in self.proj:
+            nn.init.trunc_normal_(p.weight, std=0.02, a=-0.04, b=0.04)
+            nn.init.zeros_(p.bias)
+        self.temperature = temperature
+        self.weights = {"hidden": 1.0, "attention": 1.0, "prediction": 1.0, **(weights or {})}
+
+    def hidden_loss(self, student_hidden, teacher_hidden) -> torch.Tensor:
+        total = 0.0
+        for k, (s, t) in enumerate(self.alignment.hidden):
+            proj = self.proj[0 if self.projection == "shared" else k]
+            total = total + F.mse_loss(proj(student_hidden[s]).float(), teacher_hidden[t].float())
+        return total
+
+    def attention_loss(self, student_att, teacher_att, attention_mask=None) -> torch.Tensor:
+        total = 0.0
+        for s, t in self.alignment.attention:
+            a_s, a_t = student_att[s].float(), teacher_att[t].float()
+            if a_s.shape[1] != a_t.shape[1]:  # different head counts: compare the head means
+                if attention_mask is not None:
+                    keep = attention_mask.bool()[:, None, None, :]
+                    a_s, a_t = a_s.masked_fill(~keep, 0.0), a_t.masked_fill(~keep, 0.0)
+                a_s, a_t = a_s.mean(1, keepdim=True), a_t.mean(1, keepdim=True)
+            total = total + masked_score_mse(a_s, a_t, attention_mask)
+        return total
+
+    def prediction_loss(self, student_logits, teacher_logits) -> torch.Tensor:
+        return soft_cross_entropy(student_logits, teacher_logits, self.temperature)
+
+    def forward(self, student_out, teacher: TeacherOutputs, attention_mask=None, prediction: bool = False) -> dict:
+        """``{"loss", "hidden_loss", "attention_loss"}`` (intermediate) or ``{"loss", "prediction_loss"}``."""
+        if prediction:
+            pred = self.prediction_loss(student_out.logits, teacher.logits)
+            return {"loss": self.weights["prediction"] * pred, "prediction_loss": pred.detach()}
+        hid = self.hidden_loss(student_out.hidden_states, teacher.hidden_states)
+        att = self.attention_loss(student_out.attentions or (), teacher.attentions, attention_mask)
+        loss = self.weights["hidden"] * hid + self.weights["attention"] * att
+        return {"loss": loss, "hidden_loss": _detach(hid), "attention_loss": _detach(att)}
+
+
+def _detach(x):
+    return x.detach() if torch.is_tensor(x) else torch.tensor(float(x))
+
+
+def masked_score_mse(a_s: torch.Tensor, a_t: torch.Tensor, attention_mask=None) -> torch.Tensor:
+    """MSE of two [B, h, L, L] score tensors with the entries at padded keys set to 0 on both sides
+    (TinyBERT's official code zeroes every entry at or below -100, which are exactly those)."""
+    if attention_mask is not None:
+        keep = attention_mask.bool()[:, None, None, :]
+        a_s = a_s.masked_fill(~keep, 0.0)
+        a_t = a_t.masked_fill(~keep, 0.0)
+    return F.mse_loss(a_s, a_t)
+
+
+def soft_cross_entropy(student_logits, teacher_logits, temperature: float = 1.0) -> torch.Tensor:
+    """``-softmax(z_T / t) . log_softmax(z_S / t)``, summed over classes and averaged over the batch;
+    one output (regression): MSE to the teacher's output."""
+    s, t = student_logits.float(), teacher_logits.float()
+    if s.shape[-1] == 1:
+        return F.mse_loss(s, t)
+    return -(F.softmax(t / temperature, dim=-1) * F.log_softmax(s / temperature, dim=-1)).sum(-1).mean()
