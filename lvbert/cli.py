@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "lvbert.commands.finetune",
     "lvbert.commands.eval",
     "lvbert.commands.distill",
+    "lvbert.commands.kg",
     "lvbert.commands.quickstart",
 ]
 

@@ -1,0 +1,447 @@
+"""Recipe: KG-BERT knowledge-graph completion with any lvbert encoder (Yao et al. 2019).
+
+- ``task="triple"`` / ``"link"``: KG-BERT(a). ``[CLS] head [SEP] relation [SEP] tail [SEP]``
+  (segments 0/1/0) classified true/false by the token-0 head; trained on the train triples
+  and corrupted ones (head or tail replaced, filtered: 1 negative per positive for triple
+  classification, 5 on one side for link prediction, the official code's counts).
+- ``task="relation"``: KG-BERT(b). ``[CLS] head [SEP] tail [SEP]`` classified into the relations.
+
+Evaluation (:func:`evaluate_kg`): triple-classification accuracy (on the split's own labels when
+it has them, else against seeded, filtered negatives); link prediction ranks the true head and
+tail among every entity, raw and filtered (the score is the logit of "true", as the official
+code), MR, MRR, Hits@1/3/10; relation prediction ranks the gold relation among all, raw and
+filtered. Inputs are assembled from entity and relation pieces tokenised once, sorted by length
+and scored in large batches (bf16 optional).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from lvbert.errors import LvBertError
+from lvbert.recipes.options import option
+
+TASKS = ("triple", "link", "relation")
+DEFAULT_EPOCHS = {"triple": 3, "link": 5, "relation": 20}  # KG-BERT's README
+DEFAULT_NEGATIVES = {"triple": 1, "link": 5, "relation": 0}
+FILTERS = ("all", "split")
+KG_FILE = "kg.json"
+
+
+@dataclass
+class KgTrainConfig:
+    model: str = option("a pre-trained lvbert model folder (any arch)", default=None)
+    dataset: str = option("a demo graph (umls, kinships, nations) or a folder in KG-BERT's or the plain triples layout",
+                          default=None)  # fmt: skip
+    task: str = option("triple (classification), link (prediction) or relation (prediction, KG-BERT(b))", default="link")
+    out: str = option("output folder: the KG model, kg.json, results.json", default=None)
+    epochs: int | None = option("epochs (default: triple 3, link 5, relation 20, as KG-BERT)", default=None)
+    negatives: int | None = option("corrupted triples per positive (default: triple 1, link 5)", default=None)
+    negative_filter: str = option("corruptions are refused when they are true triples of: all (every split) or split "
+                                  "(the same split only, the original code)", default="all")  # fmt: skip
+    lr: float | None = option("peak learning rate (default 3e-4 for hidden <= 384, else 5e-5 as KG-BERT)", default=None)
+    batch_size: int = option("training batch size", default=32)
+    warmup: float = option("warm-up fraction of the steps", default=0.1)
+    weight_decay: float = option("AdamW weight decay", default=0.01)
+    max_seq_len: int | None = option("tokens per input (default: the graph's longest, at most 128)", default=None)
+    long_text: bool = option("use entity2textlong.txt when the graph has it", default=False)
+    eval_split: str = option("split scored after every epoch (triple classification) to keep the best epoch",
+                             default="dev")  # fmt: skip
+    test: bool = option("evaluate on the test split at the end", default=True)
+    max_test: int | None = option("score only the first N test triples (large graphs; not the full protocol)",
+                                  default=None)  # fmt: skip
+    eval_batch_size: int = option("inputs per forward pass when scoring", default=1024)
+    bf16: bool = option("bfloat16 autocast", default=False)
+    seed: int = option("seed of the negatives, the data order and the head", default=0)
+    device: str = option("auto, cpu, cuda", default="auto")
+    progress: bool = option("progress bars", default=True)
+
+    def __post_init__(self) -> None:
+        for name in ("model", "dataset", "out"):
+            if not getattr(self, name):
+                raise LvBertError(f"--{name} is required")
+        _check_common(self)
+        if self.negative_filter not in FILTERS:
+            raise LvBertError(f"--negative-filter must be all or split, got {self.negative_filter!r}")
+        if self.epochs is not None and self.epochs < 1:
+            raise LvBertError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.negatives is not None and self.negatives < (0 if self.task == "relation" else 1):
+            raise LvBertError(f"--negatives must be at least 1 for task {self.task}, got {self.negatives}")
+
+
+@dataclass
+class KgEvalConfig:
+    model: str = option("a KG model folder (lvbert kg train --out)", default=None)
+    dataset: str = option("the graph it was trained on (a demo graph or a folder)", default=None)
+    split: str = option("dev or test", default="test")
+    max_test: int | None = option("score only the first N triples (not the full protocol)", default=None)
+    eval_batch_size: int = option("inputs per forward pass", default=1024)
+    ties: str = option("ranks of tied scores: realistic (the mean), optimistic (KG-BERT's code) or pessimistic",
+                       default="realistic")  # fmt: skip
+    bf16: bool = option("bfloat16 autocast", default=False)
+    seed: int = option("seed of the negatives of triple classification (graphs without labels)", default=0)
+    device: str = option("auto, cpu, cuda", default="auto")
+    progress: bool = option("progress bar", default=True)
+    json: bool = option("print one JSON object", default=False)
+
+    def __post_init__(self) -> None:
+        for name in ("model", "dataset"):
+            if not getattr(self, name):
+                raise LvBertError(f"--{name} is required")
+        if self.split not in ("dev", "test", "train"):
+            raise LvBertError(f"--split must be dev, test or train, got {self.split!r}")
+        from lvbert.tasks.kg import TIES
+
+        if self.ties not in TIES:
+            raise LvBertError(f"--ties must be one of {', '.join(TIES)}, got {self.ties!r}")
+        _check_common(self)
+
+
+@dataclass
+class KgScoreConfig:
+    model: str = option("a KG model folder (lvbert kg train --out)", default=None)
+    triples: str = option("a file of head<TAB>relation<TAB>tail lines to score", default=None)
+    dataset: str | None = option("the graph whose entity and relation texts to use (default: the names, cleaned)",
+                                 default=None)  # fmt: skip
+    out: str | None = option("write the scores here (default: stdout)", default=None)
+    eval_batch_size: int = option("inputs per forward pass", default=1024)
+    device: str = option("auto, cpu, cuda", default="auto")
+
+    def __post_init__(self) -> None:
+        for name in ("model", "triples"):
+            if not getattr(self, name):
+                raise LvBertError(f"--{name} is required")
+
+
+def _check_common(cfg) -> None:
+    if hasattr(cfg, "task") and cfg.task not in TASKS:
+        raise LvBertError(f"--task must be one of {', '.join(TASKS)}, got {cfg.task!r}")
+    if getattr(cfg, "max_test", None) is not None and cfg.max_test < 1:
+        raise LvBertError(f"--max-test must be at least 1, got {cfg.max_test}")
+    if cfg.eval_batch_size < 1:
+        raise LvBertError("--eval-batch-size must be at least 1")
+
+
+# ============================================================================ inputs
+
+
+def _texts(graph) -> dict:
+    return {**{("e", k): v for k, v in graph.entity_text.items()}, **{("r", k): v for k, v in graph.relation_text.items()}}
+
+
+class Inputs:
+    """Token ids of triples (KG-BERT(a)) or entity pairs (KG-BERT(b)) from pieces tokenised once."""
+
+    def __init__(self, tokenizer, graph, max_len: int | None, task: str):
+        from lvbert.tasks.encoding import PieceCache
+
+        texts = _texts(graph)
+        self.cache = PieceCache(tokenizer, {f"{k[0]}:{k[1]}": v for k, v in texts.items()})
+        self.task = task
+        longest = max((len(p) for p in self.cache.pieces.values()), default=1)
+        need = (3 * longest + 4) if task != "relation" else (2 * longest + 3)
+        self.max_len = min(max_len or min(need, 128), 512)
+        self.pad = tokenizer.pad_token_id or 0
+        self.cut = 0
+
+    def one(self, h: str, r: str | None, t: str) -> tuple[list[int], list[int]]:
+        if self.task == "relation":
+            ids, types, cut = self.cache.pair(f"e:{h}", f"e:{t}", self.max_len)
+        else:
+            ids, types, cut = self.cache.triple(f"e:{h}", f"r:{r}", f"e:{t}", self.max_len)
+        self.cut += cut
+        return ids, types
+
+    def encoded(self, items, labels=None):
+        from lvbert.tasks.encoding import Encoded
+
+        ids, types = [], []
+        for h, r, t in items:
+            i, ty = self.one(h, r, t)
+            ids.append(i)
+            types.append(ty)
+        return Encoded(ids, types, labels, [str(i) for i in range(len(ids))])
+
+
+@torch.no_grad()
+def score_inputs(model, enc, batch_size: int, pad: int, bf16: bool = False, column: int | None = 1,
+                 progress: bool = False, desc: str = "score") -> torch.Tensor:  # fmt: skip
+    """Logits of every input ([N] of ``column``, or [N, C] when ``column`` is None), batched by length."""
+    from tqdm.auto import tqdm
+
+    from lvbert.tasks.encoding import collate
+
+    model.eval()
+    device = next(model.parameters()).device
+    order = sorted(range(len(enc.input_ids)), key=lambda i: len(enc.input_ids[i]))
+    out = None
+    bar = tqdm(total=len(order), desc=desc, unit="input", disable=not progress, dynamic_ncols=True)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        batch = {k: v.to(device) for k, v in collate(enc, rows, pad).items() if k != "labels"}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(**batch).logits.float().cpu()
+        if out is None:
+            out = torch.empty((len(order),) if column is not None else (len(order), logits.shape[-1]))
+        out[rows] = logits[:, column] if column is not None else logits
+        bar.update(len(rows))
+    bar.close()
+    return out if out is not None else torch.empty(0)
+
+
+# ============================================================================ training
+
+
+def train_kg(cfg: KgTrainConfig) -> dict:
+    """Train a KG-BERT model as configured; writes ``cfg.out`` and returns the results dict."""
+    from lvbert.model_dir import load_classifier, load_model_config, load_tokenizer, save_model_dir
+    from lvbert.objectives import classification_objective
+    from lvbert.tasks.encoding import IndexedBatches
+    from lvbert.tasks.kg import load_graph, negatives
+    from lvbert.training.distributed import pick_device
+    from lvbert.training.loop import LoopConfig, train_loop
+    from lvbert.training.optim import build_optimizer, linear_schedule
+    from lvbert.utils import atomic_write_json, check_out_dir, fix_permissions, staging_folder
+
+    out = check_out_dir(cfg.out)
+    if out.is_dir() and any(out.iterdir()):
+        raise LvBertError(f"--out {out} exists and is not empty; choose a new folder")
+    model_config = load_model_config(cfg.model)
+    tokenizer = load_tokenizer(cfg.model, model_config.vocab_size)
+    graph = load_graph(cfg.dataset, cfg.long_text)
+    epochs = cfg.epochs or DEFAULT_EPOCHS[cfg.task]
+    n_neg = cfg.negatives if cfg.negatives is not None else DEFAULT_NEGATIVES[cfg.task]
+    inputs = Inputs(tokenizer, graph, cfg.max_seq_len, cfg.task)
+    if inputs.max_len > model_config.max_position_embeddings:
+        inputs.max_len = model_config.max_position_embeddings
+    positives = graph.positives("train")
+    if cfg.task == "relation":
+        labels = tuple(graph.relations)
+        rel_id = {r: i for i, r in enumerate(graph.relations)}
+        train = inputs.encoded(positives, [rel_id[r] for _, r, _ in positives])
+    else:
+        labels = ("0", "1")
+        filt = graph.true_triples if cfg.negative_filter == "all" else set(positives)
+        negs = negatives(positives, graph.entities, n_neg, cfg.seed, filt, same_side=cfg.task == "link")
+        train = inputs.encoded(positives + negs, [1] * len(positives) + [0] * len(negs))
+    if inputs.cut:
+        print(f"lvbert: warning: {inputs.cut} training inputs were longer than {inputs.max_len} tokens and were cut",
+              file=sys.stderr)  # fmt: skip
+    lr = cfg.lr if cfg.lr is not None else (3e-4 if model_config.hidden_size <= 384 else 5e-5)
+    print(f"kg train ({cfg.task}): {graph.describe()}; {len(train):,} training inputs of <= {inputs.max_len} tokens, "
+          f"{epochs} epochs, lr {lr}")  # fmt: skip
+    device = pick_device(cfg.device)
+    model = load_classifier(cfg.model, labels, cfg.seed).to(device)
+    batches = IndexedBatches(train, cfg.batch_size, cfg.seed, inputs.pad)
+    steps = batches.steps(epochs)
+    optimizer = build_optimizer(model, lr, cfg.weight_decay)
+    scheduler = linear_schedule(optimizer, round(cfg.warmup * steps), steps)
+    kg_meta = {"task": cfg.task, "dataset": str(cfg.dataset), "max_seq_len": inputs.max_len, "long_text": cfg.long_text,
+               "labels": list(labels)}  # fmt: skip
+    history, best = [], {}
+    with staging_folder(out) as stage:
+        eval_cfg = KgEvalConfig(model=str(stage), dataset=str(cfg.dataset), split=cfg.eval_split, bf16=cfg.bf16,
+                                seed=cfg.seed, eval_batch_size=cfg.eval_batch_size, progress=False)  # fmt: skip
+
+        def evaluate(m, step: int) -> dict:
+            r = _evaluate_model(m, tokenizer, graph, kg_meta, eval_cfg, quick=True)
+            score = r["accuracy"] if cfg.task != "relation" else r["filtered"]["mrr"]
+            if best.get("score") is None or score > best["score"]:
+                best.update(score=score, step=step)
+                save_model_dir(m, tokenizer, stage / "best")
+            history.append({"step": step, "epoch": round(step / batches.per_epoch, 3), "score": score})
+            return {"score": score}
+
+        loop = LoopConfig(out_dir=str(stage / "logs"), max_steps=steps, eval_every=batches.per_epoch, save_every=0,
+                          save_final=False, seed=cfg.seed, progress=cfg.progress, bf16=cfg.bf16, tensorboard=False,
+                          log_every=max(1, min(50, batches.per_epoch)))  # fmt: skip
+        t0 = time.perf_counter()
+        train_loop(model, classification_objective, batches, optimizer, scheduler, loop, evaluate=evaluate)
+        train_seconds = time.perf_counter() - t0
+        for f in (stage / "best").iterdir():
+            f.replace(stage / f.name)
+        (stage / "best").rmdir()
+        atomic_write_json(stage / KG_FILE, kg_meta)
+        results = {"config": asdict(cfg), "kg": kg_meta, "graph": graph.describe(), "train_inputs": len(train),
+                   "history": history, "best": best, "train_seconds": round(train_seconds, 1)}  # fmt: skip
+        if cfg.test:
+            best_model = load_classifier(stage, labels, cfg.seed).to(device)
+            test_cfg = KgEvalConfig(model=str(stage), dataset=str(cfg.dataset), split="test", bf16=cfg.bf16,
+                                    seed=cfg.seed, eval_batch_size=cfg.eval_batch_size, max_test=cfg.max_test,
+                                    progress=cfg.progress)  # fmt: skip
+            results["test"] = _evaluate_model(best_model, tokenizer, graph, kg_meta, test_cfg)
+        atomic_write_json(stage / "results.json", results)
+        fix_permissions(stage)
+    if "test" in results:
+        print(format_results(results["test"]))
+    return results
+
+
+# ============================================================================ evaluation
+
+
+def evaluate_kg(cfg: KgEvalConfig) -> dict:
+    """Evaluate a KG model folder on a split of its graph (module docstring)."""
+    from transformers import AutoModelForSequenceClassification
+
+    from lvbert.model_dir import load_model_config, load_tokenizer, quiet_transformers
+    from lvbert.tasks.kg import load_graph
+    from lvbert.training.distributed import pick_device
+
+    meta = read_kg_meta(cfg.model)
+    config = load_model_config(cfg.model)
+    tokenizer = load_tokenizer(cfg.model, config.vocab_size)
+    graph = load_graph(cfg.dataset, meta.get("long_text", False))
+    with quiet_transformers():
+        model = AutoModelForSequenceClassification.from_pretrained(cfg.model, local_files_only=True)
+    model.to(pick_device(cfg.device))
+    if meta["task"] == "relation" and list(meta["labels"]) != list(graph.relations):
+        raise LvBertError(f"{cfg.model} was trained on other relations than {cfg.dataset}'s; evaluate on its own graph")
+    return _evaluate_model(model, tokenizer, graph, meta, cfg)
+
+
+def read_kg_meta(model_dir) -> dict:
+    path = Path(model_dir) / KG_FILE
+    if not path.is_file():
+        raise LvBertError(f"{model_dir} is not a KG model (no {KG_FILE}); train one with 'lvbert kg train'")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _evaluate_model(model, tokenizer, graph, meta: dict, cfg: KgEvalConfig, quick: bool = False) -> dict:
+    from lvbert.tasks.kg import link_candidates, negatives, rank_metrics, rank_of
+
+    task = meta["task"]
+    inputs = Inputs(tokenizer, graph, meta["max_seq_len"], task)
+    triples = graph.splits[cfg.split]
+    if cfg.max_test is not None:
+        triples = triples[: cfg.max_test]
+    truth = graph.true_triples
+    t0 = time.perf_counter()
+    if task == "relation":
+        pos = [t for i, t in enumerate(triples) if graph.labels.get(cfg.split) is None or graph.labels[cfg.split][i] == 1]
+        logits = score_inputs(model, inputs.encoded(pos), cfg.eval_batch_size, inputs.pad, cfg.bf16, column=None,
+                              progress=cfg.progress and not quick, desc="relations")  # fmt: skip
+        rel_id = {r: i for i, r in enumerate(meta["labels"])}
+        raw, filt = [], []
+        for (h, r, t), row in zip(pos, logits.tolist()):
+            true_score = row[rel_id[r]]
+            others = [s for j, s in enumerate(row) if j != rel_id[r]]
+            raw.append(rank_of(true_score, others, cfg.ties))
+            kept = [s for j, s in enumerate(row) if j != rel_id[r] and (h, meta["labels"][j], t) not in truth]
+            filt.append(rank_of(true_score, kept, cfg.ties))
+        return {"task": task, "split": cfg.split, "raw": rank_metrics(raw, (1, 3, 10)),
+                "filtered": rank_metrics(filt, (1, 3, 10)), "ties": cfg.ties, "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+    # triple classification accuracy: the split's own labels, else seeded filtered negatives (one per positive)
+    if cfg.split in graph.labels:
+        cls_triples, cls_labels = triples, graph.labels[cfg.split][: len(triples)]
+    else:
+        negs = negatives(triples, graph.entities, 1, cfg.seed + 7919, truth)
+        cls_triples, cls_labels = triples + negs, [1] * len(triples) + [0] * len(negs)
+    logits = score_inputs(model, inputs.encoded(cls_triples), cfg.eval_batch_size, inputs.pad, cfg.bf16, column=None)
+    pred = logits.argmax(-1).tolist()
+    accuracy = sum(int(p == y) for p, y in zip(pred, cls_labels)) / max(len(cls_labels), 1)
+    result = {"task": task, "split": cfg.split, "accuracy": accuracy, "classified": len(cls_labels)}
+    if task == "triple" or quick:
+        result["seconds"] = round(time.perf_counter() - t0, 1)
+        return result
+    # link prediction: every entity on each side, raw and filtered; the score is the logit of "true"
+    pos = [t for i, t in enumerate(triples) if graph.labels.get(cfg.split) is None or graph.labels[cfg.split][i] == 1]
+    items, spans = [], []
+    for triple in pos:
+        for side in ("head", "tail"):
+            cands = link_candidates(triple, side, graph.entities, None)
+            spans.append((len(items), len(cands)))
+            items += [triple] + cands
+    scores = score_inputs(model, inputs.encoded(items), cfg.eval_batch_size, inputs.pad, cfg.bf16, column=1,
+                          progress=cfg.progress, desc="link prediction").tolist()  # fmt: skip
+    ranks = {"raw": {"head": [], "tail": []}, "filtered": {"head": [], "tail": []}}
+    k = 0
+    for triple in pos:
+        for side in ("head", "tail"):
+            start, n = spans[k]
+            k += 1
+            true_score = scores[start]
+            cand = items[start + 1 : start + 1 + n]
+            cand_scores = scores[start + 1 : start + 1 + n]
+            ranks["raw"][side].append(rank_of(true_score, cand_scores, cfg.ties))
+            ranks["filtered"][side].append(rank_of(true_score, [s for c, s in zip(cand, cand_scores) if c not in truth],
+                                                   cfg.ties))  # fmt: skip
+    seconds = time.perf_counter() - t0
+    for setting in ("raw", "filtered"):
+        r = ranks[setting]
+        result[setting] = {"head": rank_metrics(r["head"]), "tail": rank_metrics(r["tail"]),
+                           "both": rank_metrics(r["head"] + r["tail"])}  # fmt: skip
+    result.update(ties=cfg.ties, scored=len(items), seconds=round(seconds, 1),
+                  inputs_per_second=round(len(items) / max(seconds, 1e-9), 1),
+                  full_protocol=cfg.max_test is None or cfg.max_test >= len(graph.splits[cfg.split]))  # fmt: skip
+    return result
+
+
+def format_results(r: dict) -> str:
+    lines = [f"{r['task']} on {r['split']}" + ("" if r.get("full_protocol", True) else " (first triples only: NOT the "
+                                                                                          "full protocol)")]  # fmt: skip
+    if "accuracy" in r:
+        lines.append(f"  triple classification accuracy {r['accuracy']:.4f} ({r['classified']:,} triples)")
+    for setting in ("raw", "filtered"):
+        if setting not in r:
+            continue
+        m = r[setting].get("both", r[setting])
+        lines.append(f"  {setting:<8} MR {m['mr']:.2f}  MRR {m['mrr']:.4f}  Hits@1 {m['hits@1']:.4f}  "
+                     f"Hits@3 {m['hits@3']:.4f}  Hits@10 {m['hits@10']:.4f}  ({m['count']} ranks)")  # fmt: skip
+    if "seconds" in r:
+        lines.append(f"  {r['seconds']} s" + (f", {r['inputs_per_second']:,} inputs/s" if "inputs_per_second" in r else ""))
+    return "\n".join(lines)
+
+
+# ============================================================================ scoring user triples
+
+
+def score_triples(cfg: KgScoreConfig) -> list[float]:
+    """Probability of "true" (KG-BERT(a)) for every line of ``cfg.triples``; written to ``cfg.out`` or stdout."""
+    from transformers import AutoModelForSequenceClassification
+
+    from lvbert.model_dir import load_model_config, load_tokenizer, quiet_transformers
+    from lvbert.tasks.kg import KnowledgeGraph, _read_triples, clean_name, load_graph
+    from lvbert.training.distributed import pick_device
+    from lvbert.utils import atomic_write_text
+
+    meta = read_kg_meta(cfg.model)
+    if meta["task"] == "relation":
+        raise LvBertError(f"{cfg.model} predicts relations (KG-BERT(b)); lvbert kg score needs a triple or link model")
+    path = Path(cfg.triples)
+    if not path.is_file():
+        raise LvBertError(f"--triples {path} does not exist")
+    triples, _ = _read_triples(path)
+    if cfg.dataset:
+        graph = load_graph(cfg.dataset, meta.get("long_text", False))
+        unknown = [x for h, r, t in triples for x in (h, t) if x not in graph.entity_text]
+        if unknown:
+            raise LvBertError(f"{path}: unknown entity {unknown[0]!r} (not in {cfg.dataset}); leave out --dataset to "
+                              "score by the names")  # fmt: skip
+        e_text, r_text = dict(graph.entity_text), dict(graph.relation_text)
+        for _, r, _ in triples:
+            r_text.setdefault(r, clean_name(r))
+    else:
+        e_text = {x: clean_name(x) for h, _, t in triples for x in (h, t)}
+        r_text = {r: clean_name(r) for _, r, _ in triples}
+    graph = KnowledgeGraph("user", {"train": triples}, {}, e_text, r_text, sorted(e_text), sorted(r_text))
+    config = load_model_config(cfg.model)
+    tokenizer = load_tokenizer(cfg.model, config.vocab_size)
+    with quiet_transformers():
+        model = AutoModelForSequenceClassification.from_pretrained(cfg.model, local_files_only=True)
+    model.to(pick_device(cfg.device))
+    inputs = Inputs(tokenizer, graph, meta["max_seq_len"], "triple")
+    logits = score_inputs(model, inputs.encoded(triples), cfg.eval_batch_size, inputs.pad, column=None)
+    probs = torch.softmax(logits, -1)[:, 1].tolist()
+    text = "".join(f"{h}\t{r}\t{t}\t{p:.6f}\t{lg:.4f}\n" for (h, r, t), p, lg in zip(triples, probs, logits[:, 1].tolist()))
+    if cfg.out:
+        atomic_write_text(cfg.out, text)
+    else:
+        sys.stdout.write(text)
+    return probs
