@@ -31,9 +31,12 @@ STUDENT_ARCH = "CCAFFACFFACC"
 TEACHER_SIZE = "tiny(hidden_size=128,num_attention_heads=2,intermediate_size=512,embedding_size=64,conv_heads=2)"
 
 
-def _run(argv: list[str]) -> None:
+def _run(argv: list[str], out: Path | None = None) -> None:
+    """One lvbert command; ``out`` (a run folder): continue it with --resume when a stopped run left it."""
     from lvbert.cli import main
 
+    if out is not None and (Path(out) / "run_config.yaml").exists():
+        argv = [*argv, "--resume"]
     rc = main([str(a) for a in argv])
     if rc != 0:
         raise SystemExit(f"failed ({rc}): lvbert {' '.join(map(str, argv))}")
@@ -67,7 +70,7 @@ def main(argv=None) -> int:
         cfg.write_text(f"data: {args.data}\nout: {teacher}\nsize: '{TEACHER_SIZE}'\narch: {STUDENT_ARCH}\nobjective: mlm\n"
                        f"steps: {args.teacher_steps}\nbatch_size: 32\nlr: 1e-3\neval_every: {args.teacher_steps}\n"
                        "eval_sequences: 256\nprogress: false\nsave_every: 1000\n")  # fmt: skip
-        _run(["pretrain", "--config", cfg])
+        _run(["pretrain", "--config", cfg], teacher)
     teacher_ft = out / "teacher-ft"
     if not (teacher_ft / "results.json").exists():
         _run(["finetune", "--model", teacher, "--task", args.task, "--out", teacher_ft, "--epochs", "3", "--lr", "1e-3",
@@ -81,12 +84,12 @@ def main(argv=None) -> int:
         mlm = out / f"s{seed}-mlm"
         if not (mlm / "summary.json").exists():
             _run(["pretrain", "--arch", STUDENT_ARCH, "--objective", "mlm", "--steps", args.student_steps, "--seed", s,
-                  "--out", mlm, *[c for c in common if c not in ("--num-slots", "12")]])  # fmt: skip
+                  "--out", mlm, *[c for c in common if c not in ("--num-slots", "12")]], mlm)  # fmt: skip
         gen = out / f"s{seed}-general"
         if not (gen / "summary.json").exists():
             _run(["distill", "--teacher", teacher, "--arch", STUDENT_ARCH, "--size", "tiny", "--data", args.data,
                   "--steps", args.student_steps, "--batch-size", "32", "--lr", "2e-3", "--seed", s, "--eval-every",
-                  "1000000", "--no-progress", "--out", gen])  # fmt: skip
+                  "1000000", "--no-progress", "--out", gen], gen)  # fmt: skip
         result = {"seed": seed}
         for name, model in (("mlm+ft", mlm), ("general+ft", gen)):
             ft = out / f"s{seed}-{name}"
@@ -100,7 +103,7 @@ def main(argv=None) -> int:
                 extra = ["--data-dir", data_dir] if data_dir else []
                 _run(["distill", "--teacher", teacher_ft, "--student", gen, "--task", args.task, *extra, "--epochs",
                       args.epochs, "--pred-epochs", args.epochs, "--batch-size", "32", "--lr", "1e-3", "--seed", s,
-                      "--no-progress", "--out", td])  # fmt: skip
+                      "--no-progress", "--out", td], td)  # fmt: skip
             result[name] = _acc(td)
         rows.append(result)
     summary = {"teacher": _acc(teacher_ft), "seeds": args.seeds, "rows": rows}
