@@ -1,9 +1,20 @@
 """LV-BERT: layer-variety BERT encoders in PyTorch and the Hugging Face ecosystem.
 
 ``import lvbert`` registers the model with transformers' Auto classes (model_type ``lvbert``).
+
+Before torch loads (when ``import lvbert`` comes first, as in the ``lvbert`` command), it sets
+``OMP_WAIT_POLICY=PASSIVE`` unless you set it: OpenMP's default spinning makes a training
+step many times slower as soon as another job uses the CPU (measured: docs/benchmarks.md,
+``bench_threads.py``). ``LVBERT_THREAD_DEFAULTS=0`` turns this off.
 """
 
+import os as _os
+import sys as _sys
+
 __version__ = "0.1.0"
+
+if _os.environ.get("LVBERT_THREAD_DEFAULTS", "1") != "0" and "torch" not in _sys.modules:
+    _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _register_auto_classes() -> None:

@@ -39,6 +39,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lvbert", description="LV-BERT: layer-variety BERT encoders.")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads of torch for this command (default: torch's, the machine's cores)")  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMAND_MODULES:
@@ -72,6 +74,12 @@ class OneLineWarnings:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         with OneLineWarnings():
             return int(args.func(args) or 0)

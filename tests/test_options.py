@@ -116,3 +116,33 @@ def test_lr_and_warmup_reach_training_as_numbers(real_data, tmp_path):
     assert main(["pretrain", "--config", str(cfg)]) == 0
     saved = yaml.safe_load((tmp_path / "pt" / "run_config.yaml").read_text())["config"]
     assert saved["lr"] == 1e-3 and isinstance(saved["warmup_steps"], int)
+
+
+def test_threads_option_and_the_wait_policy_default(capsys):
+    import os
+
+    import torch
+
+    from lvbert.cli import main
+
+    before = torch.get_num_threads()
+    try:
+        assert main(["--threads", "1", "arch", "info", "bert", "--size", "tiny"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(SystemExit):
+        main(["--threads", "0", "arch", "info", "bert"])
+    assert "--threads must be at least 1" in capsys.readouterr().err
+    # import lvbert (before torch) sets a passive OpenMP wait policy unless the user chose one
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    code = "import lvbert, os; print(os.environ.get('OMP_WAIT_POLICY'))"
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip() == "PASSIVE"
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip() == "ACTIVE"
+    env.pop("OMP_WAIT_POLICY")
+    env["LVBERT_THREAD_DEFAULTS"] = "0"
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip() == "None"
