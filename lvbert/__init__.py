@@ -23,6 +23,7 @@ def _register_auto_classes() -> None:
         AutoModel,
         AutoModelForMaskedLM,
         AutoModelForPreTraining,
+        AutoModelForQuestionAnswering,
         AutoModelForSequenceClassification,
     )
 
@@ -30,6 +31,7 @@ def _register_auto_classes() -> None:
         LvBertConfig,
         LvBertForMaskedLM,
         LvBertForPreTraining,
+        LvBertForQuestionAnswering,
         LvBertForSequenceClassification,
         LvBertModel,
     )
@@ -39,6 +41,7 @@ def _register_auto_classes() -> None:
     AutoModelForMaskedLM.register(LvBertConfig, LvBertForMaskedLM, exist_ok=True)
     AutoModelForPreTraining.register(LvBertConfig, LvBertForPreTraining, exist_ok=True)
     AutoModelForSequenceClassification.register(LvBertConfig, LvBertForSequenceClassification, exist_ok=True)
+    AutoModelForQuestionAnswering.register(LvBertConfig, LvBertForQuestionAnswering, exist_ok=True)
 
 
 try:

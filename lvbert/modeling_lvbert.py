@@ -19,6 +19,7 @@ from transformers import initialization as init
 from transformers.modeling_outputs import (
     BaseModelOutput,
     MaskedLMOutput,
+    QuestionAnsweringModelOutput,
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
@@ -640,12 +641,54 @@ class LvBertForSequenceClassification(LvBertPreTrainedModel):
         return out if return_dict is not False else out.to_tuple()
 
 
+class LvBertForQuestionAnswering(LvBertPreTrainedModel):
+    """Extractive QA (SQuAD): dense H->2 on every token gives start and end logits [B, L]. With
+    ``start_positions`` / ``end_positions`` [B] the loss is the mean of the two cross-entropies
+    (positions outside the input are clamped and ignored, as BERT's head)."""
+
+    def __init__(self, config: LvBertConfig):
+        super().__init__(config)
+        self.lvbert = LvBertModel(config)
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        start_positions=None,
+        end_positions=None,
+        output_hidden_states=None,
+        output_attentions=None,
+        return_dict=None,
+        **kwargs,
+    ):
+        base = self.lvbert(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+            output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+        )  # fmt: skip
+        start_logits, end_logits = self.qa_outputs(base.last_hidden_state).unbind(-1)  # [B, L] each
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            L = start_logits.shape[1]
+            s, e = start_positions.clamp(0, L), end_positions.clamp(0, L)
+            loss = (F.cross_entropy(start_logits.float(), s, ignore_index=L)
+                    + F.cross_entropy(end_logits.float(), e, ignore_index=L)) / 2  # fmt: skip
+        out = QuestionAnsweringModelOutput(loss=loss, start_logits=start_logits, end_logits=end_logits,
+                                           hidden_states=base.hidden_states, attentions=base.attentions)  # fmt: skip
+        return out if return_dict is not False else out.to_tuple()
+
+
 __all__ = [
     "LvBertConfig",
     "LvBertModel",
     "LvBertForMaskedLM",
     "LvBertForPreTraining",
     "LvBertForSequenceClassification",
+    "LvBertForQuestionAnswering",
     "LvBertPreTrainedModel",
     "DynamicConvLayer",
     "AttentionLayer",

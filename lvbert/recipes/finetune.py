@@ -56,7 +56,8 @@ class FinetuneConfig:
     model: str = option("model folder (Hugging Face files + tokenizer): a pre-trained or fine-tuned lvbert model",
                         default=None)  # fmt: skip
     task: str = option("a GLUE task (cola sst2 mrpc stsb qqp mnli qnli rte wnli), glue, a demo task (polarity "
-                       "uncertainty bbc-topic), or your own name with --text-column for CSV/TSV/JSONL files",
+                       "uncertainty bbc-topic), squad or squad2 (with --train-file, --dev-file), or your own name "
+                       "with --text-column for CSV/TSV/JSONL files",
                        default=None)  # fmt: skip
     data_dir: str | None = option("the task's folder (e.g. glue/SST-2), the GLUE root for --task glue; demo tasks "
                                   "default to the demo cache", default=None)  # fmt: skip
@@ -84,6 +85,8 @@ class FinetuneConfig:
     labels: list[str] | None = option("file tasks: class names in id order (default: the train labels, sorted)",
                                       default=None)  # fmt: skip
     regression: bool = option("file tasks: the label is a real number", default=False)
+    train_file: str | None = option("squad / squad2: the training SQuAD JSON file", default=None)
+    dev_file: str | None = option("squad / squad2: the dev SQuAD JSON file", default=None)
 
     def __post_init__(self) -> None:
         positive = {"batch_size": self.batch_size, "max_seq_len": self.max_seq_len or 1, "seeds": self.seeds,
@@ -117,7 +120,7 @@ class FinetuneConfig:
     def hyper_parameters(self) -> dict:
         """The training settings (what ``results.json`` records as ``config``)."""
         skip = {"model", "task", "data_dir", "out", "text_column", "text_pair_column", "label_column", "labels",
-                "regression"}  # fmt: skip
+                "regression", "train_file", "dev_file"}  # fmt: skip
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
     def resolve(self, task: Task, hidden_size: int, max_positions: int) -> "FinetuneConfig":
@@ -328,6 +331,11 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False) -> dict:
     """Fine-tune as configured (see :class:`FinetuneConfig`); returns the results dict
     (for ``glue``: ``{"tasks": {name: results}}``) and prints a table."""
     cfg.check_required()
+    if cfg.task.strip().lower() in ("squad", "squad2"):
+        from lvbert.recipes.squad import finetune_squad
+
+        cfg = dataclasses.replace(cfg, task=cfg.task.strip().lower())
+        return finetune_squad(cfg, resume)
     model_config = load_model_config(cfg.model)
     tokenizer = load_tokenizer(cfg.model, model_config.vocab_size)
     out = Path(cfg.out)

@@ -43,6 +43,7 @@ class PredictConfig:
     device: str = option("auto (CUDA when available), cpu, cuda or cuda:N", default="auto")
     text_column: str | None = option("file tasks: column (or JSON key) with the text", default=None)
     text_pair_column: str | None = option("file tasks: column with the second text of a pair", default=None)
+    dev_file: str | None = option("squad / squad2: the SQuAD JSON file to answer", default=None)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or (self.max_seq_len is not None and self.max_seq_len < 1):
@@ -55,6 +56,10 @@ def run_predict(cfg: PredictConfig) -> list[Path]:
     for name in ("model", "task", "out"):
         if not getattr(cfg, name):
             raise LvBertError(f"--{name} is required")
+    if cfg.task.strip().lower() in ("squad", "squad2"):
+        from lvbert.recipes.squad import predict_squad
+
+        return predict_squad(cfg.model, cfg.task.strip().lower(), cfg.dev_file, cfg.out, cfg.batch_size, cfg.bf16, cfg.device)
     return predict(cfg.model, cfg.task, cfg.data_dir, cfg.out, batch_size=cfg.batch_size, max_seq_len=cfg.max_seq_len,
                    bf16=cfg.bf16, device=cfg.device, text_column=cfg.text_column,
                    text_pair_column=cfg.text_pair_column)  # fmt: skip

@@ -1,0 +1,273 @@
+"""Recipe: SQuAD 1.1 / 2.0 fine-tuning and prediction (``lvbert finetune|predict --task squad|squad2``).
+
+ELECTRA's recipe by default: windows of 384 tokens (capped at the model's positions), doc
+stride 128, questions cut to 64 tokens; the GLUE recipe's optimiser (layer-wise decay 0.8 per
+pair of slots, LR 3e-4 for hidden <= 384 else 1e-4, warm-up 10%, weight decay 0.01), 2 epochs,
+batch 32. The dev set is scored after every epoch (exact match and F1 of the official scripts;
+for 2.0 at the null-score threshold that is best on dev, which is saved with the model) and the
+best epoch is kept. Components: :mod:`lvbert.tasks.squad`.
+
+    OUT/config.json, model.safetensors, tokenizer   the best checkpoint over all seeds
+    OUT/qa.json                                     version, window settings, the 2.0 threshold
+    OUT/results.json                                per-seed results, median / min / max
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from lvbert.errors import LvBertError
+
+QA_FILE = "qa.json"
+VERSIONS = {"squad": "1.1", "squad2": "2.0"}
+
+
+class WindowBatches:
+    """Training batches of windows as a function ``(step, micro)``, epoch permutations from ``(seed, epoch)``."""
+
+    def __init__(self, windows, batch_size: int, seed: int, pad: int):
+        import numpy as np
+
+        self.w, self.batch_size, self.seed, self.pad = windows, batch_size, seed, pad
+        self.per_epoch = max(1, math.ceil(len(windows) / batch_size))
+        self._np, self._epoch, self._perm = np, -1, None
+
+    def __call__(self, step: int, micro: int = 0) -> dict:
+        epoch, pos = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            self._perm = self._np.random.default_rng([self.seed, epoch]).permutation(len(self.w))
+            self._epoch = epoch
+        rows = self._perm[pos * self.batch_size : (pos + 1) * self.batch_size].tolist()
+        return collate_windows(self.w, rows, self.pad, labels=True)
+
+
+def collate_windows(w, rows: list[int], pad: int, labels: bool = False) -> dict:
+    width = max(len(w.input_ids[i]) for i in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    types = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for b, i in enumerate(rows):
+        n = len(w.input_ids[i])
+        ids[b, :n] = torch.tensor(w.input_ids[i])
+        types[b, :n] = torch.tensor(w.token_type_ids[i])
+        mask[b, :n] = 1
+    batch = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+    if labels:
+        batch["start_positions"] = torch.tensor([w.start_positions[i] for i in rows])
+        batch["end_positions"] = torch.tensor([w.end_positions[i] for i in rows])
+    return batch
+
+
+@torch.no_grad()
+def window_logits(model, w, batch_size: int, pad: int, bf16: bool = False) -> tuple[list, list]:
+    """Start and end logits of every window (lists of per-token floats), in window order."""
+    model.eval()
+    device = next(model.parameters()).device
+    order = sorted(range(len(w)), key=lambda i: len(w.input_ids[i]))
+    starts, ends = [None] * len(w), [None] * len(w)
+    for k in range(0, len(order), batch_size):
+        rows = order[k : k + batch_size]
+        batch = {key: v.to(device) for key, v in collate_windows(w, rows, pad).items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = model(**batch)
+        s, e = out.start_logits.float().cpu().tolist(), out.end_logits.float().cpu().tolist()
+        for j, i in enumerate(rows):
+            n = len(w.input_ids[i])
+            starts[i], ends[i] = s[j][:n], e[j][:n]
+    return starts, ends
+
+
+def _settings(cfg, positions: int) -> dict:
+    from lvbert.tasks.squad import DOC_STRIDE, MAX_LEN, MAX_QUERY
+
+    max_len = min(cfg.max_seq_len or MAX_LEN, positions)
+    max_query = min(MAX_QUERY, max_len // 2)
+    stride = min(DOC_STRIDE, max(8, (max_len - max_query - 3) // 2))
+    return {"max_len": max_len, "doc_stride": stride, "max_query": max_query}
+
+
+def score_dev(model, examples, windows, version: str, pad: int, batch_size: int, bf16: bool,
+              threshold: float | None = None) -> dict:  # fmt: skip
+    """EM / F1 (and for 2.0 the best threshold and the scores at it, or at ``threshold``)."""
+    from lvbert.tasks.squad import apply_threshold, best_threshold, predict_answers, squad_scores
+
+    s, e = window_logits(model, windows, batch_size, pad, bf16)
+    best, nbest, margins = predict_answers(examples, windows, s, e)
+    if version == "1.1":
+        return {"scores": squad_scores(examples, best), "predictions": best, "nbest": nbest, "margins": margins}
+    found = best_threshold(examples, best, margins)
+    t = found["best_f1_thresh"] if threshold is None else threshold
+    preds = apply_threshold(best, margins, t)
+    return {"scores": {**squad_scores(examples, preds), **found, "threshold": t}, "predictions": preds, "nbest": nbest,
+            "margins": margins}  # fmt: skip
+
+
+def finetune_squad(cfg, resume: bool = False) -> dict:
+    """Fine-tune on SQuAD as configured (a :class:`lvbert.recipes.finetune.FinetuneConfig` with
+    ``task`` squad or squad2, ``train_file`` and ``dev_file``); returns the results dict."""
+    from transformers import AutoModelForQuestionAnswering
+
+    from lvbert.model_dir import load_model_config, load_tokenizer, quiet_transformers, save_model_dir
+    from lvbert.recipes.finetune import _check_out, summarise
+    from lvbert.tasks.squad import encode_windows, read_squad, warn
+    from lvbert.training.distributed import pick_device
+    from lvbert.training.loop import LoopConfig, train_loop
+    from lvbert.training.optim import build_optimizer, linear_schedule
+    from lvbert.utils import atomic_write_json, staging_folder
+
+    version = VERSIONS[cfg.task]
+    if not cfg.train_file or not cfg.dev_file:
+        raise LvBertError(f"task {cfg.task} needs --train-file and --dev-file (SQuAD JSON files)")
+    out = Path(cfg.out)
+    _check_out(out)
+    config = load_model_config(cfg.model)
+    tokenizer = load_tokenizer(cfg.model, config.vocab_size)
+    settings = _settings(cfg, config.max_position_embeddings)
+    train_ex, dev_ex = read_squad(cfg.train_file, version), read_squad(cfg.dev_file, version)
+    train_w, misaligned = encode_windows(tokenizer, train_ex, settings["max_len"], settings["doc_stride"],
+                                         settings["max_query"], train=True, version=version)  # fmt: skip
+    if misaligned:
+        warn(f"{cfg.train_file}: {misaligned} answers whose text is not at their answer_start were skipped")
+    if len(train_w) == 0:
+        raise LvBertError(f"{cfg.train_file}: no training window holds an answer; check the file (answer_start)")
+    dev_w, _ = encode_windows(tokenizer, dev_ex, settings["max_len"], settings["doc_stride"], settings["max_query"])
+    lr = cfg.lr if cfg.lr is not None else (3e-4 if config.hidden_size <= 384 else 1e-4)
+    epochs = cfg.epochs or 2
+    pad = tokenizer.pad_token_id or 0
+    print(f"finetune {cfg.task}: {len(train_ex):,} questions in {len(train_w):,} windows, {len(dev_ex):,} dev questions in "
+          f"{len(dev_w):,} windows; {settings}; lr {lr}, {epochs} epochs")  # fmt: skip
+    runs, best = [], {}
+    with staging_folder(out) as stage:
+        for k in range(cfg.seeds):
+            seed = cfg.seed + k
+            with torch.random.fork_rng(devices=[]), quiet_transformers():
+                torch.manual_seed(seed)
+                model, info = AutoModelForQuestionAnswering.from_pretrained(cfg.model, local_files_only=True,
+                                                                            output_loading_info=True)  # fmt: skip
+            missing = [m for m in info.get("missing_keys", []) if not m.startswith("qa_outputs.")]
+            if missing:
+                raise LvBertError(f"{cfg.model} lacks {len(missing)} backbone weight(s) (e.g. {missing[0]})")
+            model.to(pick_device(cfg.device))
+            batches = WindowBatches(train_w, cfg.batch_size, seed, pad)
+            total = batches.per_epoch * epochs if cfg.max_steps is None else min(cfg.max_steps, batches.per_epoch * epochs)
+            optimizer = build_optimizer(model, lr, cfg.weight_decay, layer_decay=cfg.layer_decay,
+                                        num_slots=model.config.num_slots)  # fmt: skip
+            scheduler = linear_schedule(optimizer, round(cfg.warmup * total), total)
+            history = []
+
+            def evaluate(m, step: int) -> dict:
+                r = score_dev(m, dev_ex, dev_w, version, pad, cfg.eval_batch_size, cfg.bf16)
+                sc = r["scores"]
+                if best.get("f1") is None or sc["f1"] > best["f1"]:
+                    best.update(f1=sc["f1"], seed=seed, step=step, threshold=sc.get("threshold"))
+                    save_model_dir(m, tokenizer, stage / "best")
+                history.append({"step": step, "epoch": round(step / batches.per_epoch, 3), **sc})
+                return {"exact": sc["exact"], "f1": sc["f1"]}
+
+            loop = LoopConfig(out_dir=str(stage / "logs" / f"seed{seed}"), max_steps=total, bf16=cfg.bf16,
+                              eval_every=batches.per_epoch, save_every=0, save_final=False, seed=seed,
+                              progress=cfg.progress, tensorboard=False,
+                              log_every=max(1, min(50, batches.per_epoch)))  # fmt: skip
+            t0 = time.perf_counter()
+            train_loop(model, lambda m, b: {"loss": m(**b).loss}, batches, optimizer, scheduler, loop, evaluate=evaluate)
+            top = max(history, key=lambda h: h["f1"])
+            runs.append({"seed": seed, "score": top["f1"], "dev": {"dev": {"exact": top["exact"], "f1": top["f1"]}},
+                         "best_epoch": top["epoch"], "history": history,
+                         "seconds": round(time.perf_counter() - t0, 1)})  # fmt: skip
+        for f in (stage / "best").iterdir():
+            f.replace(stage / f.name)
+        (stage / "best").rmdir()
+        qa = {"version": version, **settings, "threshold": best.get("threshold")}
+        atomic_write_json(stage / QA_FILE, qa)
+        results = {"task": {"name": cfg.task}, "model": str(cfg.model), "train_file": str(cfg.train_file),
+                   "dev_file": str(cfg.dev_file), "config": {**cfg.hyper_parameters(), "lr": lr, "epochs": epochs},
+                   "qa": qa, "num_train_windows": len(train_w), "skipped_misaligned": misaligned,
+                   "best_seed": best["seed"], "summary": summarise(runs), "runs": runs}  # fmt: skip
+        atomic_write_json(stage / "results.json", results)
+    s = results["summary"]
+    print(f"{cfg.task}: dev EM {s['dev/exact']['median']:.2f} F1 {s['dev/f1']['median']:.2f} (median of {cfg.seeds} seed(s))")
+    return results
+
+
+def predict_squad(model_dir, task: str, dev_file, out, batch_size: int = 128, bf16: bool = False,
+                  device: str = "auto") -> list[Path]:  # fmt: skip
+    """``predictions.json`` (qid -> answer) and ``nbest_predictions.json`` (and for 2.0 ``null_odds.json``)."""
+    from transformers import AutoModelForQuestionAnswering
+
+    from lvbert.model_dir import load_model_config, load_tokenizer, quiet_transformers
+    from lvbert.tasks.squad import encode_windows, read_squad
+    from lvbert.training.distributed import pick_device
+    from lvbert.utils import atomic_write_json
+
+    if not dev_file:
+        raise LvBertError(f"task {task} needs --dev-file, the SQuAD JSON file to answer")
+    model_dir, out = Path(model_dir), Path(out)
+    qa_path = model_dir / QA_FILE
+    if not qa_path.is_file():
+        raise LvBertError(f"{model_dir} is not a SQuAD model (no {QA_FILE}); fine-tune one with --task {task}")
+    qa = json.loads(qa_path.read_text(encoding="utf-8"))
+    if qa["version"] != VERSIONS[task]:
+        raise LvBertError(f"{model_dir} was fine-tuned on SQuAD {qa['version']}, not {VERSIONS[task]}; use its own task")
+    config = load_model_config(model_dir)
+    tokenizer = load_tokenizer(model_dir, config.vocab_size)
+    with quiet_transformers():
+        model = AutoModelForQuestionAnswering.from_pretrained(model_dir, local_files_only=True)
+    model.to(pick_device(device))
+    examples = read_squad(dev_file, qa["version"])
+    windows, _ = encode_windows(tokenizer, examples, qa["max_len"], qa["doc_stride"], qa["max_query"])
+    r = score_dev(model, examples, windows, qa["version"], tokenizer.pad_token_id or 0, batch_size, bf16,
+                  threshold=qa.get("threshold") if qa["version"] == "2.0" else None)  # fmt: skip
+    written = [out / "predictions.json", out / "nbest_predictions.json"]
+    atomic_write_json(written[0], r["predictions"])
+    atomic_write_json(written[1], r["nbest"])
+    if qa["version"] == "2.0":
+        written.append(out / "null_odds.json")
+        atomic_write_json(written[2], {q: (m if math.isfinite(m) else 1e9) for q, m in r["margins"].items()})
+    atomic_write_json(out / "eval.json", r["scores"])  # the dev file's own answers, scored
+    for p in written:
+        print(f"wrote {p}")
+    return written
+
+
+
+class QuestionAnswerer:
+    """``QuestionAnswerer("runs/squad")(question=..., context=...)`` -> ``{"answer", "start", "end", "score"}``.
+
+    transformers 5 removed its ``question-answering`` pipeline (a KeyError pointing to
+    text-generation), so this stands in for it: the same windows and post-processing as
+    ``lvbert predict``; for a SQuAD 2.0 model ``answer`` is "" when the null score wins."""
+
+    def __init__(self, model_dir, device: str = "auto"):
+        from transformers import AutoModelForQuestionAnswering
+
+        from lvbert.model_dir import load_model_config, load_tokenizer, quiet_transformers
+        from lvbert.training.distributed import pick_device
+
+        model_dir = Path(model_dir)
+        if not (model_dir / QA_FILE).is_file():
+            raise LvBertError(f"{model_dir} is not a SQuAD model (no {QA_FILE})")
+        self.qa = json.loads((model_dir / QA_FILE).read_text(encoding="utf-8"))
+        config = load_model_config(model_dir)
+        self.tokenizer = load_tokenizer(model_dir, config.vocab_size)
+        with quiet_transformers():
+            self.model = AutoModelForQuestionAnswering.from_pretrained(model_dir, local_files_only=True)
+        self.model.to(pick_device(device)).eval()
+
+    def __call__(self, question: str, context: str) -> dict:
+        from lvbert.tasks.squad import QAExample, encode_windows, predict_answers
+
+        ex = QAExample("q", question, context)
+        w, _ = encode_windows(self.tokenizer, [ex], self.qa["max_len"], self.qa["doc_stride"], self.qa["max_query"])
+        s, e = window_logits(self.model, w, 64, self.tokenizer.pad_token_id or 0)
+        best, nbest, margins = predict_answers([ex], w, s, e)
+        top = nbest["q"][0] if nbest["q"] else {"text": "", "score": float("-inf")}
+        threshold = self.qa.get("threshold")
+        if self.qa["version"] == "2.0" and threshold is not None and margins["q"] > threshold:
+            return {"answer": "", "start": 0, "end": 0, "score": float(margins["q"])}
+        start = context.find(top["text"]) if top["text"] else 0
+        return {"answer": top["text"], "start": start, "end": start + len(top["text"]), "score": top["score"]}
