@@ -194,19 +194,20 @@ def test_general_distillation_resume_is_bit_identical(teachers, real_data, tmp_p
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_task_distillation_beats_its_starting_point(teachers, real_data, tmp_path):
-    from test_finetune_recipe import write_synthetic
+def test_task_distillation_beats_its_starting_point(tmp_path):
+    """A teacher fine-tuned on a synthetic task, a student of another arch with the same tokenizer:
+    after task distillation the student scores well above its own starting point."""
+    from test_finetune_recipe import make_model_dir, write_synthetic
 
     from lvbert.recipes.finetune import finetune
 
     data = write_synthetic(tmp_path / "task", n_train=256, n_dev=64)
     teacher = tmp_path / "teacher"
-    finetune(teachers["lv"], "good-word", data, teacher, lr=1e-3, batch_size=16, epochs=3, progress=False,
-             text_column="text", layer_decay=1.0)  # fmt: skip
+    finetune(make_model_dir(tmp_path / "t0", arch="AFAF"), "good-word", data, teacher, lr=1e-3, batch_size=16,
+             epochs=3, progress=False, text_column="text", layer_decay=1.0)  # fmt: skip
     t_acc = json.loads((teacher / "results.json").read_text())["summary"]["dev/accuracy"]["median"]
-    student = tmp_path / "general"
-    assert main(_general(teachers["lv"], real_data, student, "--steps", "20", "--save-every", "20")) == 0
-    # the starting point: the general student's classifier before task distillation, scored on dev
+    student = make_model_dir(tmp_path / "student", arch="CAFC", seed=1)
+    # the starting point: the student's classifier before task distillation, scored on dev
     start = finetune(student, "good-word", data, tmp_path / "start", max_steps=1, lr=1e-9, batch_size=16,
                      progress=False, text_column="text")  # fmt: skip
     start_acc = start["summary"]["dev/accuracy"]["median"]
@@ -216,8 +217,8 @@ def test_task_distillation_beats_its_starting_point(teachers, real_data, tmp_pat
     assert main(argv) == 0
     res = json.loads((tmp_path / "task-student" / "results.json").read_text())
     acc = res["summary"]["dev/accuracy"]["median"]
-    assert t_acc > 0.6, t_acc  # the teacher learned the task (its tokenizer, and so its score, varies run to run)
-    assert acc > start_acc + 0.1, (start_acc, acc, t_acc)
+    assert t_acc > 0.85, t_acc
+    assert acc > start_acc + 0.2, (start_acc, acc, t_acc)
     written = main(["predict", "--model", str(tmp_path / "task-student"), "--task", "good-word", "--data-dir",
                     str(data), "--text-column", "text", "--out", str(tmp_path / "sub")])  # fmt: skip
     assert written == 0 and (tmp_path / "sub" / "good-word.tsv").exists()
