@@ -273,8 +273,10 @@ def write_rows(path: str | Path, layout: Layout, header: list | None, rows: list
     atomic_write_text(path, buf.getvalue())
 
 
-def with_texts(row, layout: Layout, header: list | None, text: str, pair: str | None, suffix: str):
-    """A copy of ``row`` with its text (and pair) replaced and its index column, if any, suffixed."""
+def with_texts(row, layout: Layout, header: list | None, text: str, pair: str | None, suffix: str,
+               label: str | None = None):  # fmt: skip
+    """A copy of ``row`` with its text (and pair, and label) replaced and its index column, if any, suffixed."""
+
     def pos(field):
         return field if layout.fmt == "jsonl" or header is None else header.index(field)
 
@@ -282,6 +284,8 @@ def with_texts(row, layout: Layout, header: list | None, text: str, pair: str | 
     new[pos(layout.text)] = text
     if pair is not None and layout.pair is not None:
         new[pos(layout.pair)] = pair
+    if label is not None and layout.label is not None:
+        new[pos(layout.label)] = label
     if layout.index is not None:
         new[pos(layout.index)] = f"{new[pos(layout.index)]}{suffix}"
     return new
