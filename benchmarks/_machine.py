@@ -7,6 +7,8 @@ import os
 import platform
 from pathlib import Path
 
+import time
+
 import torch
 import transformers
 
@@ -27,3 +29,14 @@ def machine_info() -> dict:
         "python": platform.python_version(),
         "load_average_at_start": os.getloadavg()[0],
     }
+
+
+def matmul_peak(dtype=torch.float32, n: int = 1024, reps: int = 10) -> float:
+    """Square-matmul speed right now, in TFLOP/s: the calibration every figure is read against
+    (the CPU model differs between machines of one kind, and a shared machine's speed varies)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return round(2 * n**3 * reps / (time.perf_counter() - t0) / 1e12, 4)

@@ -33,18 +33,10 @@ from lvbert.objectives.distill import DistillLoss, Teacher, align, slot_pair_lay
 from lvbert.recipes.distill import DistillModel, _distill_objective  # noqa: E402
 from lvbert.training.optim import build_optimizer  # noqa: E402
 
-from _machine import machine_info  # noqa: E402
+from _machine import machine_info, matmul_peak  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "distill.json"
 
-
-def matmul_peak(dtype=torch.float32, n: int = 1024, reps: int = 10) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e12
 
 
 def main(argv=None) -> int:

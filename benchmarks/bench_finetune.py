@@ -41,21 +41,11 @@ from lvbert.objectives import classification_objective  # noqa: E402
 from lvbert.recipes.finetune import Encoded, predict_logits  # noqa: E402
 from lvbert.training.optim import build_optimizer, linear_schedule  # noqa: E402
 
-from _machine import machine_info  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from _machine import machine_info, matmul_peak  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "finetune.json"
 VOCAB = {"tiny": None, "small": 30522, "medium": 30522, "base": 30522}  # None: the preset's own
 
-
-def matmul_tflops(n: int = 1024, reps: int = 10) -> float:
-    """fp32 matmul speed right now: on a shared machine, the calibration for every number here
-    (~0.4 TFLOP/s measured on this project's 2-core machine, unloaded)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    return round(2 * n**3 * reps / (time.perf_counter() - t0) / 1e12, 4)
 
 
 def build(size: str, arch: str):
@@ -152,13 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     info = machine_info()
-    info["matmul_fp32_tflops_at_start"] = matmul_tflops()
+    info["matmul_fp32_tflops_at_start"] = matmul_peak()
     rows = []
     for size in args.sizes:
         rows += bench_size(size, args.arch, args.batch_size, args.seq_len, args.steps, args.eval_examples)
         print(table(rows[-2:]).splitlines()[-2:][0] + "\n" + table(rows[-2:]).splitlines()[-1], flush=True)
     info["load_average_at_end"] = os.getloadavg()[0]
-    info["matmul_fp32_tflops_at_end"] = matmul_tflops()
+    info["matmul_fp32_tflops_at_end"] = matmul_peak()
     result = {"benchmark": "finetune", "machine": info, "settings": vars(args) | {"out": str(args.out)}, "results": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

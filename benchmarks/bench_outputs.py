@@ -52,16 +52,6 @@ print(json.dumps({"ms": [1000 * t for t in times], "lvbert": lvbert.__file__}))
 """
 
 
-def matmul_peak_tflops(n: int = 1024, reps: int = 10) -> float:
-    import torch
-
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e12
-
 
 def run_variant(path: Path, args, mode: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(path)}
@@ -80,7 +70,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=4, help="processes per variant, interleaved")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(HERE))
-    from _machine import machine_info
+    from _machine import machine_info, matmul_peak
 
     variants = {"now": (ROOT, "default"), "now + hidden states": (ROOT, "hidden"), "now + attentions": (ROOT, "attentions")}
     if args.before:
@@ -92,7 +82,7 @@ def main(argv=None) -> int:
             r = run_variant(path, args, mode)
             times[name] += r["ms"]
             where[name] = r["lvbert"]
-    peak = matmul_peak_tflops()
+    peak = matmul_peak()
     result = {
         "machine": machine_info(),
         "matmul_peak_tflops_fp32_1024": round(peak, 3),
