@@ -66,6 +66,24 @@ def test_generation_never_masks_special_tokens_and_is_deterministic(real_tokeniz
     assert all(t not in texts for versions in a for t in versions)  # copies equal to the original are dropped
 
 
+def test_only_resampled_pieces_change_the_text(real_tokenizer):
+    from lvbert.data.tokenizer import load_tokenizer
+    from lvbert.recipes.augment import rebuild_text
+
+    tok = load_tokenizer(real_tokenizer)
+    text = "It's Thought-provoking,  really : a  Parser!"
+    enc = tok(text, return_offsets_mapping=True)
+    pieces = tok.convert_ids_to_tokens(enc["input_ids"])
+    assert rebuild_text(text, enc["offset_mapping"], pieces, set()) == text  # nothing re-sampled: byte for byte
+    words = [i for i, p in enumerate(pieces) if p.isalpha()]
+    first, last = words[0], words[-1]  # "it" and "parser" (lower-cased pieces)
+    new = list(pieces)
+    new[first], new[last] = "she", "##s"
+    out = rebuild_text(text, enc["offset_mapping"], new, {first, last})
+    # the rest as written (case, double spaces); a "##" piece is glued to the word before it
+    assert out == "she's Thought-provoking,  really : as!"
+
+
 @pytest.fixture(scope="module")
 def lm(real_data, tmp_path_factory):
     from lvbert.recipes.pretrain import PretrainConfig, pretrain
