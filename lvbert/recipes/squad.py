@@ -47,16 +47,9 @@ class WindowBatches:
 
 
 def collate_windows(w, rows: list[int], pad: int, labels: bool = False) -> dict:
-    width = max(len(w.input_ids[i]) for i in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    types = torch.zeros((len(rows), width), dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for b, i in enumerate(rows):
-        n = len(w.input_ids[i])
-        ids[b, :n] = torch.tensor(w.input_ids[i])
-        types[b, :n] = torch.tensor(w.token_type_ids[i])
-        mask[b, :n] = 1
-    batch = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+    from lvbert.tasks.encoding import pad_rows
+
+    batch = pad_rows(w.input_ids, w.token_type_ids, rows, pad)
     if labels:
         batch["start_positions"] = torch.tensor([w.start_positions[i] for i in rows])
         batch["end_positions"] = torch.tensor([w.end_positions[i] for i in rows])

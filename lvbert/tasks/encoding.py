@@ -91,18 +91,23 @@ def encode_triples(tokenizer, triples: list[tuple[str, str, str]], max_len: int,
     return Encoded(ids, types, None, index if index is not None else [str(i) for i in range(len(triples))])
 
 
-def collate(enc: Encoded, rows: list[int], pad_id: int) -> dict[str, torch.Tensor]:
-    """Pad the given rows to the longest of them: input_ids, token_type_ids, attention_mask [B, T] (+ labels [B])."""
-    width = max(len(enc.input_ids[i]) for i in rows)
+def pad_rows(input_ids: list[list[int]], token_type_ids: list[list[int]], rows: list[int], pad_id: int) -> dict:
+    """The given rows padded to the longest of them: input_ids, token_type_ids, attention_mask [B, T]."""
+    width = max(len(input_ids[i]) for i in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     types = torch.zeros((len(rows), width), dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for b, i in enumerate(rows):
-        n = len(enc.input_ids[i])
-        ids[b, :n] = torch.tensor(enc.input_ids[i])
-        types[b, :n] = torch.tensor(enc.token_type_ids[i])
+        n = len(input_ids[i])
+        ids[b, :n] = torch.tensor(input_ids[i])
+        types[b, :n] = torch.tensor(token_type_ids[i])
         mask[b, :n] = 1
-    batch = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+    return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+
+
+def collate(enc: Encoded, rows: list[int], pad_id: int) -> dict[str, torch.Tensor]:
+    """Pad the given rows to the longest of them: input_ids, token_type_ids, attention_mask [B, T] (+ labels [B])."""
+    batch = pad_rows(enc.input_ids, enc.token_type_ids, rows, pad_id)
     if enc.labels is not None:
         values = [enc.labels[i] for i in rows]
         batch["labels"] = torch.tensor(values, dtype=torch.float if isinstance(values[0], float) else torch.long)
