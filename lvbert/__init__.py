@@ -17,6 +17,20 @@ if _os.environ.get("LVBERT_THREAD_DEFAULTS", "1") != "0" and "torch" not in _sys
     _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def _quiet_torchao_import() -> None:
+    """transformers imports torchao when it is installed (the deploy extra); torchao then logs that its
+    CUDA kernels do not load on a CPU machine and torch warns about its enums: noise in every command."""
+    import logging
+
+    for name in ("torchao", "torch.utils._pytree"):
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.ERROR)
+
+
+_quiet_torchao_import()
+
+
 def _register_auto_classes() -> None:
     from transformers import (
         AutoConfig,

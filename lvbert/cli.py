@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "lvbert.commands.eval",
     "lvbert.commands.distill",
     "lvbert.commands.kg",
+    "lvbert.commands.quantize",
     "lvbert.commands.quickstart",
 ]
 

@@ -10,6 +10,7 @@ the same way everywhere.
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 
 import torch
@@ -86,6 +87,9 @@ def load_classifier(model_dir: str | Path, labels: tuple[str, ...] | None, seed:
     a new head is initialised from ``seed`` without touching the caller's random state."""
     from transformers import AutoModelForSequenceClassification
 
+    config_file = Path(model_dir) / "config.json"
+    if config_file.is_file() and "quantization" in json.loads(config_file.read_text(encoding="utf-8")):
+        raise LvBertError(f"{model_dir} is a quantized model; fine-tune the full-precision model, then quantize it")
     kwargs = {"num_labels": 1, "problem_type": "regression"}
     if labels is not None:
         kwargs = {
@@ -104,6 +108,32 @@ def load_classifier(model_dir: str | Path, labels: tuple[str, ...] | None, seed:
         raise LvBertError(f"{model_dir} lacks {len(backbone_missing)} backbone weight(s) (e.g. {backbone_missing[0]}); "
                           "give a pre-trained lvbert model folder")  # fmt: skip
     return model
+
+
+def load_finetuned(model_dir: str | Path):
+    """A fine-tuned classifier folder (``lvbert finetune`` / ``quantize`` / ``distill --task``) in eval
+    mode; a quantized one (its config records ``quantization``) comes back fake-quantized with its
+    learned clip values, never silently in full precision."""
+    from transformers import AutoModelForSequenceClassification
+
+    model_dir = Path(model_dir)
+    config = load_model_config(model_dir)
+    if "LvBertForSequenceClassification" not in (config.architectures or []):
+        raise LvBertError(f"{model_dir} is not a fine-tuned classifier ({', '.join(config.architectures or ['?'])}); "
+                          "fine-tune it first with lvbert finetune")  # fmt: skip
+    with quiet_transformers():
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True)
+    spec = getattr(model.config, "quantization", None)
+    if spec:
+        from safetensors.torch import load_file
+
+        from lvbert.quantization import QuantSpec, quantize_model
+
+        quantize_model(model, QuantSpec.from_dict(spec))
+        missing, unexpected = model.load_state_dict(load_file(str(model_dir / "model.safetensors")), strict=False)
+        if missing or unexpected:
+            raise LvBertError(f"{model_dir}: the quantized weights do not fit the model (e.g. {(missing + unexpected)[0]})")
+    return model.eval()
 
 
 def load_mlm(model_dir: str | Path):

@@ -203,8 +203,8 @@ class LvBertEmbeddings(nn.Module):
             raise ValueError(
                 f"sequence length {L} is above the model's {self.position_embeddings.num_embeddings} positions; truncate the input"
             )
-        if position_ids is None:
-            x = x + self.position_embeddings.weight[:L]  # broadcast over the batch
+        if position_ids is None:  # rows 0..L-1, broadcast over the batch (through the module: it may be quantized)
+            x = x + self.position_embeddings(torch.arange(L, device=x.device))
         else:
             x = x + self.position_embeddings(position_ids)
         if token_type_ids is None:
@@ -221,8 +221,11 @@ class LvBertEmbeddings(nn.Module):
 def attention_bias(attention_mask: torch.Tensor | None, dtype=torch.bool) -> torch.Tensor | None:
     """[B, L] mask of 1 (token) / 0 (padding) -> [B, 1, 1, L] boolean mask for SDPA (True = attend).
 
-    Returns None when there is no padding, which lets SDPA take its fastest kernel."""
-    if attention_mask is None or bool(attention_mask.all()):
+    Returns None when there is no padding, which lets SDPA take its fastest kernel (not while
+    exporting a graph: the check depends on the data)."""
+    if attention_mask is None:
+        return None
+    if not torch.compiler.is_exporting() and bool(attention_mask.all()):
         return None
     return attention_mask.bool()[:, None, None, :]
 

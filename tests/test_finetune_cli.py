@@ -102,7 +102,7 @@ def test_other_user_errors(setup, tmp_path, capsys):
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     _fail(capsys, _ft(model, root / "glue" / "SST-2", tmp_path / "busy"), "non-empty directory")
     argv = ["predict", "--model", str(model), "--task", "sst2", "--data-dir", str(root / "glue" / "SST-2"), "--out", str(tmp_path / "sub")]
-    _fail(capsys, argv, "give a model fine-tuned on sst2")
+    _fail(capsys, argv, "not a fine-tuned classifier")
     assert not (tmp_path / "sub").exists()
 
 

@@ -22,9 +22,12 @@ def register(sub) -> None:
 
     a = sub.add_parser(
         "augment",
-        help="augment a task's training set with a masked LM (TinyBERT's data augmentation)",
-        description="Each word (not a stop-word) replaced with probability --prob by one of the --top-k words a masked "
-        "LM predicts in its place, --copies times per example; labels inherited; dev and test copied unchanged.",
+        help="augment a task's training set: conditional BERT, TinyBERT's MLM augmentation, or a random floor",
+        description="--method cbert: a label-conditional masked LM (fine-tuned here, saved in OUT/cmlm) re-samples about "
+        "1/7 of each sentence's word pieces, conditioned on the label (--flip-label: the other label). --method mlm "
+        "(TinyBERT's): each word replaced with probability --prob by one of the --top-k words a masked LM predicts in "
+        "its place. --method random: random swaps and deletions, no model. --copies per example; dev and test copied "
+        "unchanged. See docs/augment.md.",
     )
     add_options(a, AugmentConfig)
     a.set_defaults(func=run_augment, config_class=AugmentConfig)

@@ -261,7 +261,8 @@ class DistillLoss(nn.Module):
     Args:
         alignment: which student hidden states / attention maps meet which of the teacher's.
         student_hidden, teacher_hidden: widths H_S and H_T (the projections map H_S -> H_T).
-        projection: ``"shared"`` (one projection for every layer, the official code) or ``"per-layer"``.
+        projection: ``"shared"`` (one projection for every layer, the official code), ``"per-layer"``, or
+            ``"none"`` (equal widths, e.g. a quantized student of its own full-precision model).
         temperature: of the soft cross-entropy.
         weights: ``{"hidden", "attention", "prediction"}`` multipliers (1.0 each, as TinyBERT).
     """
@@ -269,11 +270,13 @@ class DistillLoss(nn.Module):
     def __init__(self, alignment: Alignment, student_hidden: int, teacher_hidden: int, projection: str = "shared",
                  temperature: float = 1.0, weights: dict | None = None):  # fmt: skip
         super().__init__()
-        if projection not in ("shared", "per-layer"):
-            raise ValueError(f"projection must be shared or per-layer, got {projection!r}")
+        if projection not in ("shared", "per-layer", "none"):
+            raise ValueError(f"projection must be shared, per-layer or none, got {projection!r}")
+        if projection == "none" and student_hidden != teacher_hidden:
+            raise ValueError(f"projection none needs equal widths, got {student_hidden} and {teacher_hidden}")
         self.alignment = alignment
         self.projection = projection
-        n = 1 if projection == "shared" else len(alignment.hidden)
+        n = {"shared": 1, "per-layer": len(alignment.hidden), "none": 0}[projection]
         self.proj = nn.ModuleList(nn.Linear(student_hidden, teacher_hidden) for _ in range(n))
         for p in self.proj:
             nn.init.trunc_normal_(p.weight, std=0.02, a=-0.04, b=0.04)
@@ -284,8 +287,10 @@ class DistillLoss(nn.Module):
     def hidden_loss(self, student_hidden, teacher_hidden) -> torch.Tensor:
         total = 0.0
         for k, (s, t) in enumerate(self.alignment.hidden):
-            proj = self.proj[0 if self.projection == "shared" else k]
-            total = total + F.mse_loss(proj(student_hidden[s]).float(), teacher_hidden[t].float())
+            h = student_hidden[s]
+            if self.projection != "none":
+                h = self.proj[0 if self.projection == "shared" else k](h)
+            total = total + F.mse_loss(h.float(), teacher_hidden[t].float())
         return total
 
     def attention_loss(self, student_att, teacher_att, attention_mask=None) -> torch.Tensor:

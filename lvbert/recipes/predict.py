@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lvbert.errors import LvBertError
-from lvbert.model_dir import load_model_config, load_tokenizer, quiet_transformers
+from lvbert.model_dir import load_model_config, load_tokenizer
 from lvbert.recipes.finetune import check_device, resolve_max_seq_len
 from lvbert.recipes.options import option
 from lvbert.tasks import DEMO_TASKS, GLUE_TASKS, Task, get_task, glue_tasks_in, read_examples
@@ -24,6 +24,8 @@ from lvbert.tasks.encoding import encode, logits_to_predictions, predict_logits,
 from lvbert.tasks.glue import DIAGNOSTIC, DIAGNOSTIC_DIR, DIAGNOSTIC_FILE
 from lvbert.training.distributed import pick_device
 from lvbert.utils import atomic_write_text
+
+RUNTIMES = ("torch", "torchao", "onnx")
 
 
 @dataclass
@@ -44,10 +46,15 @@ class PredictConfig:
     text_column: str | None = option("file tasks: column (or JSON key) with the text", default=None)
     text_pair_column: str | None = option("file tasks: column with the second text of a pair", default=None)
     dev_file: str | None = option("squad / squad2: the SQuAD JSON file to answer", default=None)
+    runtime: str = option("torch (the model folder's weights; a quantized model runs fake-quantized), torchao "
+                          "(int8 dense layers through torchao) or onnx (the folder's model.onnx through onnxruntime: "
+                          "int8 for a quantized model); torchao and onnx need the deploy extra", default="torch")  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or (self.max_seq_len is not None and self.max_seq_len < 1):
             raise LvBertError("--batch-size and --max-seq-len must be at least 1")
+        if self.runtime not in RUNTIMES:
+            raise LvBertError(f"--runtime must be {', '.join(RUNTIMES)}, got {self.runtime!r}")
         check_device(self.device)
 
 
@@ -62,7 +69,7 @@ def run_predict(cfg: PredictConfig) -> list[Path]:
         return predict_squad(cfg.model, cfg.task.strip().lower(), cfg.dev_file, cfg.out, cfg.batch_size, cfg.bf16, cfg.device)
     return predict(cfg.model, cfg.task, cfg.data_dir, cfg.out, batch_size=cfg.batch_size, max_seq_len=cfg.max_seq_len,
                    bf16=cfg.bf16, device=cfg.device, text_column=cfg.text_column,
-                   text_pair_column=cfg.text_pair_column)  # fmt: skip
+                   text_pair_column=cfg.text_pair_column, runtime=cfg.runtime)  # fmt: skip
 
 
 def _model_labels(config) -> tuple[str, ...] | None:
@@ -90,21 +97,33 @@ def _format(task: Task, preds: list) -> list[str]:
 class _Predictor:
     """A fine-tuned model and its tokenizer, loaded once."""
 
-    def __init__(self, model_dir: Path, max_seq_len: int | None, batch_size: int, bf16: bool, device: str = "auto"):
-        from transformers import AutoModelForSequenceClassification
+    def __init__(self, model_dir: Path, max_seq_len: int | None, batch_size: int, bf16: bool, device: str = "auto",
+                 runtime: str = "torch"):  # fmt: skip
+        from lvbert.model_dir import load_finetuned
 
         self.model_dir = model_dir
         self.config = load_model_config(model_dir)
         self.tokenizer = load_tokenizer(model_dir, self.config.vocab_size)
-        with quiet_transformers():
-            self.model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True)
         self.max_seq_len = resolve_max_seq_len(max_seq_len, self.config.max_position_embeddings)
         self.batch_size, self.bf16 = batch_size, bf16
-        self.model.to(pick_device(device))
+        if runtime == "onnx":
+            from lvbert.export.onnx import OnnxClassifier
+
+            self.model, self.onnx = None, OnnxClassifier(model_dir)
+        elif runtime == "torchao":
+            from lvbert.export.torchao import torchao_int8
+
+            self.model, self.onnx = torchao_int8(load_finetuned(model_dir)), None  # int8 kernels: CPU
+        else:
+            self.model, self.onnx = load_finetuned(model_dir).to(pick_device(device)), None  # quantized: fake-quant
 
     def lines(self, task: Task, examples, where: str) -> str:
         enc = encode(self.tokenizer, examples, self.max_seq_len, where)
-        logits = predict_logits(self.model, enc, self.batch_size, self.tokenizer.pad_token_id or 0, self.bf16)
+        pad = self.tokenizer.pad_token_id or 0
+        if self.onnx is not None:
+            logits = self.onnx.predict_logits(enc, self.batch_size, pad)
+        else:
+            logits = predict_logits(self.model, enc, self.batch_size, pad, self.bf16)
         preds = _format(task, logits_to_predictions(task, logits))
         return "index\tprediction\n" + "".join(f"{i}\t{p}\n" for i, p in zip(enc.index, preds))
 
@@ -130,6 +149,7 @@ def predict(
     device: str = "auto",
     text_column: str | None = None,
     text_pair_column: str | None = None,
+    runtime: str = "torch",
 ) -> list[Path]:
     """Write submission files for ``task`` into the folder ``out``; returns their paths.
 
@@ -139,6 +159,7 @@ def predict(
         task: a GLUE task name, ``glue``, a demo task, or a file-task name with ``text_column``.
         data_dir: the task's folder (its ``test`` file(s)), or the GLUE root for ``glue``.
         out: folder for the submission files (other files in it are left alone).
+        runtime: ``torch``, ``torchao`` (int8 dense layers) or ``onnx`` (the folder's ``model.onnx`` through onnxruntime).
     """
     if batch_size < 1 or (max_seq_len is not None and max_seq_len < 1):
         raise LvBertError("--batch-size and --max-seq-len must be at least 1")
@@ -157,14 +178,14 @@ def predict(
         if missing:
             warn(f"no fine-tuned model under {model_dir} for {', '.join(missing)}; their files are not written")
         for t, folder in found:
-            pred = _Predictor(model_dir / t.name, max_seq_len, batch_size, bf16, device)
+            pred = _Predictor(model_dir / t.name, max_seq_len, batch_size, bf16, device, runtime)
             _check_labels(t, pred.config, pred.model_dir)
             files.update(_task_files(pred, t, folder))
             diagnostic = Path(data_dir) / DIAGNOSTIC_DIR / DIAGNOSTIC.file
             if t.name == "mnli" and diagnostic.is_file():
                 files[DIAGNOSTIC_FILE] = pred.lines(t, read_examples(diagnostic, DIAGNOSTIC.layout, "diagnostic"), "diagnostic")
     else:
-        pred = _Predictor(model_dir, max_seq_len, batch_size, bf16, device)
+        pred = _Predictor(model_dir, max_seq_len, batch_size, bf16, device, runtime)
         if key in GLUE_TASKS:
             resolved = get_task(key)
             _check_labels(resolved, pred.config, model_dir)

@@ -37,13 +37,15 @@ def param_groups(
     weight_decay: float = 0.01,
     layer_decay: float | None = None,
     num_slots: int | None = None,
+    exclude: set[int] | None = None,
 ) -> list[dict]:
-    """Parameter groups for AdamW; each group carries ``lr_scale`` (1.0 without layer decay)."""
+    """Parameter groups for AdamW; each group carries ``lr_scale`` (1.0 without layer decay).
+    Parameters whose ``id`` is in ``exclude`` are left out (the caller groups them)."""
     if layer_decay is not None and num_slots is None:
         num_slots = model.config.num_slots
     groups: dict[tuple[bool, float], dict] = {}
     for name, p in model.named_parameters():
-        if not p.requires_grad:
+        if not p.requires_grad or (exclude and id(p) in exclude):
             continue
         nd = _no_decay(name, p)
         scale = 1.0
@@ -66,12 +68,18 @@ def build_optimizer(
     eps: float = 1e-6,
     layer_decay: float | None = None,
     num_slots: int | None = None,
+    extra_groups: list[dict] | None = None,
 ) -> torch.optim.AdamW:
-    groups = param_groups(model, weight_decay, layer_decay, num_slots)
+    """AdamW over :func:`param_groups`; ``extra_groups`` (dicts with ``params``, ``lr``,
+    ``weight_decay``) take their parameters out of the standard groups, with their own rates
+    (the schedule scales every group alike)."""
+    extra = [dict(g, params=list(g["params"])) for g in (extra_groups or [])]
+    exclude = {id(p) for g in extra for p in g["params"]}
+    groups = param_groups(model, weight_decay, layer_decay, num_slots, exclude=exclude)
     for g in groups:
         g["lr"] = lr * g["lr_scale"]
         g.pop("names")
-    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
+    return torch.optim.AdamW(groups + [g for g in extra if g["params"]], lr=lr, betas=betas, eps=eps)
 
 
 def linear_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:

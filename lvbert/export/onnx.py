@@ -1,0 +1,247 @@
+"""ONNX export of a fine-tuned classifier, and int8 deployment of a quantized (KDLSQ) one.
+
+:func:`export_onnx` writes the model as an fp32 ONNX graph (``torch.onnx.export(dynamo=True)``,
+dynamic batch and sequence length; inputs ``input_ids``, ``attention_mask``, ``token_type_ids``,
+output ``logits``). For a quantized model it then writes the int8 graph onnxruntime runs with
+integer matmuls: the fake-quantized weights are exported as their dequantized values (exactly on
+the quantization grid), and onnxruntime's ``quantize_static`` (QDQ format, symmetric int8)
+quantizes every dense layer and convolution with **the learned clip values** handed over as
+scales (``TensorQuantOverrides``: weight scale alpha_w / Q, activation scale alpha_a / 127), so
+the weights get exactly the codes the fake-quant model uses. Differences that remain, and are
+measured by :func:`agreement`: where two layers read the same tensor with different learned
+activation clips (C's gate and linear layer) onnxruntime keeps one (the larger); int8 allows the
+code -128 where the fake-quant model stops at -127; A's query, key and value stay fp32 in the
+graph (the attention matmuls are not quantized).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lvbert.errors import LvBertError
+
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+ONNX_FILE = "model.onnx"
+
+
+def require_deploy() -> None:
+    """A one-line error when the deploy extra is missing."""
+    missing = []
+    for name in ("onnx", "onnxscript", "onnxruntime"):
+        try:
+            __import__(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise LvBertError(f"the ONNX export needs {', '.join(missing)}: pip install -e .[deploy] (or pip install onnx "
+                          "onnxscript onnxruntime)")  # fmt: skip
+
+
+class _Logits(nn.Module):
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+
+
+def dequantized_copy(model: nn.Module) -> nn.Module:
+    """A plain (unquantized) copy of ``model`` whose weights are the fake-quantized values."""
+    from transformers import AutoModelForSequenceClassification
+
+    from lvbert.model_dir import quiet_transformers
+    from lvbert.quantization import quantized_weights
+
+    config = model.config.__class__(**{k: v for k, v in model.config.to_dict().items() if k != "quantization"})
+    with quiet_transformers():
+        plain = AutoModelForSequenceClassification.from_config(config)
+    state = {k: v for k, v in model.state_dict().items() if not k.endswith(".alpha")}
+    with torch.no_grad():
+        for name, weight, q in quantized_weights(model):
+            state[name] = q(weight).detach().clone()
+    plain.load_state_dict(state)
+    return plain.eval()
+
+
+def _export_fp32(model: nn.Module, path: Path) -> None:
+    ids = torch.randint(5, 100, (2, 16))
+    example = (ids, torch.ones_like(ids), torch.zeros_like(ids))
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq", max=model.config.max_position_embeddings)
+    shapes = {name: {0: batch, 1: seq} for name in INPUTS}
+    import warnings
+
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log), torch.no_grad(), warnings.catch_warnings():  # the exporter's progress
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(_Logits(model).eval(), example, dynamo=True, input_names=list(INPUTS),
+                                    output_names=["logits"], dynamic_shapes=shapes)  # fmt: skip
+    program.save(str(path))
+
+
+def _int8_plan(model: nn.Module, graph) -> tuple[list[str], dict]:
+    """The nodes to quantize (dense layers and convolutions with a weight initializer) and the
+    scale overrides from the quantized model's learned alphas, matched by weight value."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    from lvbert.quantization import QuantConv1d, QuantLinear
+
+    by_value = {}
+    for name, m in model.named_modules():
+        if isinstance(m, (QuantLinear, QuantConv1d)):
+            w = m.wq(m.weight).detach().float().numpy()
+            for candidate in (w, np.ascontiguousarray(w.T)) if w.ndim == 2 else (w,):
+                by_value[candidate.tobytes()] = m
+    inits = {i.name: i for i in graph.initializer}
+    nodes, overrides = [], {}
+    for node in graph.node:
+        if node.op_type not in ("MatMul", "Gemm", "Conv"):
+            continue
+        w_name = next((i for i in node.input[1:2] if i in inits), None)
+        if w_name is None:
+            continue
+        m = by_value.get(numpy_helper.to_array(inits[w_name]).astype(np.float32).tobytes())
+        if m is None:
+            continue
+        nodes.append(node.name)
+        w_scale = float(m.wq.alpha.detach().clamp(min=1e-8)) / m.wq.qmax
+        overrides[w_name] = [{"scale": np.array(w_scale, dtype=np.float32), "zero_point": np.array(0, dtype=np.int8)}]
+        if m.aq.bits is not None:
+            act = node.input[0]
+            scale = np.float32(float(m.aq.alpha.detach().clamp(min=1e-8)) / m.aq.qmax)
+            old = overrides.get(act)
+            if old is None or scale > old[0]["scale"]:  # one tensor, one scale: keep the larger clip
+                overrides[act] = [{"scale": np.array(scale, dtype=np.float32), "zero_point": np.array(0, dtype=np.int8)}]
+    return nodes, overrides
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+class _Reader:
+    """onnxruntime's calibration reader over a few batches (needed for the tensors without overrides)."""
+
+    def __init__(self, batches: list[dict]):
+        self.batches = [{k: b[k].cpu().numpy() for k in INPUTS} for b in batches]
+        self.i = 0
+
+    def get_next(self):
+        if self.i >= len(self.batches):
+            return None
+        self.i += 1
+        return self.batches[self.i - 1]
+
+    def rewind(self):
+        self.i = 0
+
+
+def export_onnx(model: nn.Module, out_dir, calib_batches: list[dict] | None = None, dynamic_int8: bool = False) -> Path:
+    """Write ``out_dir/model.onnx``: int8 (QDQ) for a quantized model with 8-bit activations (its
+    learned scales; ``calib_batches`` for the rest), fp32 otherwise; ``dynamic_int8`` (a model that
+    is not quantized): onnxruntime's post-training dynamic int8 (``quantize_dynamic``: int8 weights
+    per tensor, activations quantized at run time), the baseline a user would try first. Returns
+    the path."""
+    require_deploy()
+    import onnx
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    from lvbert.utils import atomic_write_bytes
+
+    out = Path(out_dir) / ONNX_FILE
+    spec = getattr(model.config, "quantization", None)
+    plain = dequantized_copy(model) if spec else model.eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        _export_fp32(plain, fp32)
+        if dynamic_int8:
+            if spec:
+                raise LvBertError("--dynamic-int8 is the post-training baseline for a model that is not quantized; "
+                                  "this model is (its export is already int8)")  # fmt: skip
+            dyn = Path(tmp) / "dynamic.onnx"
+            with _quiet_root_logger():
+                quantize_dynamic(str(fp32), str(dyn), weight_type=QuantType.QInt8)
+            atomic_write_bytes(out, dyn.read_bytes())
+            return out
+        if not spec or not spec.get("act_bits"):
+            atomic_write_bytes(out, fp32.read_bytes())
+            return out
+        if not calib_batches:
+            raise LvBertError("the int8 export needs calibration batches")
+        nodes, overrides = _int8_plan(model, onnx.load(str(fp32)).graph)
+        if not nodes:
+            raise LvBertError("no quantized layer was found in the exported graph; cannot write the int8 model")
+        int8 = Path(tmp) / "int8.onnx"
+        with _quiet_root_logger():  # onnxruntime logs advice on the root logger
+            quantize_static(str(fp32), str(int8), _Reader(calib_batches), quant_format=QuantFormat.QDQ,
+                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=False,
+                            nodes_to_quantize=nodes, extra_options={"TensorQuantOverrides": overrides,
+                                                                    "ActivationSymmetric": True, "WeightSymmetric": True})  # fmt: skip
+        atomic_write_bytes(out, int8.read_bytes())
+    return out
+
+
+class OnnxClassifier:
+    """``model.onnx`` of a model folder run by onnxruntime: ``logits(batch) -> tensor`` (threads: torch's)."""
+
+    def __init__(self, model_dir, threads: int | None = None):
+        require_deploy()
+        import onnxruntime as ort
+
+        path = Path(model_dir) / ONNX_FILE
+        if not path.is_file():
+            raise LvBertError(f"{model_dir} has no {ONNX_FILE}; write one with lvbert export --model {model_dir} "
+                              "(lvbert quantize writes one itself)")  # fmt: skip
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or torch.get_num_threads()
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def logits(self, batch: dict) -> torch.Tensor:
+        feed = {k: batch[k].cpu().numpy() for k in INPUTS}
+        return torch.from_numpy(self.session.run(None, feed)[0])
+
+    def predict_logits(self, enc, batch_size: int, pad_id: int) -> torch.Tensor:
+        """As :func:`lvbert.tasks.encoding.predict_logits`: [N, num_labels] in the split's order."""
+        from lvbert.tasks.encoding import collate
+
+        order = sorted(range(len(enc.input_ids)), key=lambda i: len(enc.input_ids[i]))
+        out = None
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            logits = self.logits(collate(enc, rows, pad_id))
+            if out is None:
+                out = torch.empty(len(order), logits.shape[-1])
+            out[rows] = logits.float()
+        return out
+
+
+def agreement(model: nn.Module, onnx_model: OnnxClassifier, batches) -> dict:
+    """Predictions of the torch model and of its ONNX export over ``batches``: agreement and max |logit diff|."""
+    same = total = 0
+    worst = 0.0
+    model.eval()
+    with torch.no_grad():
+        for b in batches:
+            a = model(**{k: b[k] for k in INPUTS}).logits.float()
+            o = onnx_model.logits(b).float()
+            same += int((a.argmax(-1) == o.argmax(-1)).sum())
+            total += a.shape[0]
+            worst = max(worst, float((a - o).abs().max()))
+    return {"agreement": same / max(total, 1), "examples": total, "max_abs_logit_diff": worst}

@@ -1,0 +1,104 @@
+"""Recipe: export a fine-tuned (or quantized) classifier to ONNX (``lvbert export``).
+
+``model.onnx`` goes into the model folder (or ``--out``), where ``lvbert predict --runtime onnx``
+finds it. A model that is not quantized exports as fp32, or with ``--dynamic-int8`` as
+onnxruntime's post-training dynamic int8 (the baseline a user would try first); a quantized model
+(``lvbert quantize``) with 8-bit activations exports as int8 with its learned scales
+(:mod:`lvbert.export.onnx`), which needs ``--task`` for a few calibration batches of its training
+split. With ``--task``, the predictions of the ONNX model are compared with the torch model's on the
+task's first dev split and the agreement printed (and written to ``export.json``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lvbert.errors import LvBertError
+from lvbert.recipes.options import option
+
+
+@dataclass
+class ExportConfig:
+    """Everything ``lvbert export`` takes."""
+
+    model: str = option("a fine-tuned or quantized model folder", default=None)
+    out: str | None = option("folder for model.onnx (default: the model folder)", default=None)
+    dynamic_int8: bool = option("onnxruntime's post-training dynamic int8 (models that are not quantized)", default=False)
+    task: str | None = option("the model's task: calibration batches (quantized models) and the agreement check",
+                              default=None)  # fmt: skip
+    data_dir: str | None = option("the task's folder (demo tasks default to the demo cache)", default=None)
+    calib_batches: int = option("training batches for the int8 calibration", default=4)
+    batch_size: int = option("calibration batch size", default=16)
+    text_column: str | None = option("file tasks: column with the text", default=None)
+    text_pair_column: str | None = option("file tasks: column with the second text", default=None)
+    label_column: str | None = option("file tasks: column with the label", default=None)
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise LvBertError("--model is required")
+        if self.calib_batches < 1 or self.batch_size < 1:
+            raise LvBertError("--calib-batches and --batch-size must be at least 1")
+
+
+def export_checked(model, out: Path, calib: list[dict] | None, dev_enc, pad: int, dynamic_int8: bool = False) -> dict:
+    """``out/model.onnx`` and, given ``dev_enc`` (an encoded dev split), its agreement with ``model``."""
+    from lvbert.export.onnx import OnnxClassifier, agreement, export_onnx
+    from lvbert.tasks.encoding import collate, warn
+
+    model = model.cpu().eval()
+    path = export_onnx(model, out, calib, dynamic_int8=dynamic_int8)
+    res = {"file": path.name, "bytes": path.stat().st_size}
+    if dev_enc is None:
+        print(f"ONNX model written to {path} ({res['bytes']:,} bytes)")
+        return res
+    n = len(dev_enc)
+    batches = [collate(dev_enc, list(range(s, min(s + 64, n))), pad) for s in range(0, n, 64)]
+    res.update(agreement(model, OnnxClassifier(out), batches))
+    print(f"ONNX model written to {path} ({res['bytes']:,} bytes): predictions agree with the torch model on "
+          f"{100 * res['agreement']:.2f}% of {res['examples']} dev examples")  # fmt: skip
+    if res["agreement"] < 0.99 and not dynamic_int8:
+        warn(f"the ONNX model agrees with the torch model on only {100 * res['agreement']:.2f}% of dev examples")
+    return res
+
+
+def export(cfg: ExportConfig) -> Path:
+    """Write ``model.onnx`` as configured (module docstring); returns its path."""
+    from lvbert.export.onnx import ONNX_FILE, require_deploy
+    from lvbert.model_dir import load_finetuned, load_tokenizer
+    from lvbert.recipes.finetune import resolve_max_seq_len
+    from lvbert.recipes.predict import _check_labels
+    from lvbert.tasks import DEMO_TASKS, demo_data_dir, get_task
+    from lvbert.tasks.encoding import IndexedBatches, encode_task
+    from lvbert.utils import atomic_write_json
+
+    require_deploy()
+    model_dir = Path(cfg.model)
+    model = load_finetuned(model_dir)
+    spec = getattr(model.config, "quantization", None) or {}
+    int8_static = bool(spec.get("act_bits"))
+    if int8_static and not cfg.task:
+        raise LvBertError(f"{model_dir} is quantized with 8-bit activations: its int8 export needs --task (and "
+                          "--data-dir) for calibration batches")  # fmt: skip
+    out = Path(cfg.out) if cfg.out else model_dir
+    out.mkdir(parents=True, exist_ok=True)
+    calib = dev_enc = None
+    pad = 0
+    if cfg.task:
+        tokenizer = load_tokenizer(model_dir, model.config.vocab_size)
+        pad = tokenizer.pad_token_id or 0
+        task = get_task(cfg.task, cfg.data_dir, text_column=cfg.text_column, text_pair_column=cfg.text_pair_column,
+                        label_column=cfg.label_column)  # fmt: skip
+        _check_labels(task, model.config, model_dir)
+        data_dir = Path(cfg.data_dir) if cfg.data_dir else (demo_data_dir(task.name) if task.name in DEMO_TASKS else None)
+        if data_dir is None:
+            raise LvBertError(f"task {task.name} needs --data-dir")
+        max_len = resolve_max_seq_len(None, model.config.max_position_embeddings)
+        train, dev = encode_task(task, data_dir, tokenizer, max_len)
+        batches = IndexedBatches(train, cfg.batch_size, 0, pad)
+        calib = [{k: v for k, v in batches(i).items() if k != "labels"} for i in range(cfg.calib_batches)]
+        dev_enc = next(iter(dev.values()))
+    res = export_checked(model, out, calib, dev_enc, pad, cfg.dynamic_int8)
+    res["kind"] = "dynamic-int8" if cfg.dynamic_int8 else ("int8 (learned scales)" if int8_static else "fp32")
+    atomic_write_json(out / "export.json", res)
+    return out / ONNX_FILE
