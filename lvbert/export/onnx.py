@@ -5,7 +5,8 @@ dynamic batch and sequence length; inputs ``input_ids``, ``attention_mask``, ``t
 output ``logits``). For a quantized model it then writes the int8 graph onnxruntime runs with
 integer matmuls: the fake-quantized weights are exported as their dequantized values (exactly on
 the quantization grid), and onnxruntime's ``quantize_static`` (QDQ format, symmetric int8)
-quantizes every dense layer and convolution with **the learned clip values** handed over as
+quantizes every dense layer and convolution, and the word and position embedding tables (int8
+initializers dequantized before the lookup), with **the learned clip values** handed over as
 scales (``TensorQuantOverrides``: weight scale alpha_w / Q, activation scale alpha_a / 127), so
 the weights get exactly the codes the fake-quant model uses. Differences that remain, and are
 measured by :func:`agreement`: where two layers read the same tensor with different learned
@@ -77,48 +78,59 @@ def _export_fp32(model: nn.Module, path: Path) -> None:
     shapes = {name: {0: batch, 1: seq} for name in INPUTS}
     import warnings
 
+    import logging
+
     log = io.StringIO()
+    exporter_log = logging.getLogger("torch.onnx._internal.exporter._registration")  # "torchvision is not installed"
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
     with contextlib.redirect_stdout(log), torch.no_grad(), warnings.catch_warnings():  # the exporter's progress
         warnings.simplefilter("ignore")
         program = torch.onnx.export(_Logits(model).eval(), example, dynamo=True, input_names=list(INPUTS),
                                     output_names=["logits"], dynamic_shapes=shapes)  # fmt: skip
+    exporter_log.setLevel(level)
     program.save(str(path))
 
 
 def _int8_plan(model: nn.Module, graph) -> tuple[list[str], dict]:
-    """The nodes to quantize (dense layers and convolutions with a weight initializer) and the
-    scale overrides from the quantized model's learned alphas, matched by weight value."""
+    """The nodes to quantize (dense layers and convolutions with a weight initializer, and the
+    embedding lookups) and the scale overrides from the quantized model's learned alphas, matched
+    by weight value."""
     import numpy as np
     from onnx import numpy_helper
 
-    from lvbert.quantization import QuantConv1d, QuantLinear
+    from lvbert.quantization import QUANT_MODULES
 
     by_value = {}
     for name, m in model.named_modules():
-        if isinstance(m, (QuantLinear, QuantConv1d)):
+        if isinstance(m, QUANT_MODULES):
             w = m.wq(m.weight).detach().float().numpy()
             for candidate in (w, np.ascontiguousarray(w.T)) if w.ndim == 2 else (w,):
                 by_value[candidate.tobytes()] = m
     inits = {i.name: i for i in graph.initializer}
+
+    def int8(scale: float) -> list[dict]:
+        return [{"scale": np.array(scale, dtype=np.float32), "zero_point": np.array(0, dtype=np.int8)}]
+
     nodes, overrides = [], {}
     for node in graph.node:
-        if node.op_type not in ("MatMul", "Gemm", "Conv"):
+        if node.op_type not in ("MatMul", "Gemm", "Conv", "Gather"):
             continue
-        w_name = next((i for i in node.input[1:2] if i in inits), None)
-        if w_name is None:
+        w_name = node.input[0] if node.op_type == "Gather" else node.input[1] if len(node.input) > 1 else None
+        if w_name not in inits:
             continue
         m = by_value.get(numpy_helper.to_array(inits[w_name]).astype(np.float32).tobytes())
         if m is None:
             continue
         nodes.append(node.name)
-        w_scale = float(m.wq.alpha.detach().clamp(min=1e-8)) / m.wq.qmax
-        overrides[w_name] = [{"scale": np.array(w_scale, dtype=np.float32), "zero_point": np.array(0, dtype=np.int8)}]
-        if m.aq.bits is not None:
+        overrides[w_name] = int8(float(m.wq.alpha.detach().clamp(min=1e-8)) / m.wq.qmax)
+        aq = getattr(m, "aq", None)  # embedding tables: weights only
+        if node.op_type != "Gather" and aq is not None and aq.bits is not None:
             act = node.input[0]
-            scale = np.float32(float(m.aq.alpha.detach().clamp(min=1e-8)) / m.aq.qmax)
+            scale = np.float32(float(aq.alpha.detach().clamp(min=1e-8)) / aq.qmax)
             old = overrides.get(act)
             if old is None or scale > old[0]["scale"]:  # one tensor, one scale: keep the larger clip
-                overrides[act] = [{"scale": np.array(scale, dtype=np.float32), "zero_point": np.array(0, dtype=np.int8)}]
+                overrides[act] = int8(float(scale))
     return nodes, overrides
 
 
