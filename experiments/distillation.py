@@ -123,10 +123,12 @@ def main(argv=None) -> int:
 
 
 def _params(*folders) -> dict:
-    import lvbert  # noqa: F401
     from transformers import AutoModel
 
-    return {str(f.name): sum(p.numel() for p in AutoModel.from_pretrained(f).parameters()) for f in folders}
+    from lvbert.model_dir import quiet_transformers
+
+    with quiet_transformers():  # an MLM folder loaded as a backbone reports its unused head
+        return {str(f.name): sum(p.numel() for p in AutoModel.from_pretrained(f).parameters()) for f in folders}
 
 
 if __name__ == "__main__":
