@@ -215,6 +215,7 @@ def test_quantize_w8a8_keeps_accuracy_packs_and_exports(w8a8, finetuned):
     assert res["runs"][0]["score"] >= res["fp32_score"] - 0.05, res["runs"][0]["history"]
     assert res["quantization"]["weight_bits"] == 8 and res["sizes"]["kdlsq_ratio"] > 3
     assert res["onnx"]["agreement"] >= 0.99, res["onnx"]
+    assert not (w8a8 / "train" / "checkpoints").exists()  # a finished run keeps only its model
     for f in ("config.json", "model.safetensors", "quantized.safetensors", "model.onnx", "tokenizer.json", "evals.json"):
         assert (w8a8 / f).is_file(), f
     model = load_finetuned(w8a8)  # the fake-quant model, not silently fp32

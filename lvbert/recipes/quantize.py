@@ -24,6 +24,7 @@ with the deploy extra installed and 8-bit activations; fp32 activations export a
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -230,10 +231,12 @@ def quantize(cfg: QuantizeConfig, resume: bool = False) -> Path:
 
     loop = LoopConfig(out_dir=str(out / "train"), max_steps=steps, clip_norm=cfg.clip_norm, bf16=cfg.bf16,
                       log_every=cfg.log_every, save_every=cfg.save_every, keep_last=cfg.keep_last,
-                      eval_every=batches.per_epoch, seed=cfg.seed, progress=cfg.progress, tensorboard=False)  # fmt: skip
+                      eval_every=batches.per_epoch, seed=cfg.seed, progress=cfg.progress, tensorboard=False,
+                      save_final=False)  # fmt: skip  # the best epoch is kept by evaluate()
     t0 = time.perf_counter()
     train_loop(model, _objective(cfg.kd, cfg.gold_weight, task.is_regression), batches, optimizer, scheduler, loop,
                evaluate=evaluate, resume=resume)  # fmt: skip
+    shutil.rmtree(out / "train" / "checkpoints", ignore_errors=True)  # finished: nothing left to resume
     top = max(history, key=lambda h: h["score"])
     best = load_finetuned(out / "best")
     for f in (out / "best").iterdir():  # the best model at the top of OUT, as lvbert finetune writes it
