@@ -67,8 +67,7 @@ def export(cfg: ExportConfig) -> Path:
     from lvbert.export.onnx import ONNX_FILE, require_deploy
     from lvbert.model_dir import load_finetuned, load_tokenizer
     from lvbert.recipes.finetune import resolve_max_seq_len
-    from lvbert.recipes.predict import _check_labels
-    from lvbert.tasks import DEMO_TASKS, demo_data_dir, get_task
+    from lvbert.recipes.predict import task_for_model
     from lvbert.tasks.encoding import IndexedBatches, encode_task
     from lvbert.utils import atomic_write_json
 
@@ -87,12 +86,7 @@ def export(cfg: ExportConfig) -> Path:
     if cfg.task:
         tokenizer = load_tokenizer(model_dir, model.config.vocab_size)
         pad = tokenizer.pad_token_id or 0
-        task = get_task(cfg.task, cfg.data_dir, text_column=cfg.text_column, text_pair_column=cfg.text_pair_column,
-                        label_column=cfg.label_column)  # fmt: skip
-        _check_labels(task, model.config, model_dir)
-        data_dir = Path(cfg.data_dir) if cfg.data_dir else (demo_data_dir(task.name) if task.name in DEMO_TASKS else None)
-        if data_dir is None:
-            raise LvBertError(f"task {task.name} needs --data-dir")
+        task, data_dir = task_for_model(cfg, model.config, model_dir)
         max_len = resolve_max_seq_len(None, model.config.max_position_embeddings)
         train, dev = encode_task(task, data_dir, tokenizer, max_len)
         batches = IndexedBatches(train, cfg.batch_size, 0, pad)

@@ -19,7 +19,7 @@ from lvbert.errors import LvBertError
 from lvbert.model_dir import load_model_config, load_tokenizer
 from lvbert.recipes.finetune import check_device, resolve_max_seq_len
 from lvbert.recipes.options import option
-from lvbert.tasks import DEMO_TASKS, GLUE_TASKS, Task, get_task, glue_tasks_in, read_examples
+from lvbert.tasks import DEMO_TASKS, GLUE_TASKS, Task, demo_data_dir, get_task, glue_tasks_in, read_examples
 from lvbert.tasks.encoding import encode, logits_to_predictions, predict_logits, warn
 from lvbert.tasks.glue import DIAGNOSTIC, DIAGNOSTIC_DIR, DIAGNOSTIC_FILE
 from lvbert.training.distributed import pick_device
@@ -86,6 +86,18 @@ def _check_labels(task: Task, config, model_dir: Path) -> None:
         want = "one regression output" if task.labels is None else f"labels {list(task.labels)}"
         raise LvBertError(f"the model in {model_dir} has {what} but task {task.name} needs {want}; "
                           f"give a model fine-tuned on {task.name}")  # fmt: skip
+
+
+def task_for_model(cfg, config, model_dir: Path) -> tuple[Task, Path]:
+    """The task of ``cfg`` (``task``, ``data_dir`` and the file-task columns) checked against a
+    fine-tuned model's head, and its folder (demo tasks default to the demo cache)."""
+    task = get_task(cfg.task, cfg.data_dir, text_column=cfg.text_column, text_pair_column=cfg.text_pair_column,
+                    label_column=cfg.label_column)  # fmt: skip
+    _check_labels(task, config, model_dir)
+    data_dir = Path(cfg.data_dir) if cfg.data_dir else (demo_data_dir(task.name) if task.name in DEMO_TASKS else None)
+    if data_dir is None:
+        raise LvBertError(f"task {task.name} needs --data-dir")
+    return task, data_dir
 
 
 def _format(task: Task, preds: list) -> list[str]:

@@ -148,8 +148,7 @@ def quantize(cfg: QuantizeConfig, resume: bool = False) -> Path:
     from lvbert.recipes.common import prepare_run_dir, write_run_config
     from lvbert.recipes.distill import DistillModel, _check_vocab, _params
     from lvbert.recipes.finetune import resolve_max_seq_len, summarise
-    from lvbert.recipes.predict import _check_labels
-    from lvbert.tasks import DEMO_TASKS, demo_data_dir, get_task
+    from lvbert.recipes.predict import task_for_model
     from lvbert.tasks.encoding import IndexedBatches, encode_task, evaluate_splits
     from lvbert.training.distributed import pick_device
     from lvbert.training.loop import LoopConfig, train_loop
@@ -162,12 +161,7 @@ def quantize(cfg: QuantizeConfig, resume: bool = False) -> Path:
     if getattr(student.config, "quantization", None):
         raise LvBertError(f"{model_dir} is already quantized; give the full-precision fine-tuned model")
     tokenizer = load_tokenizer(model_dir, student.config.vocab_size)
-    task = get_task(cfg.task, cfg.data_dir, text_column=cfg.text_column, text_pair_column=cfg.text_pair_column,
-                    label_column=cfg.label_column)  # fmt: skip
-    _check_labels(task, student.config, model_dir)
-    data_dir = Path(cfg.data_dir) if cfg.data_dir else (demo_data_dir(task.name) if task.name in DEMO_TASKS else None)
-    if data_dir is None:
-        raise LvBertError(f"task {task.name} needs --data-dir")
+    task, data_dir = task_for_model(cfg, student.config, model_dir)
     teacher_dir = Path(cfg.teacher or cfg.model)
     teacher = load_teacher(teacher_dir, task_head=True) if cfg.kd else None
     if teacher is not None:
