@@ -229,8 +229,20 @@ def test_quantize_w8a8_keeps_accuracy_packs_and_exports(w8a8, finetuned):
     # the int8 graph really runs integer matmuls
     import onnx
 
-    ops = {n.op_type for n in onnx.load(str(w8a8 / "model.onnx")).graph.node}
-    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    graph = onnx.load(str(w8a8 / "model.onnx")).graph
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in graph.node}
+    producer = {o: n.op_type for n in graph.node for o in n.output}
+    # only the quantized layers' own input copies (and the int8 embedding lookups) are quantized:
+    # no residual reads a quantized tensor and no layer output is re-quantized
+    quantized = [producer.get(n.input[0], "initializer") for n in graph.node if n.op_type == "QuantizeLinear"]
+    assert quantized and set(quantized) <= {"Identity", "Gather"}, sorted(set(quantized))
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.optimized_model_filepath = str(w8a8.parent / "optimized.onnx")
+    ort.InferenceSession(str(w8a8 / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+    fused = {n.op_type for n in onnx.load(opts.optimized_model_filepath).graph.node}
+    assert {"MatMulIntegerToFloat", "QLinearConv"} <= fused, fused  # integer kernels, not dequantize + fp32
     onnx_logits = OnnxClassifier(w8a8).logits(batch)
     assert onnx_logits.shape == (4, 2)
 

@@ -8,11 +8,13 @@ the quantization grid), and onnxruntime's ``quantize_static`` (QDQ format, symme
 quantizes every dense layer and convolution, and the word and position embedding tables (int8
 initializers dequantized before the lookup), with **the learned clip values** handed over as
 scales (``TensorQuantOverrides``: weight scale alpha_w / Q, activation scale alpha_a / 127), so
-the weights get exactly the codes the fake-quant model uses. Differences that remain, and are
-measured by :func:`agreement`: where two layers read the same tensor with different learned
-activation clips (C's gate and linear layer) onnxruntime keeps one (the larger); int8 allows the
-code -128 where the fake-quant model stops at -127; A's query, key and value stay fp32 in the
-graph (the attention matmuls are not quantized).
+the weights get exactly the codes the fake-quant model uses. Each quantized layer reads its own
+copy of its input, so only it sees the quantized values (a residual connection reading the same
+tensor stays fp32, and C's gate and linear layer keep their own clips), and the layers' outputs
+are not re-quantized: onnxruntime then runs every dense layer as ``MatMulIntegerToFloat`` and
+the depthwise convolutions as ``QLinearConv``. Differences that remain, measured by
+:func:`agreement`: int8 allows the code -128 where the fake-quant model stops at -127, and A's
+query, key and value stay fp32 in the graph (the attention matmuls are not quantized).
 """
 
 from __future__ import annotations
@@ -95,8 +97,12 @@ def _export_fp32(model: nn.Module, path: Path) -> None:
 def _int8_plan(model: nn.Module, graph) -> tuple[list[str], dict]:
     """The nodes to quantize (dense layers and convolutions with a weight initializer, and the
     embedding lookups) and the scale overrides from the quantized model's learned alphas, matched
-    by weight value."""
+    by weight value. Each quantized layer reads its own copy of its input (an ``Identity`` node,
+    edited into ``graph``), so that only that layer sees the quantized values, as in the fake-quant
+    model: a residual connection reading the same tensor stays fp32, and layers with different
+    learned clips on one tensor (C's gate and linear layer) keep each its own scale."""
     import numpy as np
+    import onnx
     from onnx import numpy_helper
 
     from lvbert.quantization import QUANT_MODULES
@@ -112,7 +118,7 @@ def _int8_plan(model: nn.Module, graph) -> tuple[list[str], dict]:
     def int8(scale: float) -> list[dict]:
         return [{"scale": np.array(scale, dtype=np.float32), "zero_point": np.array(0, dtype=np.int8)}]
 
-    nodes, overrides = [], {}
+    nodes, overrides, copies = [], {}, []
     for node in graph.node:
         if node.op_type not in ("MatMul", "Gemm", "Conv", "Gather"):
             continue
@@ -127,10 +133,13 @@ def _int8_plan(model: nn.Module, graph) -> tuple[list[str], dict]:
         aq = getattr(m, "aq", None)  # embedding tables: weights only
         if node.op_type != "Gather" and aq is not None and aq.bits is not None:
             act = node.input[0]
-            scale = np.float32(float(aq.alpha.detach().clamp(min=1e-8)) / aq.qmax)
-            old = overrides.get(act)
-            if old is None or scale > old[0]["scale"]:  # one tensor, one scale: keep the larger clip
-                overrides[act] = int8(float(scale))
+            copy = f"{act}__{node.name}"
+            copies.append((node, onnx.helper.make_node("Identity", [act], [copy], name=f"copy_{copy}")))
+            node.input[0] = copy
+            overrides[copy] = int8(float(aq.alpha.detach().clamp(min=1e-8)) / aq.qmax)
+    for node, identity in copies:  # each copy right before its reader: the graph stays in topological order
+        nodes_now = list(graph.node)
+        graph.node.insert(nodes_now.index(node), identity)
     return nodes, overrides
 
 
@@ -196,15 +205,19 @@ def export_onnx(model: nn.Module, out_dir, calib_batches: list[dict] | None = No
             return out
         if not calib_batches:
             raise LvBertError("the int8 export needs calibration batches")
-        nodes, overrides = _int8_plan(model, onnx.load(str(fp32)).graph)
+        proto = onnx.load(str(fp32))
+        nodes, overrides = _int8_plan(model, proto.graph)
         if not nodes:
             raise LvBertError("no quantized layer was found in the exported graph; cannot write the int8 model")
+        onnx.save(proto, str(fp32))
         int8 = Path(tmp) / "int8.onnx"
         with _quiet_root_logger():  # onnxruntime logs advice on the root logger
             quantize_static(str(fp32), str(int8), _Reader(calib_batches), quant_format=QuantFormat.QDQ,
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=False,
                             nodes_to_quantize=nodes, extra_options={"TensorQuantOverrides": overrides,
-                                                                    "ActivationSymmetric": True, "WeightSymmetric": True})  # fmt: skip
+                                                                    "ActivationSymmetric": True, "WeightSymmetric": True,
+                                                                    "OpTypesToExcludeOutputQuantization": ["MatMul", "Gemm", "Conv"],
+                                                                    "DedicatedQDQPair": True})  # fmt: skip
         atomic_write_bytes(out, int8.read_bytes())
     return out
 
