@@ -132,9 +132,12 @@ def main(argv=None) -> int:
                     before.append(res["before_training_score"])
                     tests.append(_cached(run / "test.json", lambda: test_accuracy(run, task)))
                     if export:
+                        onnx_res = res["onnx"]
+                        if (run / "export.json").exists():  # re-exported by lvbert export (a newer exporter)
+                            onnx_res = json.loads((run / "export.json").read_text())
                         onnx_tests.append(_cached(run / "test.onnx.json", lambda: test_accuracy(run, task, "onnx")))
-                        agreements.append(res["onnx"]["agreement"])
-                        sizes.setdefault("int8_onnx_bytes", res["onnx"]["bytes"])
+                        agreements.append(onnx_res["agreement"])
+                        sizes.setdefault("int8_onnx_bytes", onnx_res["bytes"])
                     sizes.setdefault(f"packed_w{bits}_bytes", res["sizes"]["file_bytes"])
                     sizes.setdefault(f"kdlsq_ratio_w{bits}", res["sizes"]["kdlsq_ratio"])
                     print(f"{task} {name} seed {seed}: test {100 * tests[-1]:.2f} (fp32 {100 * row['fp32']:.2f}), "
