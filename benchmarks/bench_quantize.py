@@ -2,7 +2,8 @@
 
 For each size (LV-BERT-small's 24-slot list at the small and base presets, a 30,522 vocabulary,
 two labels), at batch 1 and 8 and sequence 128, one thread: the fp32 PyTorch model; torchao's
-int8 dynamic-activation / int8-weight model (``lvbert predict --runtime torchao``); onnxruntime
+int8 dynamic-activation / int8-weight model (``lvbert predict --runtime torchao``, eager) and
+the same under ``torch.compile`` (inductor, compiled per batch shape in the warm-up round); onnxruntime
 on the fp32 ONNX export; onnxruntime on the int8 export of the W8A8 quantized model (``lvbert
 quantize``: QDQ with the learned scales, integer matmuls); onnxruntime's own post-training
 dynamic int8 (``lvbert export --dynamic-int8``, the baseline a user would try first). The
@@ -32,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _machine import machine_info, matmul_peak  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "quantize.json"
-PATHS = ("torch fp32", "torchao int8", "ORT fp32", "ORT int8 (QAT export)", "ORT dynamic int8 (PTQ)")
+PATHS = ("torch fp32", "torchao int8", "torchao int8 + compile", "ORT fp32", "ORT int8 (QAT export)",
+         "ORT dynamic int8 (PTQ)")
 
 
 def _batch(n: int, seq: int, vocab: int, seed: int) -> dict:
@@ -79,6 +81,7 @@ def build(size: str, seq: int, tmp: Path) -> tuple[dict, dict]:
     paths = {
         "torch fp32": torch_path(model),
         "torchao int8": torch_path(ao),
+        "torchao int8 + compile": torch_path(torch.compile(ao)),  # static shapes: one compile per batch shape
         "ORT fp32": sessions["fp32"].logits,
         "ORT int8 (QAT export)": sessions["int8"].logits,
         "ORT dynamic int8 (PTQ)": sessions["dynamic"].logits,
