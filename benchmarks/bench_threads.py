@@ -6,6 +6,8 @@ in a fresh process for each setting, because OpenMP reads its settings when torc
 - ``torch default``: what a plain ``import torch`` gives (all cores, OpenMP's spinning waits);
 - ``1 thread``: ``OMP_NUM_THREADS=1``;
 - ``2 threads, passive``: ``OMP_WAIT_POLICY=PASSIVE`` (idle threads sleep instead of spinning);
+- ``2 threads, spin N``: ``GOMP_SPINCOUNT=N`` (GNU OpenMP spins N times before sleeping; 300,000
+  by default);
 - ``lvbert default``: what ``import lvbert`` sets up when the user has set nothing.
 
 under three conditions: a quiet machine, a busy Python loop on the side, and a competing
@@ -49,7 +51,8 @@ for i in range(steps + 3):
     model(input_ids=ids, labels=labels).loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
     if i >= 3: times.append(time.perf_counter() - t0)
 print(json.dumps({"ms": [1000 * t for t in times], "threads": torch.get_num_threads(),
-                  "wait_policy": __import__("os").environ.get("OMP_WAIT_POLICY")}))
+                  "wait_policy": __import__("os").environ.get("OMP_WAIT_POLICY"),
+                  "spin_count": __import__("os").environ.get("GOMP_SPINCOUNT")}))
 """
 
 _COMPETITOR = r"""
@@ -64,11 +67,14 @@ _BUSY = "while True: pass"
 
 
 def variants() -> dict[str, dict]:
-    keep = {k: v for k, v in os.environ.items() if not k.startswith("OMP_") and not k.startswith("LVBERT_THREAD")}
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_", "LVBERT_THREAD"))}
     return {
         "torch default": {**keep, "LVBERT_THREAD_DEFAULTS": "0"},
         "1 thread": {**keep, "LVBERT_THREAD_DEFAULTS": "0", "OMP_NUM_THREADS": "1"},
         "2 threads, passive": {**keep, "LVBERT_THREAD_DEFAULTS": "0", "OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"},
+        # libgomp spins GOMP_SPINCOUNT iterations before it sleeps (300,000 by default, 0 when passive)
+        "2 threads, spin 1,000": {**keep, "LVBERT_THREAD_DEFAULTS": "0", "OMP_NUM_THREADS": "2", "GOMP_SPINCOUNT": "1000"},
+        "2 threads, spin 10,000": {**keep, "LVBERT_THREAD_DEFAULTS": "0", "OMP_NUM_THREADS": "2", "GOMP_SPINCOUNT": "10000"},
         "lvbert default": dict(keep),
     }
 
@@ -99,8 +105,9 @@ def main(argv=None) -> int:
                 r = run_step(env, args.steps)
                 table.setdefault(name, {})[cond] = {"median_ms": round(statistics.median(r["ms"]), 1),
                                                     "threads": r["threads"], "wait_policy": r["wait_policy"]}  # fmt: skip
-                print(f"{cond:<34} {name:<20} {table[name][cond]['median_ms']:>8.1f} ms "
-                      f"({r['threads']} threads, wait {r['wait_policy']})", flush=True)  # fmt: skip
+                table[name][cond]["spin_count"] = r.get("spin_count")
+                print(f"{cond:<34} {name:<22} {table[name][cond]['median_ms']:>8.1f} ms "
+                      f"({r['threads']} threads, wait {r['wait_policy']}, spin {r.get('spin_count')})", flush=True)  # fmt: skip
         finally:
             if other is not None:
                 os.killpg(other.pid, signal.SIGKILL)

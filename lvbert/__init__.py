@@ -2,10 +2,14 @@
 
 ``import lvbert`` registers the model with transformers' Auto classes (model_type ``lvbert``).
 
-Before torch loads (when ``import lvbert`` comes first, as in the ``lvbert`` command), it sets
-``OMP_WAIT_POLICY=PASSIVE`` unless you set it: OpenMP's default spinning makes a training
-step many times slower as soon as another job uses the CPU (measured: docs/benchmarks.md,
-``bench_threads.py``). ``LVBERT_THREAD_DEFAULTS=0`` turns this off.
+Before torch loads (when ``import lvbert`` comes first, as in the ``lvbert`` command), it
+shortens OpenMP's spinning unless you chose a wait policy yourself: idle worker threads spin
+300,000 times by default before they sleep, which makes a training step 60-90x slower as soon as
+another job uses the CPU, while not spinning at all (``OMP_WAIT_POLICY=PASSIVE``) costs 1.5x on
+a quiet machine. ``GOMP_SPINCOUNT=500`` (torch's Linux builds use GNU OpenMP) keeps the quiet
+speed and stays within 1.3x of a one-thread step under a competing job (measured:
+docs/benchmarks.md, ``bench_threads.py``); other platforms get ``OMP_WAIT_POLICY=PASSIVE``.
+``LVBERT_THREAD_DEFAULTS=0`` turns this off.
 """
 
 import os as _os
@@ -13,8 +17,14 @@ import sys as _sys
 
 __version__ = "0.1.0"
 
-if _os.environ.get("LVBERT_THREAD_DEFAULTS", "1") != "0" and "torch" not in _sys.modules:
-    _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+SPIN_COUNT = "500"
+
+if (_os.environ.get("LVBERT_THREAD_DEFAULTS", "1") != "0" and "torch" not in _sys.modules
+        and "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ):  # fmt: skip
+    if _sys.platform.startswith("linux"):
+        _os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
+    else:
+        _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 
 def _quiet_torchao_import() -> None:

@@ -134,15 +134,17 @@ def test_threads_option_and_the_wait_policy_default(capsys):
     with pytest.raises(SystemExit):
         main(["--threads", "0", "arch", "info", "bert"])
     assert "--threads must be at least 1" in capsys.readouterr().err
-    # import lvbert (before torch) sets a passive OpenMP wait policy unless the user chose one
+    # import lvbert (before torch) shortens OpenMP's spinning unless the user chose a wait policy
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    code = "import lvbert, os; print(os.environ.get('OMP_WAIT_POLICY'))"
-    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip() == "PASSIVE"
-    env["OMP_WAIT_POLICY"] = "ACTIVE"
-    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip() == "ACTIVE"
-    env.pop("OMP_WAIT_POLICY")
+    def spin(env):
+        code = "import lvbert, os; print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))"
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip()
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    assert spin(env) == ("500 None" if sys.platform.startswith("linux") else "None PASSIVE")
+    assert spin({**env, "OMP_WAIT_POLICY": "ACTIVE"}) == "None ACTIVE"
+    assert spin({**env, "GOMP_SPINCOUNT": "7"}) == "7 None"
     env["LVBERT_THREAD_DEFAULTS"] = "0"
-    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip() == "None"
+    assert spin(env) == "None None"
