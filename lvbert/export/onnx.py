@@ -74,23 +74,24 @@ def dequantized_copy(model: nn.Module) -> nn.Module:
 
 
 def _export_fp32(model: nn.Module, path: Path) -> None:
+    """The fp32 graph: ``torch.onnx.export(dynamo=True)``, dynamic batch and sequence length, quiet."""
+    import logging
+    import warnings
+
     ids = torch.randint(5, 100, (2, 16))
     example = (ids, torch.ones_like(ids), torch.zeros_like(ids))
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq", max=model.config.max_position_embeddings)
     shapes = {name: {0: batch, 1: seq} for name in INPUTS}
-    import warnings
-
-    import logging
-
-    log = io.StringIO()
     exporter_log = logging.getLogger("torch.onnx._internal.exporter._registration")  # "torchvision is not installed"
     level = exporter_log.level
     exporter_log.setLevel(logging.ERROR)
-    with contextlib.redirect_stdout(log), torch.no_grad(), warnings.catch_warnings():  # the exporter's progress
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(_Logits(model).eval(), example, dynamo=True, input_names=list(INPUTS),
-                                    output_names=["logits"], dynamic_shapes=shapes)  # fmt: skip
-    exporter_log.setLevel(level)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), torch.no_grad(), warnings.catch_warnings():  # its progress
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(_Logits(model).eval(), example, dynamo=True, input_names=list(INPUTS),
+                                        output_names=["logits"], dynamic_shapes=shapes)  # fmt: skip
+    finally:
+        exporter_log.setLevel(level)
     program.save(str(path))
 
 
