@@ -6,8 +6,8 @@ Before torch loads (when ``import lvbert`` comes first, as in the ``lvbert`` com
 shortens OpenMP's spinning unless you chose a wait policy yourself: idle worker threads spin
 300,000 times by default before they sleep, which makes a training step 60-90x slower as soon as
 another job uses the CPU, while not spinning at all (``OMP_WAIT_POLICY=PASSIVE``) costs 1.5x on
-a quiet machine. ``GOMP_SPINCOUNT=500`` (torch's Linux builds use GNU OpenMP) keeps the quiet
-speed and stays within 1.3x of a one-thread step under a competing job (measured:
+a quiet machine. ``GOMP_SPINCOUNT=1000`` (torch's Linux builds use GNU OpenMP) keeps the quiet
+speed and stays within 1.3-1.6x of a one-thread step under a competing job (measured:
 docs/benchmarks.md, ``bench_threads.py``); other platforms get ``OMP_WAIT_POLICY=PASSIVE``.
 ``LVBERT_THREAD_DEFAULTS=0`` turns this off.
 """
@@ -17,7 +17,7 @@ import sys as _sys
 
 __version__ = "0.1.0"
 
-SPIN_COUNT = "500"
+SPIN_COUNT = "1000"
 
 if (_os.environ.get("LVBERT_THREAD_DEFAULTS", "1") != "0" and "torch" not in _sys.modules
         and "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ):  # fmt: skip

@@ -143,7 +143,7 @@ def test_threads_option_and_the_wait_policy_default(capsys):
         return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip()
 
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    assert spin(env) == ("500 None" if sys.platform.startswith("linux") else "None PASSIVE")
+    assert spin(env) == ("1000 None" if sys.platform.startswith("linux") else "None PASSIVE")
     assert spin({**env, "OMP_WAIT_POLICY": "ACTIVE"}) == "None ACTIVE"
     assert spin({**env, "GOMP_SPINCOUNT": "7"}) == "7 None"
     env["LVBERT_THREAD_DEFAULTS"] = "0"
