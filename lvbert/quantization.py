@@ -260,11 +260,9 @@ def kl_alpha(x: torch.Tensor, bits: int, bins: int = 2048) -> float:
         p[-1] += hist[i:].sum()
         # the i reference bins merged into ``levels`` chunks (np.array_split's sizes), each chunk's mass
         # spread evenly over its non-empty bins
-        size, extra = divmod(i, levels)
-        chunk = np.minimum(np.arange(i) // (size + 1), extra - 1) if extra else np.arange(i) // size
-        if extra:
-            past = np.arange(i) >= extra * (size + 1)
-            chunk = np.where(past, extra + (np.arange(i) - extra * (size + 1)) // size, chunk)
+        size, extra = divmod(i, levels)  # the first ``extra`` chunks hold size + 1 bins
+        j, cut = np.arange(i), extra * (size + 1)
+        chunk = np.where(j < cut, j // (size + 1), extra + (j - cut) // size)
         used = hist[:i] > 0
         mass = np.bincount(chunk, weights=hist[:i], minlength=levels)
         count = np.bincount(chunk, weights=used.astype(float), minlength=levels)
@@ -409,4 +407,4 @@ def load_packed(model: nn.Module, path) -> None:
             q = quant[name]
             codes = unpack_codes(packed, bits, math.prod(shape)).view(shape)
             alpha = q.alpha.detach().clamp(min=1e-8)
-            params[name].copy_((torch.round(codes.float()) / q.qmax) * alpha)
+            params[name].copy_((codes.float() / q.qmax) * alpha)

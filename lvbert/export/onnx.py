@@ -138,9 +138,16 @@ def _int8_plan(model: nn.Module, graph) -> tuple[list[str], dict]:
             copies.append((node, onnx.helper.make_node("Identity", [act], [copy], name=f"copy_{copy}")))
             node.input[0] = copy
             overrides[copy] = int8(float(aq.alpha.detach().clamp(min=1e-8)) / aq.qmax)
-    for node, identity in copies:  # each copy right before its reader: the graph stays in topological order
-        nodes_now = list(graph.node)
-        graph.node.insert(nodes_now.index(node), identity)
+    if copies:  # each copy right before its reader: the graph stays in topological order
+        before = {node.name: identity for node, identity in copies}
+        order = []
+        for node in graph.node:
+            if node.name in before:
+                order.append(before[node.name])
+            order.append(node)
+        order = [onnx.NodeProto.FromString(n.SerializeToString()) for n in order]
+        del graph.node[:]
+        graph.node.extend(order)
     return nodes, overrides
 
 
