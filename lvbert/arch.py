@@ -6,7 +6,10 @@ An *arch* (:class:`Arch`) is a sequence of *slots*, bottom slot first, each hold
 - ``C`` dynamic convolution: ``kernel`` (K, odd) and ``heads`` (conv heads N);
 - ``A`` self-attention: ``heads``;
 - ``F`` feed-forward: ``ffn`` (inner width);
-- ``I`` identity: output = input, no parameters (a slot left empty).
+- ``I`` identity: output = input, no parameters (a slot left empty);
+- ``P`` projection: a dense layer from the current width to ``hidden`` (no residual, no
+  LayerNorm); the slots above it run at that width. NAS-BERT's block adapters
+  (``P(hidden=192)``); LV-BERT's own archs have none.
 
 A setting left out means the size preset's value, so ``CCAFFACFFACCAFCFACFCAAFA`` (the
 released LV-BERT-small) means what it always did. The written form puts settings in
@@ -30,10 +33,11 @@ from typing import Iterable
 from lvbert.errors import LvBertError
 
 LAYER_TYPES = "CAF"  # LV-BERT's three layer types (its search space)
-OP_TYPES = "CAFI"  # every op type, identity included
-TYPE_NAMES = {"C": "dynamic convolution", "A": "self-attention", "F": "feed-forward", "I": "identity"}
+OP_TYPES = "CAFIP"  # every op type, identity and projection included
+TYPE_NAMES = {"C": "dynamic convolution", "A": "self-attention", "F": "feed-forward", "I": "identity",
+              "P": "projection (width change)"}  # fmt: skip
 # Settings each op type takes, in their written order; None (left out) means the size preset's value.
-SETTINGS = {"C": ("kernel", "heads"), "A": ("heads",), "F": ("ffn",), "I": ()}
+SETTINGS = {"C": ("kernel", "heads"), "A": ("heads",), "F": ("ffn",), "I": (), "P": ("hidden",)}
 # Official code's integer codes.
 CODE_TO_TYPE = {0: "C", 1: "A", 2: "F"}
 TYPE_TO_CODE = {v: k for k, v in CODE_TO_TYPE.items()}
@@ -142,17 +146,20 @@ def get_size(name: str | SizeConfig, **overrides) -> SizeConfig:
 
 @dataclass(frozen=True)
 class Op:
-    """One slot: a layer type (C, A, F or I) and its settings (None = the size preset's value)."""
+    """One slot: a layer type (C, A, F, I or P) and its settings (None = the size preset's value)."""
 
     type: str
     kernel: int | None = None  # C: kernel size K (odd)
     heads: int | None = None  # C: conv heads N; A: attention heads
     ffn: int | None = None  # F: inner width
+    hidden: int | None = None  # P: the width it projects to (required)
 
     def __post_init__(self) -> None:
         if self.type not in OP_TYPES:
-            raise ArchError(f"unknown layer type {self.type!r}; use C, A, F or I")
-        for name in ("kernel", "heads", "ffn"):
+            raise ArchError(f"unknown layer type {self.type!r}; use C, A, F, I or P")
+        if self.type == "P" and self.hidden is None:
+            raise ArchError("P (projection) needs its output width: write P(hidden=192)")
+        for name in ("kernel", "heads", "ffn", "hidden"):
             v = getattr(self, name)
             if v is None:
                 continue
@@ -178,9 +185,10 @@ class Op:
         """A module name for this op (``C``, ``C_kernel5_heads2``): the supernet's slot entries."""
         return self.type + "".join(f"_{k}{v}" for k, v in self.settings.items())
 
-    def resolve(self, size: "SizeConfig") -> "Op":
-        """Every setting filled in from ``size``, checked against its widths."""
-        H = size.hidden_size
+    def resolve(self, size: "SizeConfig", width: int | None = None) -> "Op":
+        """Every setting filled in from ``size``, checked against the slot's input ``width``
+        (default the size's hidden size; it differs above a ``P`` slot)."""
+        H = width or size.hidden_size
         if self.type == "C":
             op = Op("C", self.kernel or size.conv_kernel_size, self.heads or size.conv_heads)
         elif self.type == "A":
@@ -188,14 +196,16 @@ class Op:
         elif self.type == "F":
             op = Op("F", ffn=self.ffn or size.intermediate_size)
         else:
-            return self
+            return self  # I, P: nothing to fill in
         if op.heads is not None and H % op.heads:
             raise ArchError(f"{self}: hidden size {H} is not divisible by {op.heads} heads")
         return op
 
-    def normalized(self, size: "SizeConfig") -> "Op":
+    def normalized(self, size: "SizeConfig", width: int | None = None) -> "Op":
         """The settings that equal ``size``'s values dropped (``C(kernel=9)`` at kernel 9 is ``C``)."""
-        full = self.resolve(size)
+        if self.type == "P":
+            return self
+        full = self.resolve(size, width)
         default = Op(self.type).resolve(size)
         keep = {k: v for k, v in full.settings.items() if getattr(default, k) != v}
         return Op(self.type, **keep)
@@ -264,17 +274,35 @@ class Arch(tuple):
 
     def normalized(self, size: "SizeConfig") -> "Arch":
         """Settings equal to ``size``'s values dropped; checked against ``size``'s widths."""
-        return Arch(op.normalized(size) for op in self)
+        return Arch(op.normalized(size, w) for op, w in zip(self, self.widths(size)))
 
     def resolve(self, size: "SizeConfig") -> "Arch":
         """Every setting filled in from ``size``."""
-        return Arch(op.resolve(size) for op in self)
+        return Arch(op.resolve(size, w) for op, w in zip(self, self.widths(size)))
+
+    def widths(self, size: "SizeConfig") -> list[int]:
+        """The input width of every slot: the size's hidden size, changed by each ``P`` slot."""
+        out, w = [], size.hidden_size
+        for op in self:
+            out.append(w)
+            if op.type == "P":
+                w = op.hidden
+        return out
+
+    def output_width(self, size: "SizeConfig") -> int:
+        """The width of the last slot's output (what the heads read)."""
+        w = size.hidden_size
+        for op in self:
+            if op.type == "P":
+                w = op.hidden
+        return w
 
     def counts(self) -> dict[str, int]:
         """Slots per type, ``{"C": .., "A": .., "F": ..}`` (and ``"I"`` when there are identity slots)."""
         out = {t: self.types.count(t) for t in LAYER_TYPES}
-        if "I" in self.types:
-            out["I"] = self.types.count("I")
+        for t in "IP":
+            if t in self.types:
+                out[t] = self.types.count(t)
         return out
 
     def to_json(self) -> list:
@@ -429,7 +457,7 @@ def _from_text(text: str) -> Arch:
         if ch.upper() not in OP_TYPES:
             raise ArchError(
                 f"unknown layer type {ch!r} at position {slot} in {text!r}; use C (convolution), A (attention), "
-                f"F (feed-forward), I (identity), 0/1/2 in a [..] list, or a name ({', '.join(NAMED_ARCHS)})"
+                f"F (feed-forward), I (identity), P(hidden=W) (projection), 0/1/2 in a [..] list, or a name ({', '.join(NAMED_ARCHS)})"
             )
         j = i + 1
         while j < len(text) and text[j] == " ":
@@ -460,7 +488,7 @@ def _from_items(items: list, original: str) -> Arch:
             d = {str(k).lower(): v for k, v in item.items()}
             t = str(d.pop("type", "")).upper()
             if t not in OP_TYPES:
-                raise ArchError(f"unknown layer type {t!r} at position {i} in {original!r}; use C, A, F or I")
+                raise ArchError(f"unknown layer type {t!r} at position {i} in {original!r}; use C, A, F, I or P")
             try:
                 ops.append(Op(t, **d))
             except TypeError:
@@ -526,12 +554,15 @@ def pairs(arch) -> list[str]:
 # ----------------------------------------------------------------------------- counting
 
 
-def sublayer_params(op, size: SizeConfig) -> int:
-    """Exact parameters of one sub-layer (an :class:`Op` or a type letter), LayerNorm included.
+def sublayer_params(op, size: SizeConfig, width: int | None = None) -> int:
+    """Exact parameters of one sub-layer (an :class:`Op` or a type letter), LayerNorm included,
+    at input ``width`` (default the size's hidden size).
 
     At the small size: C 275,236, A 263,680, F 526,080 (the official code's counts)."""
-    op = _op(op).resolve(size)
-    H = size.hidden_size
+    op = _op(op).resolve(size, width)
+    H = width or size.hidden_size
+    if op.type == "P":
+        return H * op.hidden + op.hidden
     dense = H * H + H
     ln = 2 * H
     if op.type == "A":
@@ -556,26 +587,30 @@ def embedding_params(size: SizeConfig) -> int:
     return n
 
 
-def mlm_head_params(size: SizeConfig) -> int:
-    """Dense H->E, GELU, LayerNorm(E), decoder tied to the word embeddings, plus the vocabulary bias."""
-    E, H = size.embedding_size, size.hidden_size
+def mlm_head_params(size: SizeConfig, width: int | None = None) -> int:
+    """Dense H->E, GELU, LayerNorm(E), decoder tied to the word embeddings, plus the vocabulary bias
+    (H = ``width``, the encoder's output width, default the size's hidden size)."""
+    E, H = size.embedding_size, width or size.hidden_size
     return H * E + E + 2 * E + size.vocab_size
 
 
 def count_params(arch, size: SizeConfig, head: str | None = None) -> int:
     """Parameters of the backbone (embeddings + encoder); ``head='mlm'`` adds the MLM head."""
-    n = embedding_params(size) + (sum(sublayer_params(op, size) for op in _ops(arch)) if len(arch) else 0)
+    ops = _ops(arch) if len(arch) else Arch()
+    n = embedding_params(size) + sum(sublayer_params(op, size, w) for op, w in zip(ops, ops.widths(size)))
     if head == "mlm":
-        n += mlm_head_params(size)
+        n += mlm_head_params(size, ops.output_width(size))
     elif head is not None:
         raise ValueError(f"unknown head {head!r}")
     return n
 
 
-def sublayer_macs(op, size: SizeConfig, seq_len: int) -> int:
-    """Multiply-accumulates per token of one sub-layer at sequence length ``seq_len``."""
-    op = _op(op).resolve(size)
-    H = size.hidden_size
+def sublayer_macs(op, size: SizeConfig, seq_len: int, width: int | None = None) -> int:
+    """Multiply-accumulates per token of one sub-layer at sequence length ``seq_len`` and input ``width``."""
+    op = _op(op).resolve(size, width)
+    H = width or size.hidden_size
+    if op.type == "P":
+        return H * op.hidden
     if op.type == "A":
         return 4 * H * H + 2 * seq_len * H  # projections + scores + weighted sum
     if op.type == "F":
@@ -588,7 +623,8 @@ def sublayer_macs(op, size: SizeConfig, seq_len: int) -> int:
 
 def count_macs(arch, size: SizeConfig, seq_len: int = 128, include_embedding: bool = True) -> int:
     """Multiply-accumulates per token of the backbone (encoder, plus the E->H projection)."""
-    n = sum(sublayer_macs(op, size, seq_len) for op in _ops(arch)) if len(arch) else 0
+    ops = _ops(arch) if len(arch) else Arch()
+    n = sum(sublayer_macs(op, size, seq_len, w) for op, w in zip(ops, ops.widths(size)))
     if include_embedding and size.embedding_size != size.hidden_size:
         n += size.embedding_size * size.hidden_size
     return n
@@ -606,7 +642,7 @@ def arch_info(arch_spec, size: str | SizeConfig = "small", seq_len: int = 128) -
     return {
         "arch": str(arch),
         "codes": to_codes(arch),
-        "slots": [op.resolve(size_cfg).to_json() for op in arch],
+        "slots": [op.to_json() for op in arch.resolve(size_cfg)],
         "size": size if isinstance(size, str) else "custom",
         "num_slots": len(arch),
         "counts": arch.counts(),

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "lvbert.commands.data",
     "lvbert.commands.supernet",
     "lvbert.commands.search",
+    "lvbert.commands.nas",
     "lvbert.commands.pretrain",
     "lvbert.commands.finetune",
     "lvbert.commands.eval",

@@ -40,7 +40,8 @@ class LvBertConfig(PretrainedConfig):
             Any notation accepted by ``lvbert.arch.parse_arch`` is stored in canonical form,
             settings equal to this config's widths dropped.
         vocab_size (`int`): size of the WordPiece vocabulary (30522 for BERT uncased).
-        hidden_size (`int`): H, width of every sub-layer's input and output.
+        hidden_size (`int`): H, width of every sub-layer's input and output (above a ``P(hidden=W)``
+            slot, a projection, the slots run at width W).
         num_attention_heads (`int`): heads of the A sub-layers (H/64 in the paper's sizes).
         intermediate_size (`int`): inner width of the F sub-layers (4H).
         embedding_size (`int`): E, width of the word/position/type embeddings; projected
@@ -120,6 +121,13 @@ class LvBertConfig(PretrainedConfig):
         from lvbert.arch import Arch
 
         return Arch.parse(self.arch).resolve(self.size_config())
+
+    @property
+    def output_size(self) -> int:
+        """Width of the encoder's output (``hidden_size`` unless a ``P`` slot changes it): what the heads read."""
+        from lvbert.arch import Arch
+
+        return Arch.parse(self.arch).output_width(self.size_config())
 
     @classmethod
     def from_size(cls, size="small", arch: str = "bert", **overrides) -> "LvBertConfig":
@@ -233,9 +241,9 @@ def attention_bias(attention_mask: torch.Tensor | None, dtype=torch.bool) -> tor
 class AttentionLayer(nn.Module):
     """A: BERT's multi-head self-attention (Q, K, V dense H->H fused into one matmul)."""
 
-    def __init__(self, config: LvBertConfig, heads: int | None = None):
+    def __init__(self, config: LvBertConfig, heads: int | None = None, width: int | None = None):
         super().__init__()
-        H = config.hidden_size
+        H = width or config.hidden_size
         self.num_heads = heads or config.num_attention_heads
         self.qkv = nn.Linear(H, 3 * H)  # rows: query, key, value
         self.dense = nn.Linear(H, H)
@@ -274,12 +282,12 @@ class AttentionLayer(nn.Module):
 class FeedForwardLayer(nn.Module):
     """F: dense H->FFN, GELU (erf), dense FFN->H."""
 
-    def __init__(self, config: LvBertConfig, ffn: int | None = None):
+    def __init__(self, config: LvBertConfig, ffn: int | None = None, width: int | None = None):
         super().__init__()
-        ffn = ffn or config.intermediate_size
-        self.intermediate = nn.Linear(config.hidden_size, ffn)
-        self.output = nn.Linear(ffn, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        ffn, H = ffn or config.intermediate_size, width or config.hidden_size
+        self.intermediate = nn.Linear(H, ffn)
+        self.output = nn.Linear(ffn, H)
+        self.LayerNorm = nn.LayerNorm(H, eps=config.layer_norm_eps)
         self.dropout = Dropout(config.hidden_dropout_prob)
         self.act = _activation(config.hidden_act)
 
@@ -301,9 +309,10 @@ class DynamicConvLayer(nn.Module):
     5. dense H->H, dropout, residual, LayerNorm.
     """
 
-    def __init__(self, config: LvBertConfig, kernel: int | None = None, heads: int | None = None):
+    def __init__(self, config: LvBertConfig, kernel: int | None = None, heads: int | None = None,
+                 width: int | None = None):  # fmt: skip
         super().__init__()
-        H, N, K = config.hidden_size, heads or config.conv_heads, kernel or config.conv_kernel_size
+        H, N, K = width or config.hidden_size, heads or config.conv_heads, kernel or config.conv_kernel_size
         self.num_heads, self.kernel_size = N, K
         self.linear = nn.Linear(H, H)
         self.gate = nn.Linear(H, H)
@@ -351,18 +360,31 @@ class IdentityLayer(nn.Module):
         return x
 
 
-SUBLAYERS = {"C": DynamicConvLayer, "A": AttentionLayer, "F": FeedForwardLayer, "I": IdentityLayer}
+class ProjectionLayer(nn.Module):
+    """P: dense (input width) -> ``hidden``, a width change between blocks (NAS-BERT's adapters);
+    no residual, no LayerNorm."""
+
+    def __init__(self, config: LvBertConfig, hidden: int, width: int | None = None):
+        super().__init__()
+        self.dense = nn.Linear(width or config.hidden_size, hidden)
+
+    def forward(self, x, attention_mask=None, attn_bias=None):
+        return self.dense(x)
 
 
-def make_sublayer(op, config: LvBertConfig) -> nn.Module:
+SUBLAYERS = {"C": DynamicConvLayer, "A": AttentionLayer, "F": FeedForwardLayer, "I": IdentityLayer,
+             "P": ProjectionLayer}  # fmt: skip
+
+
+def make_sublayer(op, config: LvBertConfig, width: int | None = None) -> nn.Module:
     """The sub-layer of one slot: ``op`` is an ``lvbert.arch.Op`` (or a type letter); settings it
-    leaves out come from ``config``."""
+    leaves out come from ``config``; ``width`` is its input width (default ``config.hidden_size``)."""
     from lvbert.arch import Op
 
     op = Op(op) if isinstance(op, str) else op
     if op.type == "I":
         return IdentityLayer()
-    return SUBLAYERS[op.type](config, **op.settings)
+    return SUBLAYERS[op.type](config, **op.settings, width=width)
 
 
 def _activation(name: str):
@@ -383,7 +405,8 @@ class LvBertEncoder(nn.Module):
 
     def __init__(self, config: LvBertConfig):
         super().__init__()
-        self.slots = nn.ModuleList(make_sublayer(op, config) for op in config.ops)
+        ops = config.ops
+        self.slots = nn.ModuleList(make_sublayer(op, config, w) for op, w in zip(ops, ops.widths(config.size_config())))
 
     def forward(self, x, attention_mask=None, output_hidden_states=False, output_attentions=False):
         """Returns ``(x, hidden_states, attentions)``: the input and every slot's output when asked,
@@ -477,7 +500,7 @@ class LvBertMLMHead(nn.Module):
 
     def __init__(self, config: LvBertConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.embedding_size)
+        self.dense = nn.Linear(config.output_size, config.embedding_size)
         self.act = _activation(config.hidden_act)
         self.LayerNorm = nn.LayerNorm(config.embedding_size, eps=config.layer_norm_eps)
         self.decoder = nn.Linear(config.embedding_size, config.vocab_size)
@@ -548,9 +571,10 @@ class LvBertDiscriminatorHead(nn.Module):
 
     def __init__(self, config: LvBertConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        H = config.output_size
+        self.dense = nn.Linear(H, H)
         self.act = _activation(config.hidden_act)
-        self.out = nn.Linear(config.hidden_size, 1)
+        self.out = nn.Linear(H, 1)
 
     def forward(self, h):
         return self.out(self.act(self.dense(h))).squeeze(-1)
@@ -610,7 +634,7 @@ class LvBertForSequenceClassification(LvBertPreTrainedModel):
         self.num_labels = config.num_labels
         self.lvbert = LvBertModel(config)
         self.dropout = Dropout(config.classifier_dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.classifier = nn.Linear(config.output_size, config.num_labels)
         self.post_init()
 
     def forward(
@@ -652,7 +676,7 @@ class LvBertForQuestionAnswering(LvBertPreTrainedModel):
     def __init__(self, config: LvBertConfig):
         super().__init__(config)
         self.lvbert = LvBertModel(config)
-        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        self.qa_outputs = nn.Linear(config.output_size, 2)
         self.post_init()
 
     def forward(

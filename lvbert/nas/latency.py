@@ -1,0 +1,92 @@
+"""Per-op latency lookup table of a NAS space on this device (NAS-BERT's LUT), and its check
+against measured whole models. Each op is timed as a stack of distinct sub-layers (one sub-layer
+run again and again keeps its weights in cache, which a whole model does not), fastest of
+``repeats`` runs, as :mod:`lvbert.search.constraints` times LV-BERT's ops."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lvbert.arch import SizeConfig
+from lvbert.nas.space import Block, NasSpace
+
+
+@dataclass
+class NasLatencyTable:
+    ops: dict[str, float]  # "w128_A" -> ms per sub-layer
+    projections: dict[str, float]  # "128>192" -> ms (first: "e>128", from the embedding width)
+    embeddings: float  # ms of the embeddings
+    batch_size: int = 1
+    seq_len: int = 128
+    threads: int = 1
+    device: str = "cpu"
+    meta: dict = field(default_factory=dict)
+
+    def block_ms(self, block: Block) -> float:
+        return sum(self.ops[f"w{block.width}_{t}"] for t in block.ops if t != "I")
+
+    def projection_ms(self, w_in: int | None, w_out: int) -> float:
+        return self.projections[f"{'e' if w_in is None else w_in}>{w_out}"]
+
+    def predict(self, blocks: list[Block]) -> float:
+        """Milliseconds of embeddings + encoder of one candidate per block."""
+        ms, prev = self.embeddings, None
+        for b in blocks:
+            ms += self.projection_ms(prev, b.width) + self.block_ms(b)
+            prev = b.width
+        return ms
+
+    def to_dict(self) -> dict:
+        return {"ops": self.ops, "projections": self.projections, "embeddings": self.embeddings,
+                "batch_size": self.batch_size, "seq_len": self.seq_len, "threads": self.threads,
+                "device": self.device, "meta": self.meta}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NasLatencyTable":
+        return cls(**d)
+
+    @classmethod
+    def measure(cls, space: NasSpace, size: SizeConfig, batch_size: int = 1, seq_len: int = 128, device: str = "cpu",
+                repeats: int = 10, warmup: int = 2, stack: int = 4) -> "NasLatencyTable":  # fmt: skip
+        import torch
+
+        from lvbert.modeling_lvbert import LvBertConfig, LvBertEmbeddings, make_sublayer
+        from lvbert.search.constraints import _time_ms, device_name
+
+        dev = torch.device(device)
+        config = LvBertConfig.from_size(size, arch="F")
+        gen = torch.Generator().manual_seed(0)
+        ids = torch.randint(0, size.vocab_size, (batch_size, seq_len), generator=gen).to(dev)
+        ops = {}
+        for w in space.widths:
+            x = torch.randn(batch_size, seq_len, w, generator=gen).to(dev)
+            for t in space.op_tokens:
+                layers = torch.nn.ModuleList(make_sublayer(space.op(t, w), config, w) for _ in range(stack)).to(dev).eval()
+
+                def run(layers=layers, x=x):
+                    h = x
+                    for layer in layers:
+                        h = layer(h, None, None)
+                    return h
+
+                ops[f"w{w}_{t}"] = _time_ms(run, dev, "float32", repeats, warmup) / stack
+        projections = {}
+        for w_in in [None, *space.widths]:
+            d_in = size.embedding_size if w_in is None else w_in
+            x = torch.randn(batch_size, seq_len, d_in, generator=gen).to(dev)
+            for w in space.widths:
+                lin = torch.nn.Linear(d_in, w).to(dev).eval()
+                projections[f"{'e' if w_in is None else w_in}>{w}"] = _time_ms(lambda lin=lin, x=x: lin(x), dev, "float32",
+                                                                                 repeats, warmup)  # fmt: skip
+        emb = LvBertEmbeddings(config).to(dev).eval()
+        return cls(ops=ops, projections=projections, embeddings=_time_ms(lambda: emb(ids), dev, "float32", repeats, warmup),
+                   batch_size=batch_size, seq_len=seq_len, threads=torch.get_num_threads(), device=device_name(dev),
+                   meta={"repeats": repeats, "stack": stack, "torch": torch.__version__})  # fmt: skip
+
+
+def measure_arch(arch: str, size: SizeConfig, batch_size: int = 1, seq_len: int = 128, device: str = "cpu",
+                 repeats: int = 10) -> float:  # fmt: skip
+    """Fastest milliseconds of a whole model (embeddings + encoder) of ``arch``."""
+    from lvbert.search.constraints import measure_model
+
+    return measure_model(arch, size, batch_size, seq_len, device, "float32", repeats)
