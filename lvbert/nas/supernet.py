@@ -134,7 +134,7 @@ def extract(space: NasSpace, blocks: list[Block], nas_blocks: list[NasBlock], te
     d = tc.hidden_dropout_prob if dropout is None else dropout
     cfg = LvBertConfig.from_size(size, arch=str(arch), hidden_act=tc.hidden_act, layer_norm_eps=tc.layer_norm_eps,
                                  pad_token_id=tc.pad_token_id, hidden_dropout_prob=d, attention_probs_dropout_prob=d)  # fmt: skip
-    model = LvBertForMaskedLM(cfg).eval()
+    model = LvBertForMaskedLM(cfg).eval().to(next(teacher.parameters()).dtype)  # float64 in the parity test
     t = teacher.lvbert
     with torch.no_grad():
         emb = model.lvbert.embeddings
