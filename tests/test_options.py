@@ -11,7 +11,7 @@ import yaml
 
 from lvbert.cli import build_parser
 from lvbert.errors import LvBertError
-from lvbert.recipes.options import collect, config_fields, field_type
+from lvbert.recipes.options import collect, config_fields, field_type, flag_name
 
 # A valid value of each base type, as typed on a command line and as written in YAML (YAML reads
 # ``1e-3`` as a string, which is exactly what has to arrive as a float).
@@ -53,7 +53,7 @@ def _cases():
 
 @pytest.mark.parametrize("path, parser, cls, name, f, ftype", list(_cases()))
 def test_option_arrives_with_its_type_from_cli_and_yaml(path, parser, cls, name, f, ftype, tmp_path):
-    flag = "--" + name.replace("_", "-")
+    flag = flag_name(name)
     positional = f.metadata.get("positional", False)
     # command line
     if ftype.is_list:
@@ -62,7 +62,7 @@ def test_option_arrives_with_its_type_from_cli_and_yaml(path, parser, cls, name,
             assert values[name] == ["a", "b"]
     elif ftype.base is bool:
         assert collect(cls, parser.parse_args([flag]))[name] is True
-        assert collect(cls, parser.parse_args(["--no-" + name.replace("_", "-")]))[name] is False
+        assert collect(cls, parser.parse_args(["--no-" + flag[2:]]))[name] is False
     else:
         text, expected = CLI_TEXT[ftype.base]
         values = collect(cls, parser.parse_args([text] if positional else [flag, text]))

@@ -39,6 +39,18 @@ def test_quickstart_runs_every_stage_and_skips_them_again(tmp_path, capsys):
     assert printed.count("skipped") == 8
     assert json.loads((out / "stages.json").read_text())["stages"] == stages
 
+    # --with nas: only the NAS-BERT stage runs (the searched model is its teacher), and the report again
+    assert main([*argv, "--with", "nas"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("skipped") == 7
+    report = json.loads((out / "report.json").read_text())
+    teacher_params = report["nas"]["teacher_params"]
+    assert len(report["nas"]["targets"]) == 2
+    for name, t in report["nas"]["targets"].items():
+        assert t["params"] <= int(name) <= teacher_params and (out / "nas" / "search" / t["model"] / "config.json").exists()
+    assert "## NAS-BERT (--with nas)" in (out / "report.md").read_text()
+    assert list(json.loads((out / "stages.json").read_text())["stages"]) == [*stages, "nas"]
+
 
 def test_quickstart_refuses_another_profile_in_the_same_folder(tmp_path, capsys):
     out = tmp_path / "qs"

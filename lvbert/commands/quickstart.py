@@ -18,6 +18,7 @@ class QuickstartConfig:
     archives: str | None = option("folder holding the demo's PyPI archives (offline use)", default=None)
     device: str = option("auto, cpu or cuda", default="auto")
     task: str = option("demo task to fine-tune on: polarity, uncertainty or bbc-topic", default="polarity")
+    with_: str | None = option("optional stages, comma-separated: nas (a tiny NAS-BERT stage, docs/nas.md)", default=None)
 
     def __post_init__(self) -> None:
         from lvbert.recipes.quickstart import PROFILES
@@ -26,6 +27,15 @@ class QuickstartConfig:
             raise LvBertError(f"unknown profile {self.profile!r}; choose one of {', '.join(PROFILES)}")
         if self.task not in TASKS:
             raise LvBertError(f"unknown demo task {self.task!r}; choose one of {', '.join(TASKS)}")
+        from lvbert.recipes.quickstart import OPTIONAL_STAGES
+
+        unknown = [e for e in self.extras if e not in OPTIONAL_STAGES]
+        if unknown:
+            raise LvBertError(f"unknown --with stage(s) {unknown}; choose from {', '.join(OPTIONAL_STAGES)}")
+
+    @property
+    def extras(self) -> tuple[str, ...]:
+        return tuple(e.strip() for e in (self.with_ or "").split(",") if e.strip())
 
 
 def register(sub) -> None:
@@ -47,5 +57,6 @@ def run(args) -> int:
     from lvbert.recipes.quickstart import quickstart
 
     cfg = resolve(QuickstartConfig, args)
-    quickstart(cfg.profile, cfg.out, cache=cfg.cache, archives=cfg.archives, device=cfg.device, task=cfg.task)
+    quickstart(cfg.profile, cfg.out, cache=cfg.cache, archives=cfg.archives, device=cfg.device, task=cfg.task,
+               extras=cfg.extras)
     return 0

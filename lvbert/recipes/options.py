@@ -120,6 +120,12 @@ def config_fields(cls) -> dict[str, tuple[dataclasses.Field, FieldType]]:
     return {f.name: (f, field_type(hints[f.name])) for f in dataclasses.fields(cls)}
 
 
+def flag_name(name: str) -> str:
+    """The command-line flag of a field: ``--max-latency``; a trailing underscore (a Python keyword
+    as a field name, ``with_``) is dropped: ``--with``."""
+    return "--" + name.rstrip("_").replace("_", "-")
+
+
 def add_options(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = (), resume: bool = False) -> None:
     """An option per field of ``cls`` (``metadata["positional"]`` makes it a positional argument)."""
     parser.add_argument("--config", metavar="YAML", help="read options from a YAML file (command-line options win)")
@@ -139,15 +145,16 @@ def add_options(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()
             parser.add_argument(name, nargs="?", default=argparse.SUPPRESS, type=_argparse_type(ftype, name),
                                 metavar=f.metadata.get("metavar", name.upper()), help=help_text)  # fmt: skip
             continue
-        flag = "--" + name.replace("_", "-")
+        flag, metavar = flag_name(name), f.metadata.get("metavar", name.rstrip("_").upper())
         if ftype.base is bool and not ftype.is_list:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                                help=help_text)  # fmt: skip
         elif ftype.is_list:
-            parser.add_argument(flag, nargs="+", default=argparse.SUPPRESS, metavar=f.metadata.get("metavar", name.upper()),
+            parser.add_argument(flag, dest=name, nargs="+", default=argparse.SUPPRESS, metavar=metavar,
                                 help=help_text + " (several values, or one comma-separated)")  # fmt: skip
         else:
-            parser.add_argument(flag, type=_argparse_type(ftype, name), default=argparse.SUPPRESS,
-                                metavar=f.metadata.get("metavar", name.upper()), help=help_text)  # fmt: skip
+            parser.add_argument(flag, dest=name, type=_argparse_type(ftype, name), default=argparse.SUPPRESS,
+                                metavar=metavar, help=help_text)  # fmt: skip
 
 
 def read_yaml_options(path: str | Path, cls) -> dict:
@@ -162,7 +169,10 @@ def read_yaml_options(path: str | Path, cls) -> dict:
     if not isinstance(loaded, dict):
         raise LvBertError(f"config file {path} must hold a mapping of option: value")
     names = set(config_fields(cls))
-    values = {str(k).replace("-", "_"): v for k, v in loaded.items()}
+    values = {}
+    for k, v in loaded.items():
+        key = str(k).replace("-", "_")
+        values[key + "_" if key not in names and key + "_" in names else key] = v  # with: -> with_
     unknown = sorted(set(values) - names)
     if unknown:
         raise LvBertError(f"unknown option(s) {unknown} in {path}; known: {sorted(names)}")

@@ -73,6 +73,7 @@ PROFILES = {
 }
 
 STAGES = ("fetch", "tokenizer", "prepare", "supernet", "search", "pretrain", "finetune", "report")
+OPTIONAL_STAGES = ("nas",)  # --with nas: a tiny NAS-BERT stage (docs/nas.md) before the report
 
 
 class StageLog:
@@ -94,27 +95,29 @@ class StageLog:
         atomic_write_json(self.path, self.state)
 
 
-def _banner(i: int, name: str, text: str) -> None:
-    print(f"\n=== [{i}/{len(STAGES)}] {name}: {text}", flush=True)
-
-
 def quickstart(profile: str = "cpu-quick", out: str | Path = "runs/quickstart", cache: str | None = None,
-               archives: str | None = None, device: str = "auto", task: str = "polarity") -> Path:
-    """Run every stage of the pipeline on the demo data; returns the report's path."""
+               archives: str | None = None, device: str = "auto", task: str = "polarity",
+               extras: tuple[str, ...] = ()) -> Path:  # fmt: skip
+    """Run every stage of the pipeline on the demo data; returns the report's path. ``extras``:
+    optional stages (``("nas",)``: NAS-BERT on the searched model as the teacher)."""
     if profile not in PROFILES:
         raise LvBertError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    unknown = [e for e in extras if e not in OPTIONAL_STAGES]
+    if unknown:
+        raise LvBertError(f"unknown --with stage(s) {unknown}; choose from {', '.join(OPTIONAL_STAGES)}")
     p = PROFILES[profile]
+    total = len(STAGES) + len(extras)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     log = StageLog(out, profile)
     print(f"lvbert quickstart, profile {profile} ({p.description}), output in {out}")
 
-    def stage(i: int, name: str, text: str, fn):
+    def stage(i: int, name: str, text: str, fn, redo: bool = False):
         prev = log.done(name)
-        if prev is not None:
-            print(f"=== [{i}/{len(STAGES)}] {name}: done already ({prev['seconds']:.0f} s), skipped")
+        if prev is not None and not redo:
+            print(f"=== [{i}/{total}] {name}: done already ({prev['seconds']:.0f} s), skipped")
             return prev
-        _banner(i, name, text)
+        print(f"\n=== [{i}/{total}] {name}: {text}", flush=True)
         t0 = time.perf_counter()
         result = fn() or {}
         log.record(name, time.perf_counter() - t0, result)
@@ -197,14 +200,47 @@ def quickstart(profile: str = "cpu-quick", out: str | Path = "runs/quickstart", 
 
     finetuned = stage(7, "finetune", f"each model on {task}", finetune_all)
 
-    # 8. report
-    def report():
-        return write_report(out, profile, p, task, candidates, searched, pretrained, finetuned, log,
-                            task_dir=demo / "tasks" / task)
+    # (optional) NAS-BERT with the searched model as the teacher
+    nas = None
+    if "nas" in extras:
+        nas = stage(8, "nas", "NAS-BERT: block-wise distillation from the searched model, two budgets",
+                    lambda: run_nas(out / "pretrain" / "searched", data, out / "nas", p, device))  # fmt: skip
 
-    stage(8, "report", "report.md and report.json", report)
+    # report
+    def report():
+        return {**write_report(out, profile, p, task, candidates, searched, pretrained, finetuned, log,
+                               task_dir=demo / "tasks" / task, nas=nas), "with": list(extras)}
+
+    # a report written before an optional stage ran (an earlier run without --with) is written again
+    redo = set(extras) - set((log.done("report") or {}).get("with", []))
+    stage(total, "report", "report.md and report.json", report, redo=bool(redo))
     print(f"\nreport: {out / 'report.md'}")
     return out / "report.md"
+
+
+def run_nas(teacher: Path, data, out: Path, p: Profile, device: str = "auto") -> dict:
+    """The tiny NAS-BERT space trained from ``teacher`` (an MLM model) and searched at half and three
+    quarters of its backbone parameters; returns each target's model with its MLM accuracy."""
+    from lvbert.recipes.common import read_json
+    from lvbert.recipes.nas import NasSearchConfig, NasTrainConfig, search_nas, train_nas
+
+    steps = max(4, p.pretrain_steps // 2)
+    cfg = NasTrainConfig(data=str(data), teacher=str(teacher), out=str(out / "train"), size="tiny", steps=steps,
+                         batch_size=p.pretrain_batch, lr=p.lr, bins=3, sample=20, keep=3, dev_batches=2,
+                         eval_sequences=min(64, p.valid_sequences), latency_seq_len=p.seq_len, latency_repeats=3,
+                         save_every=max(100, steps // 2), bf16=p.bf16, device=device)  # fmt: skip
+    train_nas(cfg, resume=(out / "train" / "nas.json").exists())
+    params = read_json(teacher / "summary.json")["params"]
+    targets = f"{params // 2},{params * 3 // 4}"
+    search_dir = out / "search"
+    if not (search_dir / "results.json").exists():
+        search_nas(NasSearchConfig(supernet=str(out / "train"), data=str(data), targets=targets, top=10,
+                                   eval_sequences=p.valid_sequences, measure=4, out=str(search_dir)))  # fmt: skip
+    res = read_json(search_dir / "results.json")
+    return {"teacher": str(teacher), "teacher_params": params, "steps_per_block": steps, "folder": str(search_dir),
+            "targets": {k: {key: v[key] for key in ("params", "arch", "mlm_accuracy", "latency_ms", "model")}
+                        for k, v in res["targets"].items()},
+            "latency_table_mean_abs_rel_error": res["latency_table_mean_abs_rel_error"]}  # fmt: skip
 
 
 def _task_accuracy(results: dict) -> float:
@@ -329,7 +365,8 @@ def _verdict(models: list[dict], searched: dict, unigram: float, noise: float, t
 
 
 def write_report(out: Path, profile: str, p: Profile, task: str, candidates: dict, searched: dict,
-                 pretrained: dict, finetuned: dict, log: StageLog, task_dir: Path | None = None) -> dict:
+                 pretrained: dict, finetuned: dict, log: StageLog, task_dir: Path | None = None,
+                 nas: dict | None = None) -> dict:  # fmt: skip
     from lvbert.arch import count_macs, strip_diagram
     from lvbert.data.packed import load_manifest
     from lvbert.plots import plot_curves
@@ -384,7 +421,7 @@ def write_report(out: Path, profile: str, p: Profile, task: str, candidates: dic
                  "task_majority": majority}  # fmt: skip
     report = {"profile": profile, "settings": asdict(p), "task": task, "models": models, "baselines": baselines,
               "verdict": verdict, "search": {k: v for k, v in searched.items() if k != "seconds"}, "plots": plots,
-              "stage_seconds": stage_times}  # fmt: skip
+              "stage_seconds": stage_times, "nas": nas}  # fmt: skip
     atomic_write_json(out / "report.json", report)
 
     def fmt(v, spec=".4f"):
@@ -429,6 +466,15 @@ def write_report(out: Path, profile: str, p: Profile, task: str, candidates: dic
     for key, path in plots.items():
         if key != "curves":
             lines.append(f"![{key}]({path})")
+    if nas:
+        teacher_acc = pretrained["models"]["searched"]["mlm_accuracy"]
+        lines += ["", "## NAS-BERT (--with nas)", "",
+                  f"The searched model ({nas['teacher_params']:,} parameters, MLM accuracy {fmt(teacher_acc)}) is the "
+                  f"teacher; the tiny NAS-BERT space trained {nas['steps_per_block']} steps per block "
+                  "(docs/nas.md). The chosen models keep the blocks' trained weights (not pre-trained further):", "",
+                  "| target | params | MLM accuracy | latency ms (table) | arch |", "|---|---:|---:|---:|---|"]  # fmt: skip
+        for name, t in nas["targets"].items():
+            lines.append(f"| {name} | {t['params']:,} | {fmt(t['mlm_accuracy'])} | {t['latency_ms']:.2f} | `{t['arch']}` |")
     lines += ["", "## Time per stage", "", "| stage | seconds |", "|---|---:|"]
     lines += [f"| {k} | {v:.0f} |" for k, v in stage_times.items()]
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
