@@ -41,7 +41,7 @@ def _bert_baseline(budget: int, vocab: int, embedding: int = 64, pairs: int = 6)
 
     for n in range(pairs, 0, -1):
         best = None
-        for h in range(16, 513, 16):
+        for h in range(32, 513, 32):  # heads = h / 32
             size = get_size("tiny").replace(hidden_size=h, num_attention_heads=max(1, h // 32), intermediate_size=4 * h,
                                             embedding_size=embedding, conv_heads=1, vocab_size=vocab)  # fmt: skip
             p = count_params("AF" * n, size)

@@ -135,7 +135,8 @@ def nas_teacher(real_data, tmp_path_factory):
 def _train_argv(teacher, data, out, *extra):
     return ["nas", "train", "--teacher", str(teacher), "--data", str(data), "--size", "tiny", "--steps", "40",
             "--batch-size", "16", "--bins", "3", "--sample", "20", "--keep", "3", "--dev-batches", "2",
-            "--eval-sequences", "32", "--latency-repeats", "2", "--latency-seq-len", "64", "--save-every", "20",
+            "--eval-sequences", "32", "--latency-repeats", "2", "--latency-seq-len", "64", "--latency-calibrate", "6",
+            "--save-every", "20",
             "--log-every", "1", "--out", str(out), "--no-progress", *extra]  # fmt: skip
 
 
@@ -207,8 +208,11 @@ def test_nas_train_resume_is_bit_identical(nas_teacher, real_data, tmp_path, mon
 
     import lvbert.training.loop as loop
 
+    # bins by parameters only: latency bins follow this run's timings, so two fresh runs may differ (a
+    # resumed run reads the latency table its folder holds)
+    args = ("--blocks", "1", "--bin-by", "params")
     straight = tmp_path / "a"
-    assert main(_train_argv(nas_teacher, real_data, straight, "--blocks", "1")) == 0
+    assert main(_train_argv(nas_teacher, real_data, straight, *args)) == 0
     real_save = loop.save_checkpoint
 
     def save_then_die(out_dir, step, *a, **k):
@@ -218,9 +222,9 @@ def test_nas_train_resume_is_bit_identical(nas_teacher, real_data, tmp_path, mon
         return path
 
     monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
-    assert main(_train_argv(nas_teacher, real_data, tmp_path / "b", "--blocks", "1")) == 130
+    assert main(_train_argv(nas_teacher, real_data, tmp_path / "b", *args)) == 130
     monkeypatch.setattr(loop, "save_checkpoint", real_save)
-    assert main(_train_argv(nas_teacher, real_data, tmp_path / "b", "--blocks", "1", "--resume")) == 0
+    assert main(_train_argv(nas_teacher, real_data, tmp_path / "b", *args, "--resume")) == 0
 
     def losses(run):
         rows = map(json.loads, (run / "block-1" / "metrics.jsonl").read_text().splitlines())

@@ -22,24 +22,60 @@ class NasLatencyTable:
     device: str = "cpu"
     meta: dict = field(default_factory=dict)
 
+    calibration: dict | None = None  # {"scale": {"C"|"A"|"F"|"P": c}, "offset": ms, ...} (calibrate())
+
+    def _scale(self, kind: str) -> float:
+        return self.calibration["scale"].get(kind, 1.0) if self.calibration else 1.0
+
     def block_ms(self, block: Block) -> float:
-        return sum(self.ops[f"w{block.width}_{t}"] for t in block.ops if t != "I")
+        return sum(self.ops[f"w{block.width}_{t}"] * self._scale(t[0]) for t in block.ops if t != "I")
 
     def projection_ms(self, w_in: int | None, w_out: int) -> float:
-        return self.projections[f"{'e' if w_in is None else w_in}>{w_out}"]
+        return self.projections[f"{'e' if w_in is None else w_in}>{w_out}"] * self._scale("P")
+
+    def features(self, blocks: list[Block]) -> dict[str, float]:
+        """The raw table time of each kind of slot (C, A, F, P) in one candidate per block."""
+        f: dict[str, float] = {}
+        prev = None
+        for b in blocks:
+            f["P"] = f.get("P", 0.0) + self.projections[f"{'e' if prev is None else prev}>{b.width}"]
+            for t in b.ops:
+                if t != "I":
+                    f[t[0]] = f.get(t[0], 0.0) + self.ops[f"w{b.width}_{t}"]
+            prev = b.width
+        return f
 
     def predict(self, blocks: list[Block]) -> float:
-        """Milliseconds of embeddings + encoder of one candidate per block."""
-        ms, prev = self.embeddings, None
+        """Milliseconds of embeddings + encoder of one candidate per block (calibrated when it is)."""
+        ms = self.calibration["offset"] if self.calibration else self.embeddings
+        prev = None
         for b in blocks:
             ms += self.projection_ms(prev, b.width) + self.block_ms(b)
             prev = b.width
         return ms
 
+    def calibrate(self, space: NasSpace, size: SizeConfig, archs: list[list[Block]], repeats: int = 10) -> dict:
+        """Fit ``measured = sum_kind c_kind x table time + b`` on whole models measured now (as
+        :meth:`lvbert.search.constraints.LatencyTable.calibrate`)."""
+        import statistics
+
+        from lvbert.search.constraints import fit_latency
+
+        self.calibration = None
+        feats = [self.features(blocks) for blocks in archs]
+        measured = [measure_arch(str(space.arch(blocks)), size, self.batch_size, self.seq_len, repeats=repeats)
+                    for blocks in archs]  # fmt: skip
+        scale, offset = fit_latency(feats, measured)
+        self.calibration = {"scale": scale, "offset": offset, "archs": [[str(b) for b in bl] for bl in archs],
+                            "measured_ms": measured}  # fmt: skip
+        pred = [self.predict(bl) for bl in archs]
+        self.calibration["fit_mean_abs_rel_error"] = statistics.fmean(abs(p - m) / m for p, m in zip(pred, measured))
+        return self.calibration
+
     def to_dict(self) -> dict:
         return {"ops": self.ops, "projections": self.projections, "embeddings": self.embeddings,
                 "batch_size": self.batch_size, "seq_len": self.seq_len, "threads": self.threads,
-                "device": self.device, "meta": self.meta}  # fmt: skip
+                "device": self.device, "meta": self.meta, "calibration": self.calibration}  # fmt: skip
 
     @classmethod
     def from_dict(cls, d: dict) -> "NasLatencyTable":

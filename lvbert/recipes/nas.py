@@ -76,6 +76,8 @@ class NasTrainConfig(TrainingOptions):
     latency_batch_size: int = option("latency table: batch size", default=1)
     latency_seq_len: int = option("latency table: sequence length", default=128)
     latency_repeats: int = option("latency table: timed runs per op (the fastest is kept)", default=10)
+    latency_calibrate: int = option("latency table: random whole models measured to calibrate it (0: the raw sum)",
+                                    default=8)  # fmt: skip
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -89,6 +91,8 @@ class NasTrainConfig(TrainingOptions):
             raise LvBertError(f"--bin-by must be params or params,latency, got {self.bin_by!r}")
         if not 0.0 <= self.shrink_start < 1.0:
             raise LvBertError(f"--shrink-start must be in [0, 1), got {self.shrink_start}")
+        if self.latency_calibrate < 0:
+            raise LvBertError(f"--latency-calibrate must be 0 or more, got {self.latency_calibrate}")
         for name in ("bins", "sample", "keep", "dev_batches", "latency_batch_size", "latency_seq_len", "latency_repeats"):
             if getattr(self, name) <= 0:
                 raise LvBertError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
@@ -209,6 +213,12 @@ def train_nas(cfg: NasTrainConfig, resume: bool = False) -> Path:
     else:
         print(f"nas: measuring the latency table ({len(space.widths) * len(space.op_tokens)} ops) ...")
         lut = NasLatencyTable.measure(space, size, cfg.latency_batch_size, cfg.latency_seq_len, repeats=cfg.latency_repeats)
+        if cfg.latency_calibrate:
+            rng = random.Random(f"{cfg.seed}/latency")
+            every = space.block_candidates()
+            archs = [[rng.choice(every) for _ in range(space.num_blocks)] for _ in range(cfg.latency_calibrate)]
+            cal = lut.calibrate(space, size, archs, repeats=cfg.latency_repeats)
+            print(f"nas: latency table calibrated on {len(archs)} whole models (fit error {cal['fit_mean_abs_rel_error']:.1%})")
         atomic_write_json(lut_file, lut.to_dict())
     cands = space.block_candidates()
     params = [space.block_params(c, size) for c in cands]
