@@ -267,3 +267,26 @@ def test_teacher_blocks_cover_the_teacher(nas_teacher):
     out = tb.outputs({"input_ids": ids})
     full = tb.model.lvbert(ids, output_hidden_states=True).hidden_states
     assert len(out) == 4 and all(torch.allclose(o, full[b]) for o, b in zip(out, tb.bounds))
+
+
+def test_pretraining_with_prediction_layer_kd(nas_teacher, real_data, other_vocab_data, tmp_path, capsys):
+    """NAS-BERT's second stage: a chosen arch pre-trained from scratch with KL to the teacher's MLM logits."""
+    space = get_space("tiny")
+    cands = space.block_candidates()
+    arch = str(space.arch([cands[0], cands[90], cands[5], cands[150]]))
+    size = "tiny(hidden_size=32,embedding_size=32,num_attention_heads=1,conv_heads=1,intermediate_size=128)"
+    out = tmp_path / "kd"
+    argv = ["pretrain", "--data", str(real_data), "--arch", arch, "--size", size, "--objective", "mlm", "--teacher",
+            str(nas_teacher), "--kd-weight", "0.5", "--steps", "30", "--batch-size", "16", "--lr", "3e-3",
+            "--log-every", "1", "--eval-every", "100", "--eval-sequences", "8", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    rows = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "kd_loss" in r]
+    assert len(rows) == 30
+    assert sum(r["kd_loss"] for r in rows[-5:]) < sum(r["kd_loss"] for r in rows[:5])
+    assert all(r["loss"] == pytest.approx(0.5 * r["mlm_loss"] + 0.5 * r["kd_loss"], rel=1e-4) for r in rows)
+    capsys.readouterr()
+    for bad, message in (([*argv[:-1], str(tmp_path / "e"), "--objective", "electra"], "--objective mlm"),
+                         ([*argv[:2], str(other_vocab_data), *argv[3:-1], str(tmp_path / "v")], "vocabulary")):  # fmt: skip
+        assert main(bad) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err

@@ -340,3 +340,35 @@ def soft_cross_entropy(student_logits, teacher_logits, temperature: float = 1.0)
     if s.shape[-1] == 1:
         return F.mse_loss(s, t)
     return -(F.softmax(t / temperature, dim=-1) * F.log_softmax(s / temperature, dim=-1)).sum(-1).mean()
+
+
+# ============================================================================ prediction-layer KD in pre-training
+
+
+def teacher_mlm_logits(teacher: nn.Module, batch: dict) -> torch.Tensor:
+    """A frozen MLM teacher's logits at the masked positions, [M, V] in row-major order (the rows of an
+    ``LvBertForMaskedLM`` with labels); lvbert and Hugging Face MLM models."""
+    from lvbert.objectives.mlm import MODEL_KEYS
+
+    kwargs = {k: batch[k] for k in MODEL_KEYS if k in batch and k != "labels"}
+    with torch.no_grad():
+        if getattr(teacher.config, "model_type", None) == "lvbert":
+            return teacher(**kwargs, labels=batch["labels"]).logits
+        return teacher(**kwargs).logits[batch["labels"] != -100]
+
+
+def mlm_kd_objective(model, batch: dict, teacher: nn.Module, weight: float = 0.5, temperature: float = 1.0) -> dict:
+    """NAS-BERT's pre-training loss (Xu et al. 2021): ``(1 - weight) x MLM cross-entropy + weight x
+    KL(teacher || student)`` on the masked positions' vocabulary logits (prediction-layer KD only)."""
+    from lvbert.objectives.mlm import MODEL_KEYS, masked_accuracy
+
+    out = model(**{k: batch[k] for k in MODEL_KEYS if k in batch})
+    t_logits = teacher_mlm_logits(teacher, batch)
+    if t_logits.shape != out.logits.shape:
+        raise ValueError(f"teacher logits {tuple(t_logits.shape)} and student logits {tuple(out.logits.shape)} differ")
+    T = temperature
+    kd = F.kl_div(F.log_softmax(out.logits.float() / T, -1), F.log_softmax(t_logits.float() / T, -1), log_target=True,
+                  reduction="batchmean") * (T * T)  # fmt: skip
+    correct, total = masked_accuracy(out.logits.detach(), batch["labels"])
+    return {"loss": (1.0 - weight) * out.loss + weight * kd, "mlm_loss": out.loss.detach(), "kd_loss": kd.detach(),
+            "mlm_accuracy": correct / max(total, 1)}  # fmt: skip

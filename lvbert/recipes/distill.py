@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from lvbert.errors import LvBertError
+from lvbert.recipes.common import check_teacher_vocab
 from lvbert.recipes.options import option
 
 
@@ -153,21 +154,6 @@ def _distill_objective(model, batch: dict, prediction: bool = False) -> dict:
     return model(**{k: batch[k] for k in keys if k in batch}, prediction=prediction)
 
 
-def _check_vocab(teacher_dir: Path, tokenizer, what: str) -> None:
-    """The teacher must read the same ids: its tokenizer's vocabulary equals the data's."""
-    from lvbert.data.tokenizer import load_tokenizer, vocab_fingerprint
-
-    try:
-        t_tok = load_tokenizer(teacher_dir)
-    except LvBertError:
-        raise LvBertError(f"{teacher_dir} has no tokenizer; save the teacher's tokenizer next to it (the vocabulary must "
-                          f"match {what})") from None  # fmt: skip
-    if vocab_fingerprint(t_tok) != vocab_fingerprint(tokenizer):
-        raise LvBertError(f"the teacher's vocabulary ({len(t_tok):,} tokens) is not the one of {what} "
-                          f"({len(tokenizer):,}); the student must read the teacher's token ids: prepare the data "
-                          "with the teacher's tokenizer")  # fmt: skip
-
-
 def _params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 
@@ -197,7 +183,7 @@ def general_distill(cfg: DistillConfig, resume: bool = False) -> Path:
     tokenizer = data.tokenizer
     teacher_dir = Path(cfg.teacher)
     teacher = load_teacher(teacher_dir)
-    _check_vocab(teacher_dir, tokenizer, f"the data in {data.path}")
+    check_teacher_vocab(teacher_dir, tokenizer, f"the data in {data.path}")
     info = setup_distributed(cfg.device)
     try:
         torch.manual_seed(cfg.seed)
@@ -306,7 +292,7 @@ def task_distill(cfg: DistillConfig, resume: bool = False) -> Path:
     tokenizer = load_tokenizer(cfg.student, student_config.vocab_size)
     teacher_dir = Path(cfg.teacher)
     teacher = load_teacher(teacher_dir, task_head=True)
-    _check_vocab(teacher_dir, tokenizer, f"the student in {cfg.student}")
+    check_teacher_vocab(teacher_dir, tokenizer, f"the student in {cfg.student}")
     task = get_task(cfg.task, cfg.data_dir, text_column=cfg.text_column, text_pair_column=cfg.text_pair_column,
                     label_column=cfg.label_column)  # fmt: skip
     data_dir = Path(cfg.data_dir) if cfg.data_dir else (demo_data_dir(task.name) if task.name in DEMO_TASKS else None)

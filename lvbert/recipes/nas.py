@@ -176,16 +176,14 @@ def train_nas(cfg: NasTrainConfig, resume: bool = False) -> Path:
     from lvbert.data.packed import open_data
     from lvbert.nas.latency import NasLatencyTable
     from lvbert.nas.supernet import TeacherBlocks
-    from lvbert.recipes.common import check_positions
+    from lvbert.recipes.common import check_positions, check_teacher_vocab
     from lvbert.utils import atomic_write_json, check_out_dir
 
     out = check_out_dir(cfg.out)
     space = cfg.nas_space()
     data = open_data(cfg.data)
-    teacher, t_tok = _load_teacher(cfg.teacher)
-    if len(t_tok) != len(data.tokenizer) or t_tok.get_vocab() != data.tokenizer.get_vocab():
-        raise LvBertError(f"the teacher's vocabulary is not the one of the data in {data.path}; prepare the data with the "
-                          "teacher's tokenizer")  # fmt: skip
+    teacher, _ = _load_teacher(cfg.teacher)
+    check_teacher_vocab(Path(cfg.teacher), data.tokenizer, f"the data in {data.path}")
     check_positions(data.seq_len, teacher.config.max_position_embeddings)
     tblocks = TeacherBlocks(teacher, space.num_blocks)  # the one-line error for a shallow teacher
     which = _int_list(cfg.blocks, "blocks")

@@ -38,11 +38,20 @@ class PretrainConfig(TrainingOptions):
     rtd_weight: float = option("weight of the replaced-token-detection loss", default=50.0)
     temperature: float = option("generator sampling temperature", default=1.0)
     init_from: str | None = option("start from a Hugging Face BERT/ELECTRA checkpoint on disk (arch AF x N only)", default=None)
+    teacher: str | None = option("prediction-layer distillation (NAS-BERT's pre-training KD), objective mlm: an MLM "
+                                 "model folder (lvbert or Hugging Face BERT/ELECTRA) with the data's tokenizer",
+                                 default=None)  # fmt: skip
+    kd_weight: float = option("with --teacher: weight of the KL to the teacher's MLM logits (NAS-BERT: 0.5; the "
+                              "MLM loss gets 1 - weight)", default=0.5)  # fmt: skip
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.objective not in ("electra", "mlm"):
             raise LvBertError(f"unknown objective {self.objective!r}; choose electra or mlm")
+        if self.teacher and self.objective != "mlm":
+            raise LvBertError("--teacher (prediction-layer KD) needs --objective mlm")
+        if not 0.0 <= self.kd_weight <= 1.0:
+            raise LvBertError(f"--kd-weight must be between 0 and 1, got {self.kd_weight}")
 
 
 def build_model(cfg: PretrainConfig, vocab_size: int, pad_token_id: int):
@@ -106,6 +115,18 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> Path:
         kept = model.discriminator if cfg.objective == "electra" else model
         check_positions(data_id["seq_len"], kept.config.max_position_embeddings)
         identity = {"kind": "pretrain", "arch": kept.config.arch, "size": cfg.size, "objective": cfg.objective, **data_id}
+        teacher = None
+        if cfg.teacher:
+            import functools
+
+            from lvbert.model_dir import load_mlm
+            from lvbert.objectives.distill import mlm_kd_objective
+            from lvbert.recipes.common import check_teacher_vocab
+
+            check_teacher_vocab(Path(cfg.teacher), tokenizer, f"the data in {data.path}")
+            teacher = load_mlm(cfg.teacher)[0].eval().requires_grad_(False).to(info.device)
+            check_positions(data_id["seq_len"], teacher.config.max_position_embeddings)
+            identity["teacher"] = str(Path(cfg.teacher).resolve())
         resuming = prepare_run_dir(out, resume, identity)
         world = info.world_size
         micro, lr, warmup = step_settings(cfg, world)
@@ -116,6 +137,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> Path:
             print(
                 f"pretrain ({cfg.objective}): arch {kept.config.arch}, size {cfg.size}, {params:,} backbone parameters, "
                 f"{cfg.steps} steps x {cfg.batch_size} sequences, lr {lr}, {world} process(es) on {info.device}"
+                + (f"; prediction-layer KD from {cfg.teacher} (weight {cfg.kd_weight})" if teacher is not None else "")
             )
         model.to(info.device)
         optimizer = build_optimizer(model, lr, weight_decay=cfg.weight_decay)
@@ -126,6 +148,8 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> Path:
         )
         valid = fixed_mask_validation(data, cfg.eval_sequences, seed=cfg.seed, config=masking)
         objective = electra_objective if cfg.objective == "electra" else mlm_objective
+        if teacher is not None:
+            objective = functools.partial(mlm_kd_objective, teacher=teacher, weight=cfg.kd_weight)
 
         def evaluate(m, step: int) -> dict:
             # MLM: the model; ELECTRA: the generator's MLM and the discriminator's detection
