@@ -8,10 +8,11 @@ On the demo data (sequences of 64) with a teacher pre-trained by MLM (an lvbert 
    A, F, C3/C5/C7 and identity, block-wise distillation with progressive shrinking;
 2. ``lvbert nas search`` for two parameter budgets;
 3. per target and seed: the chosen arch and an ``AF x n`` BERT of at most its parameters (6 pairs,
-   the widest that fits, as the paper's BERT-x baselines), each pre-trained with MLM from scratch
-   (same steps, batch, learning rate), then MLM accuracy on the validation set and ``polarity``
-   dev accuracy after fine-tuning. Median and range over seeds. Every result is a file, so a
-   stopped run continues.
+   the widest that fits, as the paper's BERT-x baselines), each pre-trained from scratch with the
+   same recipe (``--recipe kd``: NAS-BERT's prediction-layer KD from the teacher, weight 0.5, as the
+   paper's "+KD" rows; ``--recipe mlm``: plain MLM), same steps, batch and learning rate, then MLM
+   accuracy on the validation set and ``polarity`` dev accuracy after fine-tuning. Median and range
+   over seeds. Every result is a file, so a stopped run continues.
 
     python experiments/nas.py --data DEMO_DATA --teacher TEACHER --out runs/nas-exp
 """
@@ -73,6 +74,7 @@ def main(argv=None) -> int:
     ap.add_argument("--nas-steps", type=int, default=800, help="steps per block")
     ap.add_argument("--steps", type=int, default=1500, help="pre-training steps of each compared model")
     ap.add_argument("--task", default="polarity")
+    ap.add_argument("--recipe", choices=("kd", "mlm"), default="kd", help="pre-training of the compared models")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,12 +103,13 @@ def main(argv=None) -> int:
     rows = []
     for seed in range(args.seeds):
         for label, (arch, size, params) in models.items():
-            pre = out / f"s{seed}-{label}"
+            pre = out / f"s{seed}-{label}-{args.recipe}"
+            kd = ["--teacher", args.teacher, "--kd-weight", "0.5"] if args.recipe == "kd" else []
             if not (pre / "summary.json").exists():
                 _run(["pretrain", "--data", args.data, "--arch", arch, "--size", size, "--objective", "mlm", "--steps",
                       args.steps, "--batch-size", "32", "--lr", "2e-3", "--seed", seed, "--eval-every", "1000000",
-                      "--eval-sequences", "256", "--save-every", "500", "--no-progress", "--out", pre], pre)  # fmt: skip
-            ft = out / f"s{seed}-{label}-ft"
+                      "--eval-sequences", "256", "--save-every", "500", "--no-progress", "--out", pre, *kd], pre)  # fmt: skip
+            ft = out / f"s{seed}-{label}-{args.recipe}-ft"
             if not (ft / "results.json").exists():
                 _run(["finetune", "--model", pre, "--task", args.task, "--out", ft, "--epochs", "3", "--lr", "1e-3",
                       "--layer-decay", "1", "--seed", seed, "--no-progress"])  # fmt: skip
@@ -127,7 +130,8 @@ def main(argv=None) -> int:
         c = json.loads((nas / f"block-{n}" / "candidates.json").read_text())
         result["blocks"][n] = {"train_seconds": c["train_seconds"], "kept": len(c["candidates"]),
                                "best": c["candidates"][0]["block"], "best_dev_loss": c["candidates"][0]["dev_loss"]}  # fmt: skip
-    (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    result["recipe"] = args.recipe
+    (out / f"results_{args.recipe}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=2))
     return 0
 
