@@ -205,6 +205,10 @@ def train_nas(cfg: NasTrainConfig, resume: bool = False) -> Path:
                                   "the same settings or another --out")  # fmt: skip
     else:
         atomic_write_json(nas_file, shared)
+    if not (out / "run_config.yaml").exists():  # what 'lvbert nas train --resume DIR' alone reads back
+        from lvbert.recipes.common import write_run_config
+
+        write_run_config(out, {**asdict(cfg), "blocks": None}, {"kind": "nas", **shared})
     lut_file = out / LATENCY_JSON
     if lut_file.exists():
         lut = NasLatencyTable.from_dict(json.loads(lut_file.read_text()))
