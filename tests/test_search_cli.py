@@ -97,9 +97,12 @@ def test_resume_after_a_kill_equals_an_uninterrupted_search(supernet, real_data,
     def cfg(out):
         return SearchRunConfig(supernet=str(supernet), data=str(real_data), out=str(out), population=6, generations=3,
                                parents=3, mutations=2, crossovers=2, mutation_prob=0.3, valid_sequences=16,
-                               batch_size=8, device="cpu", progress=False)  # fmt: skip
+                               batch_size=8, fitness_chunk=1, device="cpu", progress=False)  # fmt: skip
 
     straight = search(cfg(tmp_path / "a"))
+    # archs evaluated 4 per call (sorted by prefix, the cache shared): the same search, number for number
+    chunked = search(SearchRunConfig(**{**vars(cfg(tmp_path / "c")), "fitness_chunk": 4}))
+    assert [(r["arch"], r["fitness"]) for r in chunked.history] == [(r["arch"], r["fitness"]) for r in straight.history]
     evaluated: list[str] = []
     real_evaluate = SupernetFitness.evaluate
 

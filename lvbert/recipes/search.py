@@ -62,6 +62,11 @@ class SearchRunConfig:
     valid_seed: int = _h("seed of the validation masks", default=0)
     batch_size: int = _h("sequences per forward pass", default=64)
     bf16: bool = _h("bf16 autocast inference", default=False)
+    cache_mb: float = _h("fitness prefix cache in MiB: the slot outputs of archs sharing their first slots are "
+                         "computed once (numbers unchanged; 0 turns it off)", default=512.0)  # fmt: skip
+    fitness_chunk: int = _h("archs per fitness call and process: the prefix cache reuses slot outputs among the archs "
+                            "of one call (a generation's children share long prefixes); history.jsonl grows by this "
+                            "many, so a kill loses at most this many evaluations", default=10)  # fmt: skip
     device: str = _h("auto, cpu, cuda", default="auto")
     progress: bool = _h("one line per generation on stderr", default=True)
 
@@ -72,10 +77,16 @@ class SearchRunConfig:
             raise LvBertError("--data is required: a folder written by 'lvbert data prepare' with the supernet's tokenizer")
         if self.strategy not in STRATEGIES:
             raise LvBertError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
-        for name in ("valid_sequences", "batch_size", "latency_batch_size"):
+        for name in ("valid_sequences", "batch_size", "latency_batch_size", "fitness_chunk"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise LvBertError(f"--{name.replace('_', '-')} must be a positive integer, got {v!r}")
+        try:
+            ok = float(self.cache_mb) >= 0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise LvBertError(f"--cache-mb must be a number of MiB >= 0 (0 turns the cache off), got {self.cache_mb!r}")
         self.evolution_config()  # population, generations, ...: one-line errors now, not after loading
         self.limits()
         parse_type_counts(self.min_counts, "--min-counts")
@@ -326,7 +337,8 @@ def search(cfg: SearchRunConfig, resume: bool = False, fitness_fn=None):
             supernet = LvBertSupernet.from_pretrained(str(supernet_dir)).to(info.device)
             if list(supernet.allowed) != trained_space(supernet_dir).allowed:
                 raise LvBertError(f"{supernet_dir}: space.json disagrees with the supernet's config.json (allowed types)")
-            fitness_fn = SupernetFitness(supernet, valid, batch_size=cfg.batch_size, bf16=cfg.bf16)
+            fitness_fn = SupernetFitness(supernet, valid, batch_size=cfg.batch_size, bf16=cfg.bf16,
+                                         cache_mb=float(cfg.cache_mb))  # fmt: skip
         result = run_search(
             space,
             distributed_fitness(fitness_fn),
@@ -334,7 +346,8 @@ def search(cfg: SearchRunConfig, resume: bool = False, fitness_fn=None):
             out,
             resume=resume,
             progress=cfg.progress,
-            chunk_size=info.world_size,  # history.jsonl grows arch by arch: a kill loses at most one evaluation
+            # history.jsonl grows by fitness_chunk archs per process (default 1: a kill loses one evaluation)
+            chunk_size=cfg.fitness_chunk * info.world_size,
             write=info.is_main,
             identity=identity,
             options=asdict(cfg),  # saved, so that 'lvbert search --resume DIR' alone continues
