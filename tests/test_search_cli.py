@@ -186,3 +186,19 @@ def test_exit_status_through_the_real_entry_point(tmp_path):
     res = subprocess.run([sys.executable, "-m", "lvbert", "search", "--supernet", str(tmp_path / "none"), "--data", "x"],
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "does not exist" in res.stderr
+
+
+def test_latency_budget_uses_a_calibrated_table_and_measures_the_finalists(supernet, real_data, tmp_path, capsys):
+    """--max-latency: the table is calibrated on measured whole models, the fittest archs are measured after."""
+    out = tmp_path / "lat"
+    cache = tmp_path / "latency.json"
+    rc, printed, err = _run(capsys, "--supernet", supernet, "--data", real_data, *SEARCH, "--max-latency", "1000",
+                            "--latency-cache", cache, "--latency-calibrate", "6", "--latency-check", "3", "--out", out)  # fmt: skip
+    assert rc == 0, err
+    assert "calibrated on 6 measured whole models" in printed and "latency of the best arch measured" in printed
+    check = json.loads((out / "latency_check.json").read_text())
+    assert len(check["archs"]) == 3 and all(r["measured_ms"] > 0 and r["within_budget"] for r in check["archs"])
+    fitness = [r["fitness"] for r in check["archs"]]
+    assert fitness == sorted(fitness, reverse=True)
+    (table,) = json.loads(cache.read_text()).values()
+    assert len(table["calibration"]["archs"]) == 6

@@ -55,6 +55,10 @@ class SearchRunConfig:
                                    default=None)  # fmt: skip
     latency_batch_size: int = _h("batch size at which latency is measured", default=1)
     latency_cache: str | None = _h("latency table cache file (default ~/.cache/lvbert/latency.json)", default=None)
+    latency_calibrate: int = _h("random whole models measured to calibrate the latency table (0: the raw sum of the "
+                                "ops; docs/search.md)", default=8)  # fmt: skip
+    latency_check: int = _h("with --max-latency: the best archs measured as whole models after the search "
+                            "(latency_check.json)", default=5)  # fmt: skip
     allowed: str | None = _h("narrow the supernet's layer types, e.g. AF (default: the supernet's)", default=None)
     min_counts: str | None = _h("minimum slots per type, e.g. C=2,A=4", default=None)
     max_counts: str | None = _h("maximum slots per type, e.g. C=8", default=None)
@@ -77,6 +81,10 @@ class SearchRunConfig:
             raise LvBertError("--data is required: a folder written by 'lvbert data prepare' with the supernet's tokenizer")
         if self.strategy not in STRATEGIES:
             raise LvBertError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        for name in ("latency_calibrate", "latency_check"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise LvBertError(f"--{name.replace('_', '-')} must be 0 or a positive integer, got {v!r}")
         for name in ("valid_sequences", "batch_size", "latency_batch_size", "fitness_chunk"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
@@ -355,6 +363,8 @@ def search(cfg: SearchRunConfig, resume: bool = False, fitness_fn=None):
         )
         if info.is_main and not cfg.progress:
             print(summary_table(result))
+        if info.is_main and table is not None and cfg.latency_check:
+            check_latency(result, table, limits["max_latency"], cfg.latency_check, out)
         return result
     finally:
         cleanup(info)
@@ -371,7 +381,39 @@ def _latency_table(cfg: SearchRunConfig, space, info) -> dict:
         dtype="bfloat16" if cfg.bf16 else "float32",
         cache=cfg.latency_cache or DEFAULT_CACHE,
         ops=list(space.ops),
+        calibrate=cfg.latency_calibrate,
     )
-    return {"costs": table.costs(), "key": table.key}
+    if table.calibration:
+        print(f"latency table calibrated on {len(table.calibration['archs'])} measured whole models (fit error "
+              f"{table.calibration['fit_mean_abs_rel_error']:.1%})")  # fmt: skip
+    return {"costs": table.costs(), "key": table.key, "table": table.to_dict()}
+
+
+def check_latency(result, table: dict, budget: float, count: int, out: Path) -> list[dict]:
+    """Measure the ``count`` fittest archs of the search as whole models; write ``latency_check.json``
+    and warn when the best one is over the budget for real."""
+    import warnings
+
+    from lvbert.search.constraints import LatencyTable
+    from lvbert.utils import atomic_write_json
+
+    lt = LatencyTable.from_dict(table["table"])
+    best = sorted({r["arch"]: r for r in result.history}.values(), key=lambda r: -r["fitness"])[:count]
+    rows = []
+    for r in best:
+        measured = lt.measure_model(r["arch"])
+        rows.append({"arch": r["arch"], "fitness": r["fitness"], "predicted_ms": lt.predict(r["arch"]),
+                     "measured_ms": measured, "within_budget": measured <= budget})  # fmt: skip
+    atomic_write_json(Path(out) / "latency_check.json", {"max_latency_ms": budget, "archs": rows})
+    top = rows[0]
+    print(f"latency of the best arch measured: {top['measured_ms']:.2f} ms (table {top['predicted_ms']:.2f} ms, "
+          f"budget {budget} ms)")  # fmt: skip
+    if not top["within_budget"]:
+        ok = next((r for r in rows if r["within_budget"]), None)
+        alt = (f"; the fittest measured within it is {ok['arch']} (fitness {ok['fitness']:.4f}, {ok['measured_ms']:.2f} ms)"
+               if ok else f"; none of the {len(rows)} fittest is within it")  # fmt: skip
+        warnings.warn(f"the best arch takes {top['measured_ms']:.2f} ms measured, over --max-latency {budget}{alt} "
+                      "(latency_check.json)", stacklevel=2)  # fmt: skip
+    return rows
 
 
