@@ -145,8 +145,8 @@ def quantize(cfg: QuantizeConfig, resume: bool = False) -> Path:
     from lvbert.model_dir import load_finetuned, load_tokenizer, save_model_dir
     from lvbert.objectives.distill import DistillLoss, align, load_teacher, slot_pair_layers
     from lvbert.quantization import QuantSpec, calibrate_activations, init_weight_alphas, quantize_model, quantizers, save_packed
-    from lvbert.recipes.common import prepare_run_dir, write_run_config
-    from lvbert.recipes.distill import DistillModel, _check_vocab, _params
+    from lvbert.recipes.common import check_teacher_vocab, prepare_run_dir, write_run_config
+    from lvbert.recipes.distill import DistillModel, _params
     from lvbert.recipes.finetune import resolve_max_seq_len, summarise
     from lvbert.recipes.predict import task_for_model
     from lvbert.tasks.encoding import IndexedBatches, encode_task, evaluate_splits
@@ -165,7 +165,7 @@ def quantize(cfg: QuantizeConfig, resume: bool = False) -> Path:
     teacher_dir = Path(cfg.teacher or cfg.model)
     teacher = load_teacher(teacher_dir, task_head=True) if cfg.kd else None
     if teacher is not None:
-        _check_vocab(teacher_dir, tokenizer, f"the model in {model_dir}")
+        check_teacher_vocab(teacher_dir, tokenizer, f"the model in {model_dir}")
         if teacher.model.config.num_labels != student.config.num_labels:
             raise LvBertError(f"the teacher in {teacher_dir} has {teacher.model.config.num_labels} outputs, the model "
                               f"{student.config.num_labels}")  # fmt: skip
