@@ -306,8 +306,10 @@ def _train_block(cfg, n, folder, space, size, cands, params, bins, tblocks, data
     from safetensors.torch import save_file
 
     save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(folder / "block.safetensors"))
+    shrink_s = sum(json.loads(x).get("seconds", 0.0) for x in log_path.read_text().splitlines()) if log_path.exists() else 0.0
     atomic_write_json(folder / "candidates.json", {"block": n, "step": result["step"], "train_seconds": seconds,
-                                                   "score_seconds": time.perf_counter() - t1, "candidates": rows})  # fmt: skip
+                                                   "shrink_seconds": shrink_s, "score_seconds": time.perf_counter() - t1,
+                                                   "candidates": rows})  # fmt: skip
     if not log_path.exists():
         atomic_write_text(log_path, "")
     fix_permissions(folder)
@@ -332,6 +334,7 @@ def _shrink_round(model, per_bin, cfg, round_index: int, last: bool, dev_loss, l
     lines = []
     was_training = model.training
     model.eval()
+    t0 = time.perf_counter()
     for k, members in enumerate(per_bin):
         alive = [i for i in members if bool(model.alive[i])]
         if len(alive) <= cfg.keep:
@@ -347,7 +350,8 @@ def _shrink_round(model, per_bin, cfg, round_index: int, last: bool, dev_loss, l
             model.alive[i] = False
         lines.append(json.dumps({"step": step, "round": round_index, "bin": k, "alive_before": len(alive),
                                  "sampled": len(sampled), "dropped": len(drop), "best_dev_loss": scored[0][0],
-                                 "worst_dev_loss": scored[-1][0]}))  # fmt: skip
+                                 "worst_dev_loss": scored[-1][0], "seconds": round(time.perf_counter() - t0, 3)}))  # fmt: skip
+        t0 = time.perf_counter()
     model.train(was_training)
     old = log_path.read_text() if log_path.exists() else ""
     # the round's lines replace any of the same round from an interrupted run (resume re-runs it)
