@@ -40,3 +40,13 @@ def matmul_peak(dtype=torch.float32, n: int = 1024, reps: int = 10) -> float:
     for _ in range(reps):
         a @ b
     return round(2 * n**3 * reps / (time.perf_counter() - t0) / 1e12, 4)
+
+
+def write_result(path, result: dict) -> Path:
+    """Write a benchmark's JSON (its folder made if needed) and return the path."""
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path

@@ -35,7 +35,6 @@ Synthetic token ids (speed does not depend on the text), a randomly initialised 
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import time
@@ -46,7 +45,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _machine import machine_info, matmul_peak  # noqa: E402
+from _machine import machine_info, matmul_peak, write_result  # noqa: E402
 
 from lvbert.arch import count_macs, get_size  # noqa: E402
 from lvbert.objectives.mlm import evaluate_mlm  # noqa: E402
@@ -280,9 +279,7 @@ def main(argv=None) -> int:
         "fitness_speed": rows,
         "kendall_tau": tau,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = write_result(args.out, result)
     print(markdown(result))
     print(f"\nwritten to {out}")
     return 0

@@ -29,7 +29,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _machine import machine_info, matmul_peak  # noqa: E402
+from _machine import machine_info, matmul_peak, write_result  # noqa: E402
 
 RESULTS = HERE / "results" / "latency.json"
 
@@ -95,9 +95,7 @@ def main(argv=None) -> int:
     result["nas"] = {**ns, "calibration": ncal, "archs": rows, "seconds": time.perf_counter() - t0}
     print(f"NAS-BERT small space: raw error {ns['raw_mean_abs_rel_error']:.1%} (Pearson {ns['raw_pearson']:.3f}), "
           f"calibrated {ns['mean_abs_rel_error']:.1%} (Pearson {ns['pearson']:.3f}) over {len(rows)} archs")  # fmt: skip
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    print(f"wrote {write_result(RESULTS, result)}")
     return 0
 
 

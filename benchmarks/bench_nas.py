@@ -18,7 +18,6 @@ The float32 matmul peak is measured in the same run. Writes ``benchmarks/results
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
@@ -29,7 +28,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _machine import machine_info, matmul_peak  # noqa: E402
+from _machine import machine_info, matmul_peak, write_result  # noqa: E402
 
 RESULTS = HERE / "results" / "nas.json"
 
@@ -120,9 +119,7 @@ def main(argv=None) -> int:
         "latency_table": {"seconds_to_measure": lut_s, "archs": checks, "mean_abs_rel_error": err, "pearson": r},
         "selection": {"found": len(found), "visited": visits, "seconds": sel_s},
     }  # fmt: skip
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    print(f"wrote {write_result(RESULTS, result)}")
     return 0
 
 

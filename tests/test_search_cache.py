@@ -14,13 +14,6 @@ from lvbert.space import SearchSpace  # noqa: E402
 SLOTS = 6
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def tiny_supernet():
     torch.manual_seed(0)

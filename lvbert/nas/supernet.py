@@ -13,7 +13,6 @@ blocks the output adapter of one composed with the input adapter of the next (on
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lvbert.errors import LvBertError
