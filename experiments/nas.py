@@ -7,8 +7,8 @@ On the demo data (sequences of 64) with a teacher pre-trained by MLM (an lvbert 
 1. ``lvbert nas train``: 4 blocks of 3 slots (the teacher's 12 slots / 4), widths 32/64/128, ops
    A, F, C3/C5/C7 and identity, block-wise distillation with progressive shrinking;
 2. ``lvbert nas search`` for two parameter budgets;
-3. per target and seed: the chosen arch and an ``AF x n`` BERT of at most its parameters (6 pairs,
-   the widest that fits, as the paper's BERT-x baselines), each pre-trained from scratch with the
+3. per target and seed: the chosen arch and ``AF x n`` BERTs of at most its parameters (6 pairs,
+   the widest that fits in width steps of 32 and of 16, as the paper's BERT-x baselines), each pre-trained from scratch with the
    same recipe (``--recipe kd``: NAS-BERT's prediction-layer KD from the teacher, weight 0.5, as the
    paper's "+KD" rows; ``--recipe mlm``: plain MLM), same steps, batch and learning rate, then MLM
    accuracy on the validation set and ``polarity`` dev accuracy after fine-tuning. Median and range
@@ -36,21 +36,22 @@ def _run(argv: list, out: Path | None = None) -> None:
         raise SystemExit(f"failed ({rc}): lvbert {' '.join(map(str, argv))}")
 
 
-def _bert_baseline(budget: int, vocab: int, embedding: int = 64, pairs: int = 6) -> tuple[str, str, int]:
-    """(arch, size string, params) of the widest AF x ``pairs`` at most ``budget`` (fewer pairs if none fits)."""
+def _bert_baseline(budget: int, vocab: int, embedding: int = 64, pairs: int = 6, step: int = 32) -> tuple[str, str, int]:
+    """(arch, size string, params) of the widest AF x ``pairs`` at most ``budget`` (fewer pairs if none fits), its
+    width a multiple of ``step`` and its heads width / ``step``."""
     from lvbert.arch import count_params, get_size
 
     for n in range(pairs, 0, -1):
         best = None
-        for h in range(32, 513, 32):  # heads = h / 32
-            size = get_size("tiny").replace(hidden_size=h, num_attention_heads=max(1, h // 32), intermediate_size=4 * h,
+        for h in range(step, 513, step):
+            size = get_size("tiny").replace(hidden_size=h, num_attention_heads=h // step, intermediate_size=4 * h,
                                             embedding_size=embedding, conv_heads=1, vocab_size=vocab)  # fmt: skip
             p = count_params("AF" * n, size)
             if p <= budget:
                 best = (h, p)
         if best:
             h, p = best
-            return ("AF" * n, f"tiny(hidden_size={h},num_attention_heads={max(1, h // 32)},intermediate_size={4 * h},"
+            return ("AF" * n, f"tiny(hidden_size={h},num_attention_heads={h // step},intermediate_size={4 * h},"
                               f"embedding_size={embedding},conv_heads=1)", p)  # fmt: skip
     raise SystemExit(f"no BERT baseline fits {budget} parameters")
 
@@ -99,7 +100,10 @@ def main(argv=None) -> int:
     for name, t in found["targets"].items():
         cfg = json.loads((search / t["model"] / "config.json").read_text())
         models[f"nas-{name}"] = (cfg["arch"], _size_string(cfg), t["params"])
-        models[f"bert-{name}"] = _bert_baseline(t["params"], vocab)
+        models[f"bert-{name}"] = _bert_baseline(t["params"], vocab)  # widths in steps of 32
+        fine = _bert_baseline(t["params"], vocab, step=16)  # the closest below in steps of 16 (head width 16)
+        if fine[1] != models[f"bert-{name}"][1]:
+            models[f"bert16-{name}"] = fine
     rows = []
     for seed in range(args.seeds):
         for label, (arch, size, params) in models.items():
