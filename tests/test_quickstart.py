@@ -48,6 +48,7 @@ def test_quickstart_runs_every_stage_and_skips_them_again(tmp_path, capsys):
     assert len(report["nas"]["targets"]) == 2
     for name, t in report["nas"]["targets"].items():
         assert t["params"] <= int(name) <= teacher_params and (out / "nas" / "search" / t["model"] / "config.json").exists()
+    assert report["nas"]["targets"][min(report["nas"]["targets"], key=int)]["params"] < teacher_params
     assert "## NAS-BERT (--with nas)" in (out / "report.md").read_text()
     assert list(json.loads((out / "stages.json").read_text())["stages"]) == [*stages, "nas"]
 

@@ -219,10 +219,11 @@ def quickstart(profile: str = "cpu-quick", out: str | Path = "runs/quickstart", 
 
 
 def run_nas(teacher: Path, data, out: Path, p: Profile, device: str = "auto") -> dict:
-    """The tiny NAS-BERT space trained from ``teacher`` (an MLM model) and searched at half and three
-    quarters of its backbone parameters; returns each target's model with its MLM accuracy."""
+    """The tiny NAS-BERT space trained from ``teacher`` (an MLM model) and searched at two budgets, a
+    third and two thirds of the way from the smallest model its blocks make to the teacher's backbone
+    parameters; returns each target's model with its MLM accuracy."""
     from lvbert.recipes.common import read_json
-    from lvbert.recipes.nas import NasSearchConfig, NasTrainConfig, search_nas, train_nas
+    from lvbert.recipes.nas import NasSearchConfig, NasTrainConfig, load_nas_run, search_nas, train_nas
 
     steps = max(4, p.pretrain_steps // 2)
     cfg = NasTrainConfig(data=str(data), teacher=str(teacher), out=str(out / "train"), size="tiny", steps=steps,
@@ -231,7 +232,13 @@ def run_nas(teacher: Path, data, out: Path, p: Profile, device: str = "auto") ->
                          save_every=max(100, steps // 2), bf16=p.bf16, device=device)  # fmt: skip
     train_nas(cfg, resume=(out / "train" / "nas.json").exists())
     params = read_json(teacher / "summary.json")["params"]
-    targets = f"{params // 2},{params * 3 // 4}"
+    # two budgets between the smallest model the trained blocks can make and the teacher
+    space, teacher_model, _, _, _, rows = load_nas_run(out / "train")
+    tc = teacher_model.config
+    size = space.student_size(tc.embedding_size, tc.vocab_size, tc.max_position_embeddings, tc.type_vocab_size)
+    smallest = space.arch_params([min(r, key=lambda x: x["params"])["block"] for r in rows], size)
+    span = max(params - smallest, 0)
+    targets = f"{smallest + span // 3},{smallest + 2 * span // 3}"
     search_dir = out / "search"
     if not (search_dir / "results.json").exists():
         search_nas(NasSearchConfig(supernet=str(out / "train"), data=str(data), targets=targets, top=10,
