@@ -135,7 +135,7 @@ def main(argv=None) -> int:
         result["blocks"][n] = {"train_seconds": c["train_seconds"], "kept": len(c["candidates"]),
                                "best": c["candidates"][0]["block"], "best_dev_loss": c["candidates"][0]["dev_loss"]}  # fmt: skip
     result["recipe"] = args.recipe
-    (out / f"results_{args.recipe}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"results_{args.recipe}.json").write_text(json.dumps(result, indent=2) + "\n")  # experiments/results_nas.json
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=2))
     return 0
 
