@@ -79,6 +79,14 @@ def test_every_nas_arch_counts_exactly_and_adapters_have_their_shapes():
         assert tuple(net.outputs[f"w{w}"].weight.shape) == (64, w)
 
 
+def test_lvbert_space_refuses_projections():
+    from lvbert.errors import LvBertError
+    from lvbert.space import normalize_choices
+
+    with pytest.raises(LvBertError, match="NAS-BERT"):
+        normalize_choices("C A P(hidden=32)", 4)
+
+
 def test_block_parse_and_budgets():
     assert Block.parse("w64:C3,A,I") == Block(64, ("C3", "A", "I"))
     assert parse_budget("5M") == 5_000_000 and parse_budget("800K") == 800_000 and parse_budget("1200") == 1200
