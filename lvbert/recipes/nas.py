@@ -6,6 +6,7 @@ can be trained by separate jobs (``--blocks 0,1`` and ``--blocks 2,3`` on the sa
 Output folder:
 
     <out>/nas.json            the space, the teacher, the bins (what every block job shares)
+    <out>/run_config.yaml     the first job's options (what --resume DIR reads back)
     <out>/latency.json        the per-op latency table measured on this device
     <out>/block-N/            a training run: run_config.yaml, metrics.jsonl, tensorboard/, checkpoints/,
                               block.safetensors (the block supernet), shrink.jsonl (every round, every bin),
