@@ -126,16 +126,9 @@ def time_new(net, batch: dict, archs: list[str], warm: list[str] | None, batch_s
 
 
 def kendall_tau_b(x: list[float], y: list[float]) -> float:
-    n, s, tx, ty, pairs = len(x), 0, 0, 0, 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            a, b = x[i] - x[j], y[i] - y[j]
-            pairs += 1
-            tx += a == 0
-            ty += b == 0
-            s += (a > 0) - (a < 0) if b > 0 else ((a < 0) - (a > 0) if b < 0 else 0)
-    denom = ((pairs - tx) * (pairs - ty)) ** 0.5
-    return s / denom if denom else float("nan")
+    from scipy.stats import kendalltau
+
+    return float(kendalltau(x, y).statistic)
 
 
 def tau_bf16_vs_fp32(supernet_dir: str, data: str, candidates: int, sequences: int, batch_size: int) -> dict:

@@ -87,7 +87,7 @@ class NasLatencyTable:
         import torch
 
         from lvbert.modeling_lvbert import LvBertConfig, LvBertEmbeddings, make_sublayer
-        from lvbert.search.constraints import _time_ms, device_name
+        from lvbert.search.constraints import _time_ms, device_name, stack_ms
 
         dev = torch.device(device)
         config = LvBertConfig.from_size(size, arch="F")
@@ -97,15 +97,8 @@ class NasLatencyTable:
         for w in space.widths:
             x = torch.randn(batch_size, seq_len, w, generator=gen).to(dev)
             for t in space.op_tokens:
-                layers = torch.nn.ModuleList(make_sublayer(space.op(t, w), config, w) for _ in range(stack)).to(dev).eval()
-
-                def run(layers=layers, x=x):
-                    h = x
-                    for layer in layers:
-                        h = layer(h, None, None)
-                    return h
-
-                ops[f"w{w}_{t}"] = _time_ms(run, dev, "float32", repeats, warmup) / stack
+                layers = [make_sublayer(space.op(t, w), config, w) for _ in range(stack)]
+                ops[f"w{w}_{t}"] = stack_ms(layers, x, dev, "float32", repeats, warmup)
         projections = {}
         for w_in in [None, *space.widths]:
             d_in = size.embedding_size if w_in is None else w_in

@@ -403,8 +403,24 @@ def load_nas_run(folder):
     from safetensors.torch import load_file
 
     from lvbert.nas.latency import NasLatencyTable
-    from lvbert.nas.space import Block, NasSpace
     from lvbert.nas.supernet import NasBlock, sublayer_config
+
+    folder = Path(folder)
+    space, shared, rows = read_nas_run(folder)
+    teacher, tokenizer = _load_teacher(shared["teacher"])
+    lut = NasLatencyTable.from_dict(json.loads((folder / LATENCY_JSON).read_text()))
+    nets = []
+    for n in range(space.num_blocks):
+        net = NasBlock(space, teacher.config.hidden_size, sublayer_config(teacher.config, 0.0))
+        net.load_state_dict(load_file(str(folder / f"block-{n}" / "block.safetensors")))
+        nets.append(net.eval())
+    return space, teacher.eval(), tokenizer, lut, nets, rows
+
+
+def read_nas_run(folder) -> tuple:
+    """``(space, nas.json, rows)`` of a finished NAS run without loading any weights: per block, the
+    surviving candidates sorted by dev loss."""
+    from lvbert.nas.space import Block, NasSpace
 
     folder = Path(folder)
     if not (folder / NAS_JSON).is_file():
@@ -415,29 +431,18 @@ def load_nas_run(folder):
     if missing:
         raise LvBertError(f"{folder}: block(s) {missing} are not trained yet; run lvbert nas train --blocks "
                           f"{','.join(map(str, missing))} --resume {folder}")  # fmt: skip
-    teacher, tokenizer = _load_teacher(shared["teacher"])
-    lut = NasLatencyTable.from_dict(json.loads((folder / LATENCY_JSON).read_text()))
-    nets, rows = [], []
+    rows = []
     for n in range(space.num_blocks):
-        net = NasBlock(space, teacher.config.hidden_size, sublayer_config(teacher.config, 0.0))
-        net.load_state_dict(load_file(str(folder / f"block-{n}" / "block.safetensors")))
-        nets.append(net.eval())
         r = json.loads((folder / f"block-{n}" / "candidates.json").read_text())["candidates"]
         rows.append([{**x, "block": Block.parse(x["block"])} for x in sorted(r, key=lambda x: x["dev_loss"])])
-    return space, teacher.eval(), tokenizer, lut, nets, rows
+    return space, shared, rows
 
 
 def kendall_tau(x: list[float], y: list[float]) -> float:
-    """Kendall's tau-a of two rankings (NaN below two points)."""
-    n = len(x)
-    if n < 2:
-        return float("nan")
-    s = 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            a, b = x[i] - x[j], y[i] - y[j]
-            s += (a > 0) - (a < 0) if b > 0 else ((a < 0) - (a > 0) if b < 0 else 0)
-    return s / (n * (n - 1) / 2)
+    """Kendall's tau (scipy's tau-b); NaN below two points."""
+    from scipy.stats import kendalltau
+
+    return float(kendalltau(x, y).statistic) if len(x) >= 2 else float("nan")
 
 
 def search_nas(cfg: NasSearchConfig) -> Path:

@@ -223,7 +223,8 @@ def run_nas(teacher: Path, data, out: Path, p: Profile, device: str = "auto") ->
     third and two thirds of the way from the smallest model its blocks make to the teacher's backbone
     parameters; returns each target's model with its MLM accuracy."""
     from lvbert.recipes.common import read_json
-    from lvbert.recipes.nas import NasSearchConfig, NasTrainConfig, load_nas_run, search_nas, train_nas
+    from lvbert.model_dir import load_model_config
+    from lvbert.recipes.nas import NasSearchConfig, NasTrainConfig, read_nas_run, search_nas, train_nas
 
     steps = max(4, p.pretrain_steps // 2)
     cfg = NasTrainConfig(data=str(data), teacher=str(teacher), out=str(out / "train"), size="tiny", steps=steps,
@@ -233,8 +234,8 @@ def run_nas(teacher: Path, data, out: Path, p: Profile, device: str = "auto") ->
     train_nas(cfg, resume=(out / "train" / "nas.json").exists())
     params = read_json(teacher / "summary.json")["params"]
     # two budgets between the smallest model the trained blocks can make and the teacher
-    space, teacher_model, _, _, _, rows = load_nas_run(out / "train")
-    tc = teacher_model.config
+    space, _, rows = read_nas_run(out / "train")
+    tc = load_model_config(teacher)
     size = space.student_size(tc.embedding_size, tc.vocab_size, tc.max_position_embeddings, tc.type_vocab_size)
     smallest = space.arch_params([min(r, key=lambda x: x["params"])["block"] for r in rows], size)
     span = max(params - smallest, 0)

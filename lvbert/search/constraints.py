@@ -145,16 +145,7 @@ class LatencyTable:
         per_type = {}
         stack = size_cfg.num_slots
         for op in _measured_ops(ops, size_cfg):
-            layers = torch.nn.ModuleList(make_sublayer(op, config) for _ in range(stack)).to(dev).eval()
-
-            def run(layers=layers):
-                h = x
-                for layer in layers:  # no padding: the encoder passes attention_mask=None (its fastest path)
-                    h = layer(h, None, None)
-                return h
-
-            per_type[op.key] = _time_ms(run, dev, dtype, repeats, warmup) / stack
-            del layers
+            per_type[op.key] = stack_ms([make_sublayer(op, config) for _ in range(stack)], x, dev, dtype, repeats, warmup)
         return cls(
             per_type=per_type,
             embeddings=_time_ms(lambda: emb(ids), dev, dtype, repeats, warmup),
@@ -360,6 +351,23 @@ def _check(size, batch_size: int, seq_len: int, device: str, dtype: str, repeats
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise LvBertError(f"device {device} asked for but CUDA is not available")
     return size_cfg, dev
+
+
+def stack_ms(layers: list, x, device, dtype: str, repeats: int, warmup: int) -> float:
+    """Milliseconds per sub-layer of a stack of distinct ``layers`` run on ``x`` (see the module
+    docstring: one layer timed alone stays in cache). No padding: the encoder passes
+    ``attention_mask=None`` then (its fastest path)."""
+    import torch
+
+    stack = torch.nn.ModuleList(layers).to(device).eval()
+
+    def run():
+        h = x
+        for layer in stack:
+            h = layer(h, None, None)
+        return h
+
+    return _time_ms(run, device, dtype, repeats, warmup) / len(stack)
 
 
 def _time_ms(fn, device, dtype: str, repeats: int, warmup: int) -> float:
