@@ -25,6 +25,12 @@ mode with dropout:
   discriminator loss over all tokens, loss = MLM + 50 x RTD. The reference for the ``electra`` rows.
   With ``--archs bert`` our pair has exactly HF's parameter count (checked).
 
+**Model FLOPs utilisation** (``mfu``, the ``mlm`` rows): the FLOPs a step needs, 6 x (backbone
+multiply-accumulates per token x tokens + MLM head MACs x masked tokens), over the step time, as a
+share of the square-matmul peak of the same dtype measured in the same run (at the start and the
+end; the lower is used, so MFU is not flattered). HF's row counts the same needed FLOPs, so its MFU
+is lower by the work it spends on logits at unmasked positions.
+
 Batches are synthetic: random token ids, no padding, 15% of the positions chosen, 85% of
 those replaced by ``[MASK]`` (ELECTRA's masking), labels the original ids. Variants
 alternate step by step (the order flips every repetition) so that other load on the
@@ -49,12 +55,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining  # noqa: E402
 
-from lvbert.arch import GENERATOR_HIDDEN  # noqa: E402
+from lvbert.arch import GENERATOR_HIDDEN, count_macs, get_size  # noqa: E402
 from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM, LvBertForPreTraining  # noqa: E402
 from lvbert.objectives import ElectraPretrainer, electra_objective, mlm_objective, sample_tokens  # noqa: E402
 from lvbert.training.optim import build_optimizer  # noqa: E402
 
-from _machine import machine_info  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from _machine import machine_info, matmul_peak  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "pretrain.json"
 TARGET = 1.5
@@ -204,6 +210,8 @@ def main(argv=None) -> int:
     variants = {k: v for k, v in variants.items() if k.split(" ")[1] in objectives}
     batch = make_batch(args.batch, args.seq_len, args.vocab)
     tokens = args.batch * args.seq_len
+    masked = int((batch["labels"] != -100).sum())
+    peaks = {"start": {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}}
     rows = []
     t_start = time.time()
     for dtype in args.dtypes.split(","):
@@ -216,6 +224,16 @@ def main(argv=None) -> int:
         ref_name = variants[r["model"]][2]
         ref = next(x for x in rows if x["dtype"] == r["dtype"] and x["model"] == ref_name)
         r["vs_hf"] = round(r["tokens_per_s"] / ref["tokens_per_s"], 2)
+    peaks["end"] = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    size = get_size("small", vocab_size=args.vocab)
+    head_macs = size.hidden_size * size.embedding_size + size.embedding_size * args.vocab
+    for r in rows:
+        if r["objective"] == "mlm":
+            arch = r["model"][len("lvbert mlm ("):-1] if r["model"].startswith("lvbert") else "bert"
+            flops = 6 * (count_macs(arch, size, args.seq_len) * tokens + head_macs * masked)
+            peak = min(peaks["start"][r["dtype"]], peaks["end"][r["dtype"]])
+            r["model_tflops_per_step"] = round(flops / 1e12, 4)
+            r["mfu"] = round(flops / r["s_per_step"] / 1e12 / peak, 4)
     for r in rows:
         r["tokens_per_s"] = round(r["tokens_per_s"])
         r["s_per_step"] = round(r["s_per_step"], 3)
@@ -232,6 +250,7 @@ def main(argv=None) -> int:
                    "data": "synthetic random ids, no padding, 15% chosen, 85% of those [MASK]",
                    "step": "forward (autocast for bf16), backward, clip 1.0, AdamW (build_optimizer)"},
         "machine": info,
+        "matmul_peak_tflops": peaks,
         "throughput": rows,
     }
     print(markdown(result))
@@ -249,12 +268,17 @@ def markdown(result: dict) -> str:
         f"generator hidden {c['generator_hidden']}; {m['cpu']}, {m['cores']} cores, torch {m['torch']}, "
         f"transformers {m['transformers']}; load average {m['load_average_at_start']:.1f} -> {m['load_average_at_end']:.1f}.",
         "",
-        "| dtype | objective | model | parameters | s/step | tokens/s | vs HF |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| dtype | objective | model | parameters | s/step | tokens/s | vs HF | MFU |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
+    pk = result.get("matmul_peak_tflops")
+    if pk:
+        lines.insert(1, f"Matmul peak TFLOP/s (start -> end): fp32 {pk['start']['fp32']:.3f} -> {pk['end']['fp32']:.3f}, "
+                        f"bf16 {pk['start']['bf16']:.3f} -> {pk['end']['bf16']:.3f}.")
     for r in result["throughput"]:
+        mfu = f"{r['mfu']:.1%}" if "mfu" in r else ""
         lines.append(f"| {r['dtype']} | {r['objective']} | {r['model']} | {r['params']:,} | {r['s_per_step']:.3f} | "
-                     f"{r['tokens_per_s']:,} | {r['vs_hf']:.2f}x |")
+                     f"{r['tokens_per_s']:,} | {r['vs_hf']:.2f}x | {mfu} |")
     return "\n".join(lines)
 
 

@@ -259,9 +259,12 @@ class AttentionLayer(nn.Module):
             attn_bias = attention_bias(attention_mask)
         q, k, v = self.qkv(x).view(B, L, 3, self.num_heads, H // self.num_heads).permute(2, 0, 3, 1, 4)  # 3 x [B, N, L, d]
         scores = None
-        # SDPA has no CPU kernel with dropout: it would fall back to its math path, which draws
-        # Bernoulli masks (slow on CPU) and adds safe-softmax passes. The same math, by hand:
-        manual = return_scores or (self.training and self.attention_dropout > 0 and x.device.type == "cpu")
+        # On CPU the same math by hand beats SDPA in two cases: with dropout SDPA has no fused kernel and
+        # falls back to its math path, which draws Bernoulli masks (slow) and adds safe-softmax passes;
+        # in bfloat16 its flash kernel is ~3x slower than two GEMMs and a softmax at L = 64-128
+        # (benchmarks/bench_fitness.py measures it). In fp32 without dropout SDPA is as fast or faster.
+        cpu = x.device.type == "cpu"
+        manual = return_scores or (cpu and ((self.training and self.attention_dropout > 0) or q.dtype == torch.bfloat16))
         if manual:
             scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-1, -2))  # [B, N, L, L]
             if attn_bias is not None:

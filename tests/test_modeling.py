@@ -380,3 +380,21 @@ def test_training_attention_path_matches_sdpa():
         train_out = layer.train()(x, m)
         eval_out = layer.eval()(x, m)
         torch.testing.assert_close(train_out[mask.bool()], eval_out[mask.bool()], atol=1e-5, rtol=1e-5)
+
+
+def test_bf16_attention_on_cpu_matches_fp32():
+    """In bfloat16 on CPU the A sub-layer computes attention by hand (faster than SDPA's kernel there):
+    with padding it gives the fp32 SDPA result to bf16 precision, and padded keys get no weight."""
+    torch.manual_seed(0)
+    layer = LvBertModel(tiny_config("A")).encoder.slots[0].eval()
+    x = torch.randn(2, 24, 64)
+    mask = torch.ones(2, 24, dtype=torch.long)
+    mask[1, 15:] = 0
+    other = x.clone()
+    other[1, 15:] = torch.randn(9, 64)  # change only padded positions
+    with torch.no_grad():
+        ref = layer(x, mask)
+        fast = layer.to(torch.bfloat16)(x.bfloat16(), mask)
+        fast_other = layer(other.bfloat16(), mask)
+    torch.testing.assert_close(fast.float(), ref, atol=5e-2, rtol=5e-2)
+    torch.testing.assert_close(fast[1, :15], fast_other[1, :15], atol=0, rtol=0)
