@@ -164,6 +164,19 @@ def run_jobs(jobs: list[Job], workers: int, threads: int) -> None:
           flush=True)  # fmt: skip
     if not pending:
         return
+    if workers == 1:  # in this process, in list order
+        t0 = time.time()
+        while pending:
+            j = next((j for j in pending if all(d in done for d in j.deps)), None)
+            if j is None:
+                raise RuntimeError(f"jobs wait on dependencies that never finish: {[j.key for j in pending]}")
+            pending.remove(j)
+            started = time.time()
+            j.fn(*(a() if callable(a) else a for a in j.args))
+            done.add(j.key)
+            print(f"[{(time.time() - t0) / 60:6.1f} min] done {j.key} ({time.time() - started:.0f} s); {len(pending)} left",
+                  flush=True)  # fmt: skip
+        return
     import multiprocessing as mp
 
     running: dict = {}
