@@ -362,6 +362,14 @@ def test_fast_dropout_keep_rate_and_scale():
     y = fast_dropout(x, 0.1)
     kept = y != 0
     assert abs(kept.float().mean().item() - 0.9) < 0.005
+    # the CPU mask: four 16-bit uniforms per 64 random bits; rates, lanes independent, any size
+    for p in (0.02, 0.1, 0.5):
+        k = (fast_dropout(torch.ones(1_000_003), p) != 0).float()
+        assert abs(k.mean().item() - (1 - p)) < 4 * math.sqrt(p * (1 - p) / k.numel())
+        both = (k[:-1:2] * k[1::2]).mean().item()  # neighbours come from the same 64 bits
+        assert abs(both - (1 - p) ** 2) < 0.004
+    a, b = fast_dropout(torch.ones(7, 5, dtype=torch.bfloat16), 0.5), fast_dropout(torch.ones(7, 5), 0.5)
+    assert a.shape == (7, 5) and a.dtype == torch.bfloat16 and not torch.equal(a.float() != 0, b != 0)
     torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / 0.9))
     d = Dropout(0.1).eval()
     assert d(x) is x and isinstance(d, torch.nn.Dropout)
