@@ -244,7 +244,10 @@ def bootstrap_tau(x: list[float], y: list[float], n: int = 2000, seed: int = 0) 
 
 
 def slug(arch: str) -> str:
-    return arch if len(arch) <= 40 else f"{arch[:32]}-{abs(hash(arch)) % 10**6}"
+    """A folder name for an arch: the letters themselves, or a stable digest when they are long."""
+    import hashlib
+
+    return arch if len(arch) <= 40 else f"{arch[:32]}-{hashlib.sha256(arch.encode()).hexdigest()[:10]}"
 
 
 # ----------------------------------------------------------------------------- main
@@ -264,7 +267,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from lvbert.arch import count_params, get_size, parse_arch
-    from lvbert.data.demo import demo_dir, fetch_demo
+    from lvbert.data.demo import fetch_demo
     from lvbert.data.packed import load_manifest
     from lvbert.space import SearchSpace
 
@@ -277,9 +280,9 @@ def main(argv=None) -> int:
     size = get_size(b.size, vocab_size=vocab)
     bert = parse_arch("bert", size.num_slots)
     budget_params = count_params(bert, size)
-    demo = demo_dir() if args.ood else fetch_demo(progress=False)
+    demo = fetch_demo(progress=False)  # polarity and the out-of-domain text (already there: nothing is fetched)
     ood = str(Path(args.ood).resolve()) if args.ood else str(demo / "ood" / "newsgroups.txt")
-    task_dir = str(demo_dir() / "tasks" / "polarity")
+    task_dir = str(demo / "tasks" / "polarity")
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
     settings_file = out / "settings.json"
     settings = {"budget": args.budget, "settings": asdict(b), "seed": args.seed, "data": data, "ood": ood}
