@@ -221,14 +221,10 @@ def mean_interval(xs: list[float]) -> dict:
             "median": statistics.median(xs), "values": list(xs)}  # fmt: skip
 
 
-def kendall_tau(x: list[float], y: list[float]) -> float:
-    from scipy.stats import kendalltau
-
-    return float(kendalltau(x, y).statistic)
-
-
 def bootstrap_tau(x: list[float], y: list[float], n: int = 2000, seed: int = 0) -> list[float]:
     """95 % percentile interval of Kendall tau, resampling architectures with replacement."""
+    from lvbert.recipes.nas import kendall_tau
+
     rng = random.Random(seed)
     taus = []
     idx = range(len(x))
@@ -326,23 +322,13 @@ def main(argv=None) -> int:
         jobs.append(Job(f"search {tag} seed {s}", job_search, (str(search_dir(tag, s)), data, b, str(out / f"supernet-{allowed}"),
                         strategy, max_params, s, args.device), (f"supernet {allowed}",), search_dir(tag, s) / "result.json"))  # fmt: skip
     for seed in range(b.seeds):
-        seen: set[str] = set()
         for name, a in archs.items():
-            if a in searches:
-                deps = (f"search {a} seed 0",)
-                arch = (lambda name=name: arch_of(name))
-                marker = None
-            else:
-                deps, arch, marker = (), a, model_dir(a, seed) / "result.json"
-                if a in seen:
-                    continue
-                seen.add(a)
-            # a searched arch's folder is known only after its search: the job's marker is a name's own file
-            key = f"model {name} seed {seed}"
-            marker = marker or out / "names" / f"{slug(name)}-s{seed}.done"
-            jobs.append(Job(key, _job_named_model, (str(out), name, arch, seed, data, b, ood, task_dir, args.device), deps,
-                            marker, lock=lambda a: f"{a[2]} seed {a[3]}"))  # fmt: skip
-    # searched-arch models first within a seed once their search is done; then everything of the next seed
+            searched = a in searches  # its arch is read when its search has ended
+            arch = (lambda name=name: arch_of(name)) if searched else a
+            jobs.append(Job(f"model {name} seed {seed}", _job_named_model,
+                            (str(out), name, arch, seed, data, b, ood, task_dir, args.device),
+                            (f"search {a} seed 0",) if searched else (), out / "names" / f"{slug(name)}-s{seed}.done",
+                            lock=lambda a: f"{a[2]} seed {a[3]}"))  # fmt: skip
     if not args.render_only:
         t0 = time.time()
         run_jobs(jobs, args.workers, threads)
@@ -380,6 +366,7 @@ def collect(out: Path, b: Budget, archs: dict, searches: dict, search_runs: list
     from lvbert.arch import count_params
     from lvbert.data.masking import MaskingConfig, fixed_mask_validation
     from lvbert.objectives import unigram_accuracy
+    from lvbert.recipes.nas import kendall_tau
     from lvbert.search.fitness import SupernetFitness
     from lvbert.supernet import LvBertSupernet
     from lvbert.training.distributed import pick_device
@@ -420,17 +407,11 @@ def collect(out: Path, b: Budget, archs: dict, searches: dict, search_runs: list
         models.append(m)
     res["models"] = models
     unique = list({m["arch"]: m for m in models if m["supernet_fitness"] is not None}.values())
-    if len(unique) >= 3:
-        xs = [m["supernet_fitness"] for m in unique]
-        ys = [m["mlm_accuracy"]["mean"] for m in unique]
-        res["kendall_tau"] = {"tau": kendall_tau(xs, ys), "ci95": bootstrap_tau(xs, ys), "architectures": len(xs)}
-        c_only = [m for m in unique if "C" in m["arch"]]
-        if len(c_only) >= 3:
-            res["kendall_tau_with_C"] = {"tau": kendall_tau([m["supernet_fitness"] for m in c_only],
-                                                            [m["mlm_accuracy"]["mean"] for m in c_only]),
-                                         "ci95": bootstrap_tau([m["supernet_fitness"] for m in c_only],
-                                                               [m["mlm_accuracy"]["mean"] for m in c_only]),
-                                         "architectures": len(c_only)}  # fmt: skip
+    for key, group in (("kendall_tau", unique), ("kendall_tau_with_C", [m for m in unique if "C" in m["arch"]])):
+        if len(group) >= 3:
+            xs = [m["supernet_fitness"] for m in group]
+            ys = [m["mlm_accuracy"]["mean"] for m in group]
+            res[key] = {"tau": kendall_tau(xs, ys), "ci95": bootstrap_tau(xs, ys), "architectures": len(xs)}
     # a run's curve is validated on masks drawn from its own seed: its plateau is that set's unigram accuracy
     res["unigram_accuracy_per_seed"] = [unigram_accuracy(fixed_mask_validation(data, b.valid_sequences, seed=k,
                                                                                config=MaskingConfig()))
@@ -546,7 +527,7 @@ def render(r: dict) -> str:
 
     def row(label: str, names: list[str]) -> str:
         ms = list({by_name[n]["arch"]: by_name[n] for n in names}.values())  # names that share an arch count once
-        vals = [v for m in ms for v in _values(m)]
+        vals = [v for m in ms for v in m["mlm_accuracy"]["values"]]
         return f"| {label} | {len(ms)} archs, {len(vals)} runs | {_ci(mean_interval(vals)) if vals else 'n/a'} |"
 
     af = [m["name"] for m in r["models"] if set(m["arch"]) <= set("AF")]
@@ -555,17 +536,17 @@ def render(r: dict) -> str:
               row("searched {A,F}", group(["searched {A,F}"])), row("searched {A,F,C}", group(["searched {A,F,C}"])),
               row("every A/F-only arch", af), row("every arch with C", afc), ""]  # fmt: skip
     if "searched {A,F}" in by_name and "searched {A,F,C}" in by_name:
-        lines += [f"Searched {{A,F,C}} minus searched {{A,F}}: {_diff(_stat(by_name['searched {A,F,C}']), _stat(by_name['searched {A,F}']))} "
+        lines += [f"Searched {{A,F,C}} minus searched {{A,F}}: {_diff(by_name['searched {A,F,C}']['mlm_accuracy'], by_name['searched {A,F}']['mlm_accuracy'])} "
                   "(Welch's t test over the seeds).", ""]  # fmt: skip
     order = group(["interleaved (bert)", "sandwich", "random (budget)", "searched {A,F,C} (budget)"])
     if order:
         lines += ["### (b) Orders at the matched parameter budget", "",
                   "| model | params | MLM accuracy | minus interleaved (p) | out-of-domain | polarity median |",
                   "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
-        base = _stat(by_name[order[0]]) if order[0] == "interleaved (bert)" else None
+        base = by_name[order[0]]["mlm_accuracy"] if order[0] == "interleaved (bert)" else None
         for n in order:
             m = by_name[n]
-            d = _diff(_stat(m), base) if base and n != order[0] else ""
+            d = _diff(m["mlm_accuracy"], base) if base and n != order[0] else ""
             lines.append(f"| {n} | {m['params']:,} | {_ci(m['mlm_accuracy'])} | {d} | {_ci(m['ood_mlm_accuracy'])} | "
                          f"{100 * m['polarity_dev_accuracy']['median']:.2f} |")
         lines.append("")
@@ -592,14 +573,6 @@ def render(r: dict) -> str:
                          f"({kt['architectures']}): **{kt['tau']:.3f}**, 95 % bootstrap interval "
                          f"[{kt['ci95'][0]:.3f}, {kt['ci95'][1]:.3f}].")  # fmt: skip
     return "\n".join(lines) + "\n\n"
-
-
-def _values(m: dict) -> list[float]:
-    return m["mlm_accuracy"].get("values", [])
-
-
-def _stat(m: dict) -> dict:
-    return m["mlm_accuracy"]
 
 
 if __name__ == "__main__":
