@@ -57,8 +57,8 @@ PROFILES = {
     # unigram plateau after ~400 steps and separates archs only well after it (docs/img/quickstart_plateau.png).
     "cpu-quick": Profile("tiny size, 12 slots, ~8 minutes on 2 CPU cores", num_slots=12, supernet_steps=4000,
                          population=40, generations=4, parents=8, mutations=16, crossovers=16),
-    # ~1 hour on 2 CPU cores: numbers worth reading at tiny scale.
-    "cpu": Profile("tiny size, ~1 hour on 2 CPU cores", seq_len=128, vocab_size=8192, supernet_steps=4000,
+    # 81 minutes on 2 quiet CPU cores (docs/quickstart.md): numbers worth reading at tiny scale.
+    "cpu": Profile("tiny size, ~80 minutes on 2 CPU cores", seq_len=128, vocab_size=8192, supernet_steps=4000,
                    population=16, generations=8, parents=4, mutations=8, crossovers=8, valid_sequences=512,
                    pretrain_steps=3000, finetune_epochs=3, lr=1e-3),
     # ~30 minutes on one H100: the paper's small size on the demo corpus.
