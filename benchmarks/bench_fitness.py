@@ -107,12 +107,15 @@ def time_plain(net, batch: dict, archs: list[str], batch_size: int, bf16: bool) 
 
 
 def time_new(net, batch: dict, archs: list[str], warm: list[str] | None, batch_size: int, bf16: bool, cache_mb: float,
-             head_rows: int, probe: str) -> dict:  # fmt: skip
-    fit = SupernetFitness(net, batch, batch_size=batch_size, bf16=bf16, cache_mb=cache_mb, head_rows=head_rows)
+             head_rows: int, probe: str, compile: bool = False) -> dict:  # fmt: skip
+    fit = SupernetFitness(net, batch, batch_size=batch_size, bf16=bf16, cache_mb=cache_mb, head_rows=head_rows,
+                          compile=compile)  # fmt: skip
+    t0 = time.perf_counter()
     if warm:
         fit(warm)  # the previous generation, as the search has just evaluated it
     else:
         fit.evaluate(probe)  # warm-up (an arch outside the workload): allocator, kernels, embeddings
+    warm_seconds = time.perf_counter() - t0  # with compile: the graphs are built here
     before = fit.cache_info()
     t0 = time.perf_counter()
     fit(archs)
@@ -122,7 +125,7 @@ def time_new(net, batch: dict, archs: list[str], warm: list[str] | None, batch_s
     reused = info["slots_reused"] - before["slots_reused"]
     return {"candidates": len(archs), "seconds": seconds, "candidates_per_second": len(archs) / seconds,
             "slots_reused_share": reused / max(computed + reused, 1), "cache_bytes": info["bytes"],
-            "cache_evictions": info["evictions"]}  # fmt: skip
+            "cache_evictions": info["evictions"], "warm_up_seconds": warm_seconds}  # fmt: skip
 
 
 def kendall_tau_b(x: list[float], y: list[float]) -> float:
@@ -131,8 +134,10 @@ def kendall_tau_b(x: list[float], y: list[float]) -> float:
     return float(kendalltau(x, y).statistic)
 
 
-def tau_bf16_vs_fp32(supernet_dir: str, data: str, candidates: int, sequences: int, batch_size: int) -> dict:
-    """Kendall tau between the fp32 and bf16 fitness (and loss) of random archs on a trained supernet."""
+def tau_bf16_vs_fp32(supernet_dir: str, data: str, candidates: int, sequences: int, batch_size: int,
+                     compile: bool = False) -> dict:  # fmt: skip
+    """Kendall tau between the fp32 and bf16 fitness (and loss) of random archs on a trained supernet;
+    with ``compile`` also between the compiled and the eager bf16 fitness."""
     from lvbert.data.masking import MaskingConfig, fixed_mask_validation
     from lvbert.data.packed import open_data
     from lvbert.recipes.search import supernet_identity, trained_space
@@ -151,6 +156,12 @@ def tau_bf16_vs_fp32(supernet_dir: str, data: str, candidates: int, sequences: i
     fp32 = SupernetFitness(net, valid, batch_size=batch_size)(archs)
     bf16 = SupernetFitness(net, valid, batch_size=batch_size, bf16=True)(archs)
     f32, f16 = [r["fitness"] for r in fp32], [r["fitness"] for r in bf16]
+    compiled = None
+    if compile:
+        fc = [r["fitness"] for r in SupernetFitness(net, valid, batch_size=batch_size, bf16=True, compile=True)(archs)]
+        compiled = {"kendall_tau_fitness_vs_eager_bf16": kendall_tau_b(f16, fc),
+                    "max_abs_fitness_diff_vs_eager_bf16": max(abs(a - b) for a, b in zip(f16, fc)),
+                    "best_compiled_bf16": archs[max(range(candidates), key=lambda i: fc[i])]}  # fmt: skip
     top = max(1, candidates // 10)
     best32 = set(sorted(range(candidates), key=lambda i: -f32[i])[:top])
     best16 = set(sorted(range(candidates), key=lambda i: -f16[i])[:top])
@@ -167,6 +178,7 @@ def tau_bf16_vs_fp32(supernet_dir: str, data: str, candidates: int, sequences: i
         "max_abs_fitness_diff": max(abs(a - b) for a, b in zip(f32, f16)),
         "best_fp32": archs[max(range(candidates), key=lambda i: f32[i])],
         "best_bf16": archs[max(range(candidates), key=lambda i: f16[i])],
+        "compiled": compiled,
         "seconds": time.perf_counter() - t0,
     }
 
@@ -187,6 +199,7 @@ def main(argv=None) -> int:
     p.add_argument("--head-rows", type=int, default=DEFAULT_HEAD_ROWS, help=f"MLM head block (default {DEFAULT_HEAD_ROWS})")
     p.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated (default float32,bfloat16)")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    p.add_argument("--compile", action="store_true", help="also time SupernetFitness(compile=True) (torch.compile)")
     p.add_argument("--tau-supernet", help="trained supernet folder: also measure Kendall tau bf16 vs fp32")
     p.add_argument("--tau-data", help="prepared data folder of that supernet (its valid split)")
     p.add_argument("--tau-candidates", type=int, default=50, help="random archs for Kendall tau (default 50)")
@@ -231,21 +244,28 @@ def main(argv=None) -> int:
             flops = sum(flops_per_candidate(a, size, args.seq_len, tokens, masked) for a in archs) / len(archs)
             plain = time_plain(net, batch, archs[: args.plain_candidates], args.batch_size, bf16)
             new = time_new(net, batch, archs, warm, args.batch_size, bf16, args.cache_mb, args.head_rows, probe)
-            for path, r in (("plain", plain), ("new", new)):
+            paths = [("plain", plain), ("new", new)]
+            if args.compile:
+                paths.append(("compiled", time_new(net, batch, archs, warm, args.batch_size, bf16, args.cache_mb,
+                                                   args.head_rows, probe, compile=True)))  # fmt: skip
+            for path, r in paths:
                 r["effective_tflops"] = r["candidates_per_second"] * flops / 1e12
                 r["efficiency_vs_peak"] = r["effective_tflops"] / peaks["start"][dtype]
-            rows.append({"workload": name, "dtype": dtype, "plain": plain, "new": new,
+            rows.append({"workload": name, "dtype": dtype, **dict(paths),
                          "speedup": new["candidates_per_second"] / plain["candidates_per_second"],
                          "flops_per_candidate": flops})  # fmt: skip
+            compiled = rows[-1].get("compiled")
             print(f"  plain {plain['candidates_per_second']:.3f}/s, new {new['candidates_per_second']:.3f}/s "
-                  f"(x{rows[-1]['speedup']:.2f}, {new['slots_reused_share']:.0%} of slot passes reused)",
+                  f"(x{rows[-1]['speedup']:.2f}, {new['slots_reused_share']:.0%} of slot passes reused)"
+                  + (f", compiled {compiled['candidates_per_second']:.3f}/s" if compiled else ""),
                   file=sys.stderr, flush=True)  # fmt: skip
     peaks["end"] = {"float32": matmul_peak(torch.float32), "bfloat16": matmul_peak(torch.bfloat16)}
 
     tau = None
     if args.tau_supernet:
         print("Kendall tau bf16 vs fp32 ...", file=sys.stderr, flush=True)
-        tau = tau_bf16_vs_fp32(args.tau_supernet, args.tau_data, args.tau_candidates, args.tau_sequences, args.batch_size)
+        tau = tau_bf16_vs_fp32(args.tau_supernet, args.tau_data, args.tau_candidates, args.tau_sequences, args.batch_size,
+                               compile=args.compile)  # fmt: skip
 
     result = {
         "benchmark": "fitness",
@@ -286,18 +306,25 @@ def markdown(result: dict) -> str:
         f"matmul peak TFLOP/s: fp32 {pk['start']['float32']:.3f} -> {pk['end']['float32']:.3f}, "
         f"bf16 {pk['start']['bfloat16']:.3f} -> {pk['end']['bfloat16']:.3f} (start -> end)",
         "",
-        "| workload | dtype | plain cand/s | new cand/s | speed-up | slot passes reused | new: share of peak |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| workload | dtype | plain cand/s | new cand/s | speed-up | slot passes reused | new: share of peak "
+        "| compiled cand/s (warm-up s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["fitness_speed"]:
+        c = r.get("compiled")
+        compiled = f"{c['candidates_per_second']:.3f} ({c['warm_up_seconds']:.0f})" if c else "not run"
         lines.append(f"| {r['workload']} | {r['dtype']} | {r['plain']['candidates_per_second']:.3f} "
                      f"| {r['new']['candidates_per_second']:.3f} | {r['speedup']:.2f}x "
-                     f"| {r['new']['slots_reused_share']:.0%} | {r['new']['efficiency_vs_peak']:.0%} |")  # fmt: skip
+                     f"| {r['new']['slots_reused_share']:.0%} | {r['new']['efficiency_vs_peak']:.0%} | {compiled} |")  # fmt: skip
     t = result["kendall_tau"]
     if t:
         lines += ["", f"Kendall tau bf16 vs fp32 over {t['candidates']} random archs ({t['supernet']}, "
                       f"{t['valid_sequences']} x {t['seq_len']}): fitness {t['kendall_tau_fitness']:.3f}, "
                       f"loss {t['kendall_tau_loss']:.3f}, top-10% overlap {t['top10pct_overlap']:.0%}"]  # fmt: skip
+        if t.get("compiled"):
+            c = t["compiled"]
+            lines.append(f"Compiled vs eager bf16: Kendall tau {c['kendall_tau_fitness_vs_eager_bf16']:.3f}, "
+                         f"largest fitness difference {c['max_abs_fitness_diff_vs_eager_bf16']:.4f}")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -8,7 +8,9 @@ in a fresh process for each setting, because OpenMP reads its settings when torc
 - ``2 threads, passive``: ``OMP_WAIT_POLICY=PASSIVE`` (idle threads sleep instead of spinning);
 - ``2 threads, spin N``: ``GOMP_SPINCOUNT=N`` (GNU OpenMP spins N times before sleeping; 300,000
   by default);
-- ``lvbert default``: what ``import lvbert`` sets up when the user has set nothing.
+- ``lvbert default``: what the ``lvbert`` command sets up when the user has set nothing: the short
+  spin of ``import lvbert`` and the thread governor (``lvbert/threads.py``), ticked after every
+  step as the training loop does.
 
 under three conditions: a quiet machine, a busy Python loop on the side, and a competing
 torch job (another process training at 2 threads, the usual case of two runs or a test
@@ -38,6 +40,9 @@ _STEP = r"""
 import json, sys, time
 import lvbert  # noqa: F401  (lvbert's own threading defaults apply here when the variant keeps them)
 import torch
+from lvbert import threads as governor
+if governor.wanted_by_default(None):  # what the lvbert command does without --threads / OMP_NUM_THREADS
+    governor.enable()
 from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM
 steps = int(sys.argv[1])
 torch.manual_seed(0)
@@ -45,12 +50,13 @@ model = LvBertForMaskedLM(LvBertConfig.from_size("tiny", arch="lv-bert-small"))
 opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 ids = torch.randint(5, 4096, (32, 64)); labels = torch.full_like(ids, -100); sel = torch.rand(ids.shape) < 0.15
 labels[sel] = ids[sel]
-times = []
+times, counts = [], []
 for i in range(steps + 3):
     t0 = time.perf_counter()
     model(input_ids=ids, labels=labels).loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
-    if i >= 3: times.append(time.perf_counter() - t0)
-print(json.dumps({"ms": [1000 * t for t in times], "threads": torch.get_num_threads(),
+    if i >= 3: times.append(time.perf_counter() - t0); counts.append(torch.get_num_threads())
+    governor.tick()  # as the training loop does after every step
+print(json.dumps({"ms": [1000 * t for t in times], "threads": torch.get_num_threads(), "threads_per_step": counts,
                   "wait_policy": __import__("os").environ.get("OMP_WAIT_POLICY"),
                   "spin_count": __import__("os").environ.get("GOMP_SPINCOUNT")}))
 """
@@ -106,6 +112,7 @@ def main(argv=None) -> int:
                 table.setdefault(name, {})[cond] = {"median_ms": round(statistics.median(r["ms"]), 1),
                                                     "threads": r["threads"], "wait_policy": r["wait_policy"]}  # fmt: skip
                 table[name][cond]["spin_count"] = r.get("spin_count")
+                table[name][cond]["threads_per_step"] = r.get("threads_per_step")
                 print(f"{cond:<34} {name:<22} {table[name][cond]['median_ms']:>8.1f} ms "
                       f"({r['threads']} threads, wait {r['wait_policy']}, spin {r.get('spin_count')})", flush=True)  # fmt: skip
         finally:

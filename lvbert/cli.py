@@ -42,7 +42,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lvbert", description="LV-BERT: layer-variety BERT encoders.")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
-                        help="CPU threads of torch for this command (default: torch's, the machine's cores)")  # fmt: skip
+                        help="CPU threads of torch for this command (default: torch's, one per core, fewer while other "
+                             "processes keep them busy: see lvbert/threads.py)")  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMAND_MODULES:
@@ -82,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    from lvbert import threads
+
+    if threads.wanted_by_default(args.threads):
+        threads.enable()  # the training loop adapts the thread count to other load (lvbert/threads.py)
     try:
         with OneLineWarnings():
             return int(args.func(args) or 0)

@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 supernet_mod = pytest.importorskip("lvbert.supernet")
 
 from lvbert.objectives.mlm import evaluate_mlm  # noqa: E402
-from lvbert.search.fitness import PrefixCache, SupernetFitness  # noqa: E402
+from lvbert.search.fitness import PrefixCache, SupernetFitness, cxx_compiler  # noqa: E402
 from lvbert.space import SearchSpace  # noqa: E402
 
 SLOTS = 6
@@ -144,3 +144,37 @@ def test_bad_settings_and_archs_are_refused():
 
     with pytest.raises(LvBertError, match="slot"):
         SupernetFitness(net, batch)(["CAF", "CAFCAF"])
+
+
+@pytest.mark.skipif(not cxx_compiler(), reason="torch.compile (inductor) on CPU needs a C++ compiler")
+@pytest.mark.parametrize("bf16", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_compiled_fitness_is_exact_among_itself_and_close_to_eager(bf16):
+    """``compile=True``: the cache, the order and the chunks seen before change no number; against
+    the eager path the numbers differ by rounding only."""
+    net, batch = tiny_supernet(), valid_batch()
+    archs = evolution_like_archs(8)
+    kw = dict(batch_size=4, bf16=bf16, head_rows=5)
+    eager = SupernetFitness(net, batch, **kw)(archs)
+    compiled = SupernetFitness(net, batch, compile=True, **kw)
+    first = compiled(archs)
+    assert compiled._compiled  # the compiled sub-layers did run
+    assert SupernetFitness(net, batch, compile=True, cache_mb=0, **kw)(archs[::-1])[::-1] == first
+    assert [compiled.evaluate(a) for a in reversed(archs)] == first[::-1]
+    for c, e in zip(first, eager):
+        assert c["masked"] == e["masked"]
+        assert abs(c["fitness"] - e["fitness"]) <= 2 / e["masked"]  # at most two near-ties flipped
+        assert c["loss"] == pytest.approx(e["loss"], rel=1e-2 if bf16 else 1e-4)
+
+
+def test_compile_without_a_cxx_compiler_is_a_clear_error(monkeypatch):
+    import shutil
+
+    from lvbert.errors import LvBertError
+    from lvbert.recipes.search import SearchRunConfig
+
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(ValueError, match="needs a C.. compiler"):
+        SupernetFitness(tiny_supernet(), valid_batch(), compile=True)
+    with pytest.raises(LvBertError, match="--compile needs a C.. compiler"):
+        SearchRunConfig(supernet="sn", data="d", compile=True)

@@ -71,6 +71,8 @@ class SearchRunConfig:
     fitness_chunk: int = _h("archs per fitness call and process: the prefix cache reuses slot outputs among the archs "
                             "of one call (a generation's children share long prefixes); history.jsonl grows by this "
                             "many, so a kill loses at most this many evaluations", default=10)  # fmt: skip
+    compile: bool = _h("torch.compile the sub-layers for the fitness (inductor; on CPU it needs a C++ compiler): "
+                       "faster after seconds of compiling, numbers equal to the eager ones to rounding", default=False)
     device: str = _h("auto, cpu, cuda", default="auto")
     progress: bool = _h("one line per generation on stderr", default=True)
 
@@ -95,6 +97,12 @@ class SearchRunConfig:
             ok = False
         if not ok:
             raise LvBertError(f"--cache-mb must be a number of MiB >= 0 (0 turns the cache off), got {self.cache_mb!r}")
+        if self.compile and self.device != "cuda":
+            from lvbert.search.fitness import cxx_compiler
+
+            if cxx_compiler() is None:
+                raise LvBertError("--compile needs a C++ compiler on CPU (torch.compile's inductor backend): "
+                                  "install g++ (or set CXX), or drop --compile")  # fmt: skip
         self.evolution_config()  # population, generations, ...: one-line errors now, not after loading
         self.limits()
         parse_type_counts(self.min_counts, "--min-counts")
@@ -287,13 +295,12 @@ def search(cfg: SearchRunConfig, resume: bool = False, fitness_fn=None):
     :class:`~lvbert.search.fitness.SupernetFitness` spread over the processes.
     """
     from lvbert.data.masking import MaskingConfig, fixed_mask_validation
+    from lvbert.data.packed import open_data
     from lvbert.objectives.mlm import unigram_accuracy
     from lvbert.search.evolution import run_search
     from lvbert.search.fitness import SupernetFitness, distributed_fitness
     from lvbert.search.report import summary_table
     from lvbert.training.distributed import broadcast_object, cleanup, setup_distributed
-
-    from lvbert.data.packed import open_data
 
     supernet_dir = check_supernet_dir(cfg.supernet)
     out = check_out_dir(cfg.out)
@@ -339,6 +346,8 @@ def search(cfg: SearchRunConfig, resume: bool = False, fitness_fn=None):
             "mask_mode": sn_ident["mask_mode"],
             "bf16": cfg.bf16,
         }
+        if cfg.compile:  # compiled numbers differ from the eager ones by rounding: a resume must not mix them
+            identity["compile"] = True
         if fitness_fn is None:
             from lvbert.supernet import LvBertSupernet
 
@@ -346,7 +355,7 @@ def search(cfg: SearchRunConfig, resume: bool = False, fitness_fn=None):
             if list(supernet.allowed) != trained_space(supernet_dir).allowed:
                 raise LvBertError(f"{supernet_dir}: space.json disagrees with the supernet's config.json (allowed types)")
             fitness_fn = SupernetFitness(supernet, valid, batch_size=cfg.batch_size, bf16=cfg.bf16,
-                                         cache_mb=float(cfg.cache_mb))  # fmt: skip
+                                         cache_mb=float(cfg.cache_mb), compile=cfg.compile)  # fmt: skip
         result = run_search(
             space,
             distributed_fitness(fitness_fn),

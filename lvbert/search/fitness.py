@@ -38,6 +38,17 @@ DEFAULT_CACHE_MB = 512.0
 DEFAULT_HEAD_ROWS = 128
 
 
+def cxx_compiler() -> str | None:
+    """The C++ compiler torch.compile's CPU backend would use (``$CXX``, else g++, c++ or clang++), or None."""
+    import os
+    import shutil
+
+    for name in (os.environ.get("CXX"), "g++", "c++", "clang++"):
+        if name and shutil.which(name):
+            return name
+    return None
+
+
 class PrefixCache:
     """Tensors under a byte budget, evicted least recently used first.
 
@@ -137,6 +148,11 @@ class SupernetFitness:
         cache_mb: byte budget of the prefix cache in MiB (0: no reuse between archs; the
             embeddings' output, N x L x H, is kept regardless).
         head_rows: masked positions per block of the MLM head's vocabulary projection.
+        compile: run every slot's sub-layer through ``torch.compile`` (inductor; on CPU it needs a C++
+            compiler). One graph per sub-layer type, built on the first call (seconds); the sub-layers'
+            elementwise work is fused, so the numbers agree with the eager path to the dtype's
+            rounding, not bit for bit (``tests/test_search_cache.py`` bounds the difference). The
+            cache, the order and the grouping still change nothing.
 
     Calling it with several archs evaluates them together in prefix order (the results come
     back in the given order); with one arch it is :meth:`evaluate`. Numbers never depend on
@@ -145,7 +161,8 @@ class SupernetFitness:
     """
 
     def __init__(self, supernet: torch.nn.Module, valid_batch: dict, batch_size: int = 64, bf16: bool = False,
-                 cache_mb: float = DEFAULT_CACHE_MB, head_rows: int = DEFAULT_HEAD_ROWS) -> None:  # fmt: skip
+                 cache_mb: float = DEFAULT_CACHE_MB, head_rows: int = DEFAULT_HEAD_ROWS,
+                 compile: bool = False) -> None:  # fmt: skip
         if "input_ids" not in valid_batch or "labels" not in valid_batch:
             raise ValueError("valid_batch needs 'input_ids' and 'labels'")
         if batch_size <= 0:
@@ -154,6 +171,9 @@ class SupernetFitness:
             raise ValueError(f"cache_mb must be >= 0 (0 turns the prefix cache off), got {cache_mb}")
         if head_rows <= 0:
             raise ValueError(f"head_rows must be positive, got {head_rows}")
+        if compile and next(supernet.parameters()).device.type == "cpu" and cxx_compiler() is None:
+            raise ValueError("compile=True needs a C++ compiler on CPU (torch.compile's inductor backend): "
+                             "install g++ (or set CXX), or leave compiling off")  # fmt: skip
         self.supernet = supernet
         self.batch = {k: valid_batch[k] for k in BATCH_KEYS if valid_batch.get(k) is not None}
         n = {v.shape[0] for v in self.batch.values()}
@@ -163,6 +183,8 @@ class SupernetFitness:
         self.batch_size = batch_size
         self.bf16 = bf16
         self.head_rows = head_rows
+        self.compile = bool(compile)
+        self._compiled: dict = {}  # (slot, op key) -> the compiled sub-layer
         self.cache = PrefixCache(int(cache_mb * 2**20))
         self.slots_computed = self.slots_reused = 0  # slot forward passes run / skipped thanks to the cache
         self._pass = 0  # one per (chunk, path) evaluated: the cache's recency
@@ -249,8 +271,31 @@ class SupernetFitness:
         self._chunks = chunks
         return chunks
 
-    def _head(self, h: torch.Tensor, chunk: dict) -> tuple[int, float]:
-        """(correct, summed cross-entropy) of the MLM head at the chunk's masked positions."""
+    def _sublayer(self, i: int, key: str):
+        """Slot ``i``'s sub-layer ``key``, compiled once under ``compile``. Static shapes: every input
+        shape (a partial last chunk, a chunk with padding) gets its own graph, so the graph that runs
+        on a chunk, and with it the numbers, never depends on the chunks seen before."""
+        module = self.supernet.lvbert.encoder.slots[i][key]
+        if not self.compile:
+            return module
+        fn = self._compiled.get((i, key))
+        if fn is None:
+            fn = self._compiled[(i, key)] = torch.compile(module, dynamic=False)
+        return fn
+
+    def _decoder(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The MLM decoder's weight and bias, cast once to bfloat16 under ``bf16`` (the cast autocast
+        would otherwise repeat for every block of rows: a [vocabulary, E] copy each time)."""
+        decoder = self.supernet.mlm_head.decoder
+        w, b = decoder.weight, decoder.bias
+        if self.bf16 and torch.is_autocast_enabled(w.device.type):
+            dtype = torch.get_autocast_dtype(w.device.type)
+            w, b = w.to(dtype), (b.to(dtype) if b is not None else None)
+        return w, b
+
+    def _head(self, h: torch.Tensor, chunk: dict, decoder: tuple) -> tuple[int, float]:
+        """(correct, summed cross-entropy) of the MLM head at the chunk's masked positions;
+        ``decoder``: :meth:`_decoder`'s weight and bias."""
         import torch.nn.functional as F
 
         head = self.supernet.mlm_head
@@ -258,7 +303,7 @@ class SupernetFitness:
         targets = chunk["targets"]
         correct, loss_sum = 0, 0.0
         for s in range(0, z.shape[0], self.head_rows):
-            logits = head.decoder(z[s : s + self.head_rows])
+            logits = F.linear(z[s : s + self.head_rows], *decoder)
             t = targets[s : s + self.head_rows]
             # max().indices picks the first maximum, as masked_accuracy does
             correct += int((logits.max(-1).indices == t).sum())
@@ -278,6 +323,7 @@ class SupernetFitness:
         try:
             with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 self._check_state(device)
+                decoder = self._decoder()
                 for c, chunk in enumerate(self._prepare_chunks(device)):
                     for keys in order:
                         self._pass += 1
@@ -290,11 +336,11 @@ class SupernetFitness:
                                     self.cache.touch((c, keys[:d]), (self._pass, -d))
                         self.slots_reused += depth
                         for i in range(depth, n):
-                            x = slots[i][keys[i]](x, chunk["mask"], chunk["bias"])
+                            x = self._sublayer(i, keys[i])(x, chunk["mask"], chunk["bias"])
                             if i < n - 1 and self.cache.max_bytes:  # the last output is only reused by the same arch
                                 self.cache.put((c, keys[: i + 1]), x, (self._pass, -(i + 1)))
                         self.slots_computed += n - depth
-                        correct, loss_sum = self._head(x, chunk)
+                        correct, loss_sum = self._head(x, chunk, decoder)
                         acc = counts[keys]
                         acc[0] += correct
                         acc[1] += int(chunk["targets"].numel())

@@ -21,6 +21,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
+from lvbert import threads
 from lvbert.training.checkpoint import load_latest_good, save_checkpoint
 from lvbert.training.distributed import DistInfo, barrier, mean_across
 
@@ -219,6 +220,7 @@ def train_loop(
             optimizer.zero_grad(set_to_none=True)
             step += 1
             window_tokens += tokens * info.world_size
+            threads.tick()  # the lvbert command's thread governor: fewer threads while others use the cores
 
             record = {"step": step, **{k: v / cfg.grad_accum for k, v in sums.items()}}
             record["lr"] = optimizer.param_groups[0]["lr"]
