@@ -9,7 +9,8 @@ another job uses the CPU, while not spinning at all (``OMP_WAIT_POLICY=PASSIVE``
 a quiet machine. ``GOMP_SPINCOUNT=1000`` (torch's Linux builds use GNU OpenMP) keeps the quiet
 speed and stays within 1.3-1.6x of a one-thread step under a competing job (measured:
 docs/benchmarks.md, ``bench_threads.py``); other platforms get ``OMP_WAIT_POLICY=PASSIVE``.
-``LVBERT_THREAD_DEFAULTS=0`` turns this off.
+``LVBERT_THREAD_DEFAULTS=0`` turns this off, and the ``lvbert`` command's thread governor with it
+(``lvbert/threads.py``: fewer torch threads while other processes keep the cores busy).
 """
 
 import os as _os

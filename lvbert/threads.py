@@ -16,7 +16,8 @@ the training loop ticks it once per step. Linux only (elsewhere it does nothing)
 
 The thread count can change rounding in some kernels, so a run whose threads changed is not bit
 for bit the run it would have been on a quiet machine; pass ``--threads N`` for that. The search
-fitness does not tick it: its numbers must not depend on when a candidate was evaluated.
+fitness does not tick it and calls :func:`restore` (the full count) before each evaluation: its
+numbers must not depend on when a candidate was evaluated.
 """
 
 from __future__ import annotations
@@ -140,6 +141,16 @@ def tick() -> None:
     """What a long loop calls once per step: adapts the threads when the governor is on."""
     if _governor is not None:
         _governor.tick()
+
+
+def restore() -> None:
+    """Back to the governor's full thread count (when it is on): what work that must not depend on
+    the load, such as the search fitness, calls before it starts."""
+    if _governor is not None:
+        import torch
+
+        if torch.get_num_threads() != _governor.max_threads:
+            torch.set_num_threads(_governor.max_threads)
 
 
 def wanted_by_default(threads_option: int | None) -> bool:

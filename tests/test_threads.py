@@ -115,3 +115,23 @@ def test_the_training_loop_ticks_the_governor_once_per_step(tmp_path, monkeypatc
     train_loop(model, objective, lambda step, micro: {"x": x, "input_ids": torch.zeros(8, 4)}, opt, None,
                LoopConfig(out_dir=str(tmp_path), max_steps=3, progress=False, tensorboard=False, save_final=False))
     assert counting.ticks == 3
+
+
+def test_the_fitness_runs_at_the_governors_full_count(monkeypatch):
+    from lvbert.search.fitness import SupernetFitness
+    from lvbert.supernet import LvBertSupernet
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        gov = threads.ThreadGovernor(max_threads=2, stat_path="/nonexistent")
+        monkeypatch.setattr(threads, "_governor", gov)
+        torch.set_num_threads(1)  # as a training stage's governor left it
+        torch.manual_seed(0)
+        net = LvBertSupernet.from_size("tiny", num_slots=2)
+        ids = torch.randint(5, 100, (2, 8))
+        labels = torch.where(torch.arange(8) % 3 == 0, ids, torch.full_like(ids, -100))
+        SupernetFitness(net, {"input_ids": ids, "labels": labels}).evaluate("AF")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

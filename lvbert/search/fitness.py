@@ -148,11 +148,12 @@ class SupernetFitness:
         cache_mb: byte budget of the prefix cache in MiB (0: no reuse between archs; the
             embeddings' output, N x L x H, is kept regardless).
         head_rows: masked positions per block of the MLM head's vocabulary projection.
-        compile: run every slot's sub-layer through ``torch.compile`` (inductor; on CPU it needs a C++
-            compiler). One graph per sub-layer type, built on the first call (seconds); the sub-layers'
-            elementwise work is fused, so the numbers agree with the eager path to the dtype's
-            rounding, not bit for bit (``tests/test_search_cache.py`` bounds the difference). The
-            cache, the order and the grouping still change nothing.
+        compile: run every slot's sub-layer and the MLM head's blocks (the last one padded to
+            ``head_rows``) through ``torch.compile`` (inductor; on CPU it needs a C++ compiler). One
+            graph per sub-layer type and input shape, built on first use (seconds); elementwise work
+            is fused, so the numbers agree with the eager path to the dtype's rounding, not bit for
+            bit (``tests/test_search_cache.py`` bounds the difference). The cache, the order and the
+            grouping still change nothing.
 
     Calling it with several archs evaluates them together in prefix order (the results come
     back in the given order); with one arch it is :meth:`evaluate`. Numbers never depend on
@@ -185,6 +186,7 @@ class SupernetFitness:
         self.head_rows = head_rows
         self.compile = bool(compile)
         self._compiled: dict = {}  # (slot, op key) -> the compiled sub-layer
+        self._head_block = None  # the compiled head block
         self.cache = PrefixCache(int(cache_mb * 2**20))
         self.slots_computed = self.slots_reused = 0  # slot forward passes run / skipped thanks to the cache
         self._pass = 0  # one per (chunk, path) evaluated: the cache's recency
@@ -302,15 +304,23 @@ class SupernetFitness:
         z = head.LayerNorm(head.act(head.dense(h[chunk["selected"]])))  # as the head's forward, before the decoder
         targets = chunk["targets"]
         correct, loss_sum = 0, 0.0
+        if self.compile:  # one static shape: the last block padded with rows the counts ignore
+            if self._head_block is None:
+                self._head_block = torch.compile(_head_block, dynamic=False)
+            pad = -z.shape[0] % self.head_rows
+            z = F.pad(z, (0, 0, 0, pad))
+            targets = F.pad(targets, (0, pad), value=-100)
         for s in range(0, z.shape[0], self.head_rows):
-            logits = F.linear(z[s : s + self.head_rows], *decoder)
-            t = targets[s : s + self.head_rows]
-            # max().indices picks the first maximum, as masked_accuracy does
-            correct += int((logits.max(-1).indices == t).sum())
-            loss_sum += float(F.cross_entropy(logits.float(), t, reduction="sum"))
+            block = (z[s : s + self.head_rows], *decoder, targets[s : s + self.head_rows])
+            c, loss = (self._head_block or _head_block)(*block)
+            correct += int(c)
+            loss_sum += float(loss)
         return correct, loss_sum
 
     def _evaluate_all(self, archs: list[str]) -> list[dict]:
+        from lvbert import threads
+
+        threads.restore()  # the thread count a training stage's governor lowered: numbers must not follow the load
         net = self.supernet
         device = next(net.parameters()).device
         paths = {arch: self._path_keys(arch) for arch in archs}
@@ -354,6 +364,16 @@ class SupernetFitness:
                 raise ValueError("the validation set has no masked positions (labels are all -100)")
             out.append({"fitness": correct / total, "loss": loss_sum / total, "masked": total})
         return out
+
+
+def _head_block(z: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor):
+    """(correct, summed cross-entropy) of one block of masked positions: the decoder, then the
+    first maximum (as ``masked_accuracy``) and fp32 cross-entropy; targets -100 count for nothing."""
+    import torch.nn.functional as F
+
+    logits = F.linear(z, weight, bias)
+    correct = (logits.max(-1).indices == targets).sum()
+    return correct, F.cross_entropy(logits.float(), targets, reduction="sum", ignore_index=-100)
 
 
 def distributed_fitness(fitness_fn: Callable[[list[str]], list[dict]]) -> Callable[[list[str]], list[dict]]:
