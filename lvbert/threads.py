@@ -58,8 +58,8 @@ class ThreadGovernor:
 
     Args:
         interval: least seconds between two measurements.
-        max_threads: the most threads (default: torch's count when first needed, one per physical
-            core unless set otherwise).
+        max_threads: the most threads (default: torch's count when the governor is made, one per
+            physical core unless set otherwise).
         hysteresis: how far (in cores) the free share must be from the current count before it
             changes: 0.65 keeps 2 threads at 1.4 free cores and drops to 1 below 1.35.
     """
@@ -67,7 +67,11 @@ class ThreadGovernor:
     def __init__(self, interval: float = 1.0, max_threads: int | None = None, hysteresis: float = 0.65,
                  stat_path: str = STAT) -> None:  # fmt: skip
         self.interval = float(interval)
-        self._max_threads = None if max_threads is None else max(1, int(max_threads))
+        if max_threads is None:
+            import torch
+
+            max_threads = torch.get_num_threads()
+        self.max_threads = max(1, int(max_threads))
         self.hysteresis = float(hysteresis)
         self.stat_path = stat_path
         try:
@@ -77,15 +81,6 @@ class ThreadGovernor:
         self._last: tuple[float, float, float] | None = None
         self.changes = 0
         self.other_load: float | None = None  # cores used by others over the last interval
-
-    @property
-    def max_threads(self) -> int:
-        """The most threads; torch's count is read on first use (so that enabling it loads no torch)."""
-        if self._max_threads is None:
-            import torch
-
-            self._max_threads = torch.get_num_threads()
-        return self._max_threads
 
     def _sample(self) -> tuple[float, float, float] | None:
         busy = _busy_seconds(self._cpus, self.stat_path)

@@ -71,8 +71,9 @@ class SearchRunConfig:
     fitness_chunk: int = _h("archs per fitness call and process: the prefix cache reuses slot outputs among the archs "
                             "of one call (a generation's children share long prefixes); history.jsonl grows by this "
                             "many, so a kill loses at most this many evaluations", default=10)  # fmt: skip
-    compile: bool = _h("torch.compile the sub-layers for the fitness (inductor; on CPU it needs a C++ compiler): "
-                       "faster after seconds of compiling, numbers equal to the eager ones to rounding", default=False)
+    compile: bool = _h("torch.compile the sub-layers and the MLM head for the fitness (inductor; on CPU it needs a "
+                       "C++ compiler): faster after seconds of compiling, numbers equal to the eager ones to rounding",
+                       default=False)  # fmt: skip
     device: str = _h("auto, cpu, cuda", default="auto")
     progress: bool = _h("one line per generation on stderr", default=True)
 
