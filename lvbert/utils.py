@@ -94,6 +94,93 @@ def check_out_dir(out: str | os.PathLike, option: str = "--out") -> Path:
     return out
 
 
+def _same_path(a: Path, b: Path) -> bool:
+    a, b = Path(a).expanduser(), Path(b).expanduser()
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    child, parent = Path(child).expanduser().resolve(), Path(parent).expanduser().resolve()
+    return child == parent or parent in child.parents
+
+
+def check_not_an_input(out: str | os.PathLike, inputs: dict | None, option: str = "--out") -> None:
+    """A one-line error when ``out`` is (or, for a folder, holds or lies inside) one of the inputs.
+
+    ``inputs`` maps an option name (``"--model"``) to its path (``None`` entries are skipped).
+    Refused always, ``--overwrite`` or not: writing there would destroy what the command reads.
+    """
+    out = Path(out).expanduser()
+    for name, path in (inputs or {}).items():
+        if path is None or str(path) == "":
+            continue
+        path = Path(path).expanduser()
+        if _same_path(out, path) or (out.is_dir() and _inside(path, out)) or (path.is_dir() and _inside(out, path)):
+            raise _error(f"{option} {out} is also the input {name} {path}; writing there would destroy the input: "
+                         f"choose another {option}")
+
+
+def check_output_file(path: str | os.PathLike, *, inputs: dict | None = None, overwrite: bool = False,
+                      option: str = "--out") -> Path:
+    """The one check of a command's output *file*: never an input; an existing file only with ``--overwrite``.
+
+    Returns the path. Write it with :func:`atomic_write_bytes` / :func:`atomic_write_text`, so a failed
+    run never leaves half a file.
+    """
+    path = Path(path).expanduser()
+    check_not_an_input(path, inputs, option)
+    if path.is_dir():
+        raise _error(f"{option} {path} is a folder; name a file")
+    if path.exists() and not overwrite:
+        raise _error(f"{option} {path} already exists; choose another path or pass --overwrite to replace it")
+    return path
+
+
+def check_output_dir(out: str | os.PathLike, *, inputs: dict | None = None, overwrite: bool = False,
+                     own_run: bool = False, option: str = "--out") -> Path:
+    """The one check of a command's output *folder*, for every command that writes one.
+
+    Refused (one-line error): an output that is one of the ``inputs`` (always); a path that is a file;
+    an existing non-empty folder, unless ``own_run`` (the caller recognised its own unfinished or
+    resumable run there) or ``overwrite`` (then the folder's old contents are removed first, so the
+    result never mixes with them). Returns the path; the folder itself is not created.
+    """
+    out = check_out_dir(out, option)
+    check_not_an_input(out, inputs, option)
+    if out.is_dir() and any(out.iterdir()) and not own_run:
+        if not overwrite:
+            raise _error(f"{option} {out} already exists and is not empty; choose a new folder, pass --resume to "
+                         "continue a run of this command there, or pass --overwrite to replace it")
+        shutil.rmtree(out)
+    return out
+
+
+def read_text_file(path: str | os.PathLike, what: str = "file") -> str:
+    """A UTF-8 text file's contents; one-line errors for a binary file or a byte that is not UTF-8
+    (naming the file and the line), so task, triple and question files are all read one way."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise _error(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise _error(f"{what} {path} is a folder; name a file") from None
+    if b"\x00" in data[:65536]:
+        raise _error(f"{what} {path} is binary (it holds NUL bytes), not a text file; give a UTF-8 text file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise _error(f"{what} {path} is not UTF-8 (byte 0x{data[e.start]:02x} on line {line}); "
+                     "convert it, e.g. iconv -f latin1 -t utf-8") from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
 def _error(message: str):
     from lvbert.errors import LvBertError
 

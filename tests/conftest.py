@@ -10,9 +10,23 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Hermetic caches: the suite never reads or writes the user's real caches (~/.cache/lvbert, the Hugging
+# Face caches). Set at import, before any test module loads transformers or datasets (they read these
+# variables when imported); subprocesses inherit them. What a test needs it builds there (the
+# ``demo_home`` fixture builds the demo data from offline archives).
+_REAL_LVBERT_HOME = Path(os.environ.get("LVBERT_HOME") or Path.home() / ".cache" / "lvbert").expanduser()
+_HERMETIC = Path(tempfile.mkdtemp(prefix="lvbert-tests-"))
+for _var, _sub in (("LVBERT_HOME", "lvbert"), ("HF_HOME", "hf"), ("HF_DATASETS_CACHE", "hf/datasets"),
+                   ("XDG_CACHE_HOME", "xdg")):
+    (_HERMETIC / _sub).mkdir(parents=True, exist_ok=True)
+    os.environ[_var] = str(_HERMETIC / _sub)
+os.environ["HF_HUB_OFFLINE"] = "1"  # no test reaches the hub; hub code paths are tested on local files
 
 # One intra-op thread per test process (set before torch loads): the test models are tiny and
 # overhead-bound, so a second thread gains little, while two processes with two spinning threads
@@ -83,3 +97,27 @@ def other_vocab_data(real_corpus, tmp_path_factory) -> Path:
     tok = train_tokenizer(real_corpus, tmp_path_factory.mktemp("other_tok") / "tok", vocab_size=1500, progress=False)
     return prepare_data(real_corpus, tok, tmp_path_factory.mktemp("other_data") / "data", 64, valid_fraction=0.05,
                         progress=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_HERMETIC, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def real_lvbert_home() -> Path:
+    """The user's real lvbert cache as it was before the suite redirected it (tests only look at it)."""
+    return _REAL_LVBERT_HOME
+
+
+@pytest.fixture(scope="session")
+def demo_home(tmp_path_factory) -> Path:
+    """The demo data (tasks, graphs, pre-training text) built offline from archives in the real
+    archives' layout, in the suite's own ``LVBERT_HOME``; returns ``$LVBERT_HOME/demo``."""
+    from fixtures_data import make_fake_archives
+    from lvbert.cli import main
+
+    archives = make_fake_archives(tmp_path_factory.mktemp("demo_archives"))
+    home = Path(os.environ["LVBERT_HOME"])
+    if not (home / "demo" / "manifest.json").is_file():
+        assert main(["data", "fetch", "demo", "--archives", str(archives)]) == 0
+    return home / "demo"

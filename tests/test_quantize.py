@@ -313,7 +313,7 @@ def test_quantize_resume_is_bit_identical(finetuned, tmp_path, monkeypatch):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_bad_input_is_one_line(finetuned, tmp_path, capsys):
+def test_bad_input_is_one_line(finetuned, demo_home, tmp_path, capsys):
     from test_finetune_recipe import make_model_dir
 
     plain = make_model_dir(tmp_path / "pretrained")
