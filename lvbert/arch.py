@@ -28,7 +28,7 @@ import json
 import random
 import re
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 from lvbert.errors import LvBertError
 
@@ -357,14 +357,45 @@ def random_arch(seed: int, num_slots: int = DEFAULT_SLOTS, types: str = LAYER_TY
     return "".join(rng.choice(types) for _ in range(num_slots))
 
 
-NAMED_ARCHS = {
-    "lv-bert-small": "the released LV-BERT-small list (24 slots)",
-    "bert": "AF x n/2 (BERT / ELECTRA interleaving)",
-    "dynamicconv": "CF x n/2 (DynamicConv-style)",
-    "sandwich": "A^k (AF)^(n/2-k) F^k; 'sandwich:K' sets k (default pairs/4: 3 for 24 slots)",
-    "random": "'random:SEED': uniform over C/A/F at every slot, reproducible",
+@dataclass(frozen=True)
+class NamedArch:
+    """A registered architecture name. ``build(num_slots, arg)`` returns the type string; ``arg`` is the
+    text after ``name:`` ("" when none). ``example`` is a spec of the name that the registry test builds."""
+
+    help: str
+    build: Callable[[int, str], str]
+    aliases: tuple[str, ...] = ()
+    example: str = ""
+
+
+def _no_arg(name: str, build: Callable[[int], str]) -> Callable[[int, str], str]:
+    def with_arg(n: int, arg: str) -> str:
+        if arg:
+            raise ArchError(f"'{name}' takes no argument")
+        return build(n)
+
+    return with_arg
+
+
+def _random_named(n: int, arg: str) -> str:
+    if not arg:
+        raise ArchError("'random' needs a seed: write random:SEED, e.g. random:0")
+    return random_arch(_int_arg(arg, "random:SEED"), n)
+
+
+# The one registry of architecture names (``lvbert arch info NAME``, ``--arch NAME``, every arch option).
+NAMED_ARCHS: dict[str, NamedArch] = {
+    "lv-bert-small": NamedArch("the released LV-BERT-small list (24 slots)",
+                               _no_arg("lv-bert-small", lambda n: LV_BERT_SMALL), aliases=("lvbert-small",)),
+    "bert": NamedArch("AF x n/2 (BERT / ELECTRA interleaving)", _no_arg("bert", _bert), aliases=("electra",)),
+    "dynamicconv": NamedArch("CF x n/2 (DynamicConv-style)", _no_arg("dynamicconv", _dynamicconv)),
+    "sandwich": NamedArch("A^k (AF)^(n/2-k) F^k; 'sandwich:K' sets k (default pairs/4: 3 for 24 slots)",
+                          lambda n, arg: sandwich(n, _int_arg(arg, "sandwich:K") if arg else None),
+                          example="sandwich:2"),
+    "random": NamedArch("'random:SEED': uniform over C/A/F at every slot, reproducible", _random_named,
+                        example="random:0"),
 }
-_NAMES = ("lv-bert-small", "lvbert-small", "bert", "electra", "dynamicconv", "sandwich", "random")
+_BY_NAME = {alias: entry for name, entry in NAMED_ARCHS.items() for alias in (name, *entry.aliases)}
 _SEPARATORS = re.compile(r"[\s,\-_/|]+")
 _SETTING = re.compile(r"^\s*([a-z_]+)\s*=\s*([0-9]+)\s*$")
 
@@ -395,25 +426,8 @@ def _parse(spec, n: int) -> Arch:
 
 def _from_name(text: str, n: int) -> str | None:
     name, _, arg = text.lower().partition(":")
-    if name in ("lv-bert-small", "lvbert-small"):
-        if arg:
-            raise ArchError("'lv-bert-small' takes no argument")
-        return LV_BERT_SMALL
-    if name in ("bert", "electra"):
-        if arg:
-            raise ArchError(f"'{name}' takes no argument")
-        return _bert(n)
-    if name == "dynamicconv":
-        if arg:
-            raise ArchError("'dynamicconv' takes no argument")
-        return _dynamicconv(n)
-    if name == "sandwich":
-        return sandwich(n, _int_arg(arg, "sandwich:K") if arg else None)
-    if name == "random":
-        if not arg:
-            raise ArchError("'random' needs a seed: write random:SEED, e.g. random:0")
-        return random_arch(_int_arg(arg, "random:SEED"), n)
-    return None
+    entry = _BY_NAME.get(name)
+    return None if entry is None else entry.build(n, arg)
 
 
 def _int_arg(arg: str, usage: str) -> int:
@@ -659,7 +673,7 @@ def _is_literal(spec) -> bool:
     """True when ``spec`` spells out its slots (so its length decides the slot count)."""
     if not isinstance(spec, str):
         return True
-    return spec.strip().lower().partition(":")[0] not in _NAMES
+    return spec.strip().lower().partition(":")[0] not in _BY_NAME
 
 
 def strip_diagram(arch) -> str:

@@ -24,8 +24,6 @@ from transformers.modeling_outputs import (
     TokenClassifierOutput,
 )
 
-LAYER_TYPES = "CAF"
-
 
 # ============================================================================ configuration
 

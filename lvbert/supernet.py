@@ -163,14 +163,6 @@ class LvBertSupernet(LvBertPreTrainedModel):
         return MaskedLMOutput(loss=loss, logits=logits, hidden_states=tuple(hidden) if hidden else None,
                               attentions=tuple(s for _, s in scores) if scores is not None else None)  # fmt: skip
 
-    def path_parameters(self, arch: str):
-        """The parameters used by ``arch`` (shared ones included)."""
-        keys = _path_keys(self.check_arch(arch), self._size_key())
-        yield from self.lvbert.embeddings.parameters()
-        yield from self.mlm_head.parameters()
-        for slot, key in zip(self.lvbert.encoder.slots, keys):
-            yield from slot[key].parameters()
-
     @torch.no_grad()
     def extract(self, arch: str) -> LvBertForMaskedLM:
         """A standalone ``LvBertForMaskedLM`` for ``arch`` with the supernet's weights."""

@@ -12,6 +12,14 @@ from pathlib import Path
 from typing import Any
 
 
+def lvbert_home() -> Path:
+    """lvbert's cache folder (demo data, latency tables): ``$LVBERT_HOME``, else ``~/.cache/lvbert``.
+
+    Read on every call, never at import, so a test (or a user) that sets the variable is obeyed.
+    """
+    return Path(os.environ.get("LVBERT_HOME") or Path.home() / ".cache" / "lvbert").expanduser()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temporary file in the same folder, then rename)."""
     path = Path(path)

@@ -11,6 +11,7 @@ import pytest
 
 from lvbert.arch import (
     LV_BERT_SMALL,
+    NAMED_ARCHS,
     SIZES,
     ArchError,
     count_macs,
@@ -235,3 +236,21 @@ def test_console_script_error():
     assert p.stdout == ""
     assert p.stderr.strip() == p.stderr.strip().splitlines()[0]
     assert "'Z'" in p.stderr and "position 4" in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("name", sorted(NAMED_ARCHS))
+def test_every_registered_name_builds_and_counts(name):
+    """The registry (timm's habit): every entry and alias parses at its example, the built model has
+    exactly the counted parameters, and the help text is there."""
+    from lvbert.modeling_lvbert import LvBertConfig, LvBertModel
+
+    entry = NAMED_ARCHS[name]
+    assert entry.help
+    spec = entry.example or name
+    arch = parse_arch(spec)  # named patterns at the default 24 slots
+    assert len(arch) == 24
+    for alias in entry.aliases:
+        assert parse_arch(alias + spec[len(name):]) == arch
+    size = get_size("tiny").replace(num_slots=24)
+    model = LvBertModel(LvBertConfig.from_size(size, arch=arch))
+    assert sum(p.numel() for p in model.parameters()) == count_params(arch, size)

@@ -33,10 +33,10 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from lvbert.errors import LvBertError
-from lvbert.utils import atomic_write_json, human, staging_folder
+from lvbert.utils import atomic_write_json, human, lvbert_home, staging_folder
 
 FORMAT = "lvbert-demo-v1"
 RECIPE = 2  # bump when the build changes, so old caches are rebuilt
@@ -112,7 +112,7 @@ SOURCES = {
 
 
 def default_cache() -> Path:
-    return Path(os.environ.get("LVBERT_HOME") or Path.home() / ".cache" / "lvbert").expanduser()
+    return lvbert_home()
 
 
 def demo_dir(cache: str | os.PathLike | None = None) -> Path:
@@ -482,12 +482,3 @@ def _describe(root: Path, say: Callable[[str], None]) -> None:
         total = sum(b for _, b in files)
         listing = ", ".join(f"{name} {human(b)}B" for name, b in files)
         say(f"  {folder + '/':24s} {human(total):>8s}B  ({listing})")
-
-
-def iter_demo_files(root: Path) -> Iterator[Path]:
-    """Every data file of a demo folder (the manifest's list)."""
-    import json
-
-    manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
-    for rel in manifest["files"]:
-        yield root / rel

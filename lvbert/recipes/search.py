@@ -54,7 +54,7 @@ class SearchRunConfig:
     max_latency: float | None = _h("latency budget in ms on this device (per-type table, measured once and cached)",
                                    default=None)  # fmt: skip
     latency_batch_size: int = _h("batch size at which latency is measured", default=1)
-    latency_cache: str | None = _h("latency table cache file (default ~/.cache/lvbert/latency.json)", default=None)
+    latency_cache: str | None = _h("latency table cache file (default $LVBERT_HOME/latency.json, ~/.cache/lvbert)", default=None)
     latency_calibrate: int = _h("random whole models measured to calibrate the latency table (0: the raw sum of the "
                                 "ops; docs/search.md)", default=8)  # fmt: skip
     latency_check: int = _h("with --max-latency: the best archs measured as whole models after the search "
@@ -381,7 +381,7 @@ def search(cfg: SearchRunConfig, resume: bool = False, fitness_fn=None):
 
 
 def _latency_table(cfg: SearchRunConfig, space, info) -> dict:
-    from lvbert.search.constraints import DEFAULT_CACHE, LatencyTable
+    from lvbert.search.constraints import LatencyTable
 
     table = LatencyTable.load_or_measure(
         size=space.size_config,
@@ -389,7 +389,7 @@ def _latency_table(cfg: SearchRunConfig, space, info) -> dict:
         seq_len=space.seq_len,
         device=str(info.device),
         dtype="bfloat16" if cfg.bf16 else "float32",
-        cache=cfg.latency_cache or DEFAULT_CACHE,
+        cache=cfg.latency_cache,
         ops=list(space.ops),
         calibrate=cfg.latency_calibrate,
     )

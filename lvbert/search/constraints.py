@@ -30,9 +30,16 @@ from pathlib import Path
 
 from lvbert.arch import LAYER_TYPES, Arch, Op, SizeConfig, get_size
 from lvbert.errors import LvBertError
-from lvbert.utils import atomic_write_json
+from lvbert.utils import atomic_write_json, lvbert_home
 
-DEFAULT_CACHE = Path(os.environ.get("LVBERT_CACHE", "~/.cache/lvbert")).expanduser() / "latency.json"
+
+
+def default_latency_cache() -> Path:
+    """``$LVBERT_CACHE/latency.json`` when that variable is set, else ``latency.json`` in lvbert's cache
+    folder (``$LVBERT_HOME`` or ``~/.cache/lvbert``); read on each call, never at import."""
+    folder = os.environ.get("LVBERT_CACHE")
+    return (Path(folder).expanduser() if folder else lvbert_home()) / "latency.json"
+
 DTYPES = ("float32", "bfloat16")
 
 
@@ -168,7 +175,7 @@ class LatencyTable:
         seq_len: int = 128,
         device: str = "cpu",
         dtype: str = "float32",
-        cache: str | os.PathLike = DEFAULT_CACHE,
+        cache: str | os.PathLike | None = None,
         remeasure: bool = False,
         repeats: int = 20,
         ops=None,
@@ -185,7 +192,7 @@ class LatencyTable:
             key += " | ops " + ",".join(wanted)
         if calibrate:
             key += f" | calibrated {calibrate}"
-        cache = Path(cache)
+        cache = Path(cache) if cache is not None else default_latency_cache()
         tables = _read_cache(cache)
         if key in tables and not remeasure:
             return cls.from_dict(tables[key])

@@ -212,12 +212,6 @@ class SupernetFitness:
 
         return unigram_accuracy(self.batch)
 
-    def clear_cache(self) -> None:
-        """Forget the cached slot outputs and embeddings (they are rebuilt on the next call)."""
-        self.cache.clear()
-        self._chunks = None
-        self._state = None
-
     def cache_info(self) -> dict:
         """Entries, bytes, hits, misses, evictions of the prefix cache; slot passes computed and reused."""
         return {**self.cache.info(), "slots_computed": self.slots_computed, "slots_reused": self.slots_reused}
