@@ -140,7 +140,7 @@ def tau_bf16_vs_fp32(supernet_dir: str, data: str, candidates: int, sequences: i
     with ``compile`` also between the compiled and the eager bf16 fitness."""
     from lvbert.data.masking import MaskingConfig, fixed_mask_validation
     from lvbert.data.packed import open_data
-    from lvbert.recipes.search import supernet_identity, trained_space
+    from lvbert.model_dir import supernet_identity, trained_space
 
     net = LvBertSupernet.from_pretrained(supernet_dir).eval()
     space = trained_space(Path(supernet_dir))

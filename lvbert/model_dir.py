@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import torch
+import yaml
 
 from lvbert.errors import LvBertError
 from lvbert.utils import staging_folder
@@ -168,3 +169,60 @@ def save_model_dir(model, tokenizer, dest: str | Path) -> Path:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
     return dest
+
+
+# ----------------------------------------------------------------------------- supernet folders
+
+SUPERNET_FILES = ("config.json", "model.safetensors", "space.json")
+
+
+def check_supernet_dir(path: str | Path) -> Path:
+    """The supernet folder, or a one-line error when it is missing or incomplete."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise LvBertError(f"supernet folder {path} does not exist; train one with 'lvbert supernet train'")
+    missing = [f for f in SUPERNET_FILES if not (path / f).is_file()]
+    if missing:
+        raise LvBertError(
+            f"{path} is not a complete supernet folder (missing {', '.join(missing)}); "
+            f"point --supernet at the --out of a finished 'lvbert supernet train'"
+        )
+    return path
+
+
+def supernet_identity(path: Path) -> dict:
+    """What the supernet folder says about its data: ``tokenizer`` fingerprint, ``seq_len``, masking mode."""
+    run_cfg = path / "run_config.yaml"
+    ident, mask_mode = {}, "bert"
+    if run_cfg.is_file():
+        saved = yaml.safe_load(run_cfg.read_text(encoding="utf-8")) or {}
+        ident = dict(saved.get("identity") or {})
+        mask_mode = (saved.get("config") or {}).get("mask_mode") or "bert"
+    if not ident.get("tokenizer"):
+        try:  # a supernet saved by hand: fingerprint the tokenizer files next to the weights
+            from lvbert.data.tokenizer import load_tokenizer, vocab_fingerprint
+
+            ident["tokenizer"] = vocab_fingerprint(load_tokenizer(path))
+        except LvBertError:
+            pass
+    return {"tokenizer": ident.get("tokenizer"), "seq_len": ident.get("seq_len"), "mask_mode": mask_mode}
+
+
+def trained_space(supernet_dir: Path):
+    """The space the supernet was trained over (its ``space.json``)."""
+    from lvbert.space import SearchSpace
+
+    supernet_dir = Path(supernet_dir)
+    try:
+        return SearchSpace.from_dict(json.loads((supernet_dir / "space.json").read_text(encoding="utf-8")))
+    except (ValueError, TypeError) as e:
+        raise LvBertError(f"{supernet_dir / 'space.json'} is not a search space ({e}); train the supernet again") from None
+
+
+def load_supernet(path: str | Path):
+    """An ``LvBertSupernet`` from a run folder; a one-line error when the folder holds none."""
+    from lvbert.supernet import LvBertSupernet
+
+    path = check_supernet_dir(path)
+    with quiet_transformers():
+        return LvBertSupernet.from_pretrained(str(path))

@@ -27,7 +27,8 @@ import math
 import random
 from typing import Iterator, Sequence
 
-from lvbert.arch import OP_TYPES, Arch, ArchError, Op, SizeConfig, count_macs, count_params, get_size, sublayer_macs, sublayer_params
+from lvbert.arch import (OP_TYPES, Arch, ArchError, Op, SizeConfig, count_macs, count_params, get_size, parse_arch, sublayer_macs,
+                         sublayer_params)
 from lvbert.errors import LvBertError
 from lvbert.utils import human
 
@@ -556,3 +557,97 @@ def all_archs(space: SearchSpace) -> Iterator[str]:
     """Every arch of the per-slot sets (ignores constraints); only sensible for small spaces."""
     for combo in itertools.product(*space._slot_tokens):
         yield _join(combo)
+
+
+def parse_type_counts(spec, option: str = "--min-counts") -> dict[str, int]:
+    """``"C=2,A=4"`` (or a mapping from YAML) -> ``{"C": 2, "A": 4}``."""
+    if spec in (None, ""):
+        return {}
+    items = spec.items() if isinstance(spec, dict) else (p.partition("=")[::2] for p in str(spec).split(",") if p.strip())
+    out = {}
+    for t, n in items:
+        t = str(t).strip().upper()
+        if t not in ("C", "A", "F"):
+            raise LvBertError(f"{option} has unknown layer type {t!r}; write e.g. C=2,A=4")
+        try:
+            n = int(str(n).strip())
+        except ValueError:
+            raise LvBertError(f"{option}: {t} needs a whole number of slots, got {n!r}; write e.g. C=2,A=4") from None
+        if n < 0:
+            raise LvBertError(f"{option}: {t}={n} is negative")
+        out[t] = n
+    return out
+
+
+def narrow_allowed(trained: list[str], allowed: str | None) -> list[str]:
+    """Per-slot ops of the search: the supernet's, intersected with ``--allowed``.
+
+    ``--allowed`` names layer types (``AF``: every op of those types) or ops with settings."""
+    if not allowed:
+        return list(trained)
+    want = list(normalize_choices(allowed, 1)[0])
+    trained_ops = [list(Arch.parse(ok)) for ok in trained]
+    every = {op for ops in trained_ops for op in ops}
+
+    def wanted(op) -> bool:
+        return any(op == w or (not w.settings and op.type == w.type) for w in want)
+
+    absent = [w for w in want if not any((op == w or (not w.settings and op.type == w.type)) for op in every)]
+    if absent:
+        types = "".join(t for t in "CAFI" if any(op.type == t for op in every))
+        raise LvBertError(
+            f"--allowed {allowed} asks for {''.join(str(w) for w in absent)}, which the supernet was not trained with "
+            f"(its types: {types})"
+        )
+    out = [[op for op in ops if wanted(op)] for ops in trained_ops]
+    empty = [i for i, ok in enumerate(out) if not ok]
+    if empty:
+        raise LvBertError(f"--allowed {allowed} leaves slot {empty[0]} empty (the supernet allows only {trained[empty[0]]} there)")
+    return [str(Arch(ok)) for ok in out]
+
+
+# ----------------------------------------------------------------------------- supernet training: which path each step
+
+
+class ArchSampler:
+    """Architecture for step ``s``, a pure function of (seed, s): identical on every rank and on resume.
+
+    ``uniform`` (SPOS): each slot uniform over its allowed ops. ``fair`` (FairNAS): within each
+    group of k steps a slot with k allowed ops uses each of them exactly once, in a random order.
+
+    Args:
+        allowed: the allowed ops of each slot (canonical strings, ``"CAF"`` or ``"C(kernel=3) C A"``).
+    """
+
+    def __init__(self, allowed: list[str], seed: int, mode: str = "uniform"):
+        self.allowed, self.seed, self.mode = allowed, seed, mode
+        self._tokens = [[str(op) for op in Arch.parse(ok)] for ok in allowed]
+
+    def __call__(self, step: int) -> str:
+        if self.mode == "uniform":
+            rng = random.Random(f"{self.seed}/arch/{step}")
+            return _join([rng.choice(ok) for ok in self._tokens])
+        out = []
+        for i, ok in enumerate(self._tokens):
+            group, pos = divmod(step, len(ok))
+            order = random.Random(f"{self.seed}/fair/{i}/{group}").sample(ok, len(ok))
+            out.append(order[pos])
+        return _join(out)
+
+
+def probe_archs(allowed: list[str], seed: int) -> dict[str, str]:
+    """Fixed architectures validated during training: bert, lv-bert-small, two random (where in the space)."""
+    n = len(allowed)
+    tokens = [[str(op) for op in Arch.parse(ok)] for ok in allowed]
+    probes = {}
+    for name in ("bert", "lv-bert-small"):
+        try:
+            arch = parse_arch(name, num_slots=n)
+        except LvBertError:
+            continue
+        if all(t in ok for t, ok in zip(arch, tokens)):
+            probes[name] = arch
+    for k in (1, 2):
+        rng = random.Random(f"{seed}/probe/{k}")
+        probes[f"random{k}"] = _join([rng.choice(ok) for ok in tokens])
+    return probes

@@ -8,7 +8,7 @@ import pytest
 
 from lvbert.arch import LV_BERT_SMALL, count_params, get_size
 from lvbert.errors import LvBertError
-from lvbert.recipes.supernet import ArchSampler
+from lvbert.space import ArchSampler
 from lvbert.space import SearchSpace, all_archs
 
 

@@ -9,7 +9,7 @@ import torch
 
 from lvbert.errors import LvBertError
 from lvbert.modeling_lvbert import LvBertForMaskedLM
-from lvbert.recipes.supernet import ArchSampler, probe_archs
+from lvbert.space import ArchSampler, probe_archs
 from lvbert.supernet import LvBertSupernet
 
 

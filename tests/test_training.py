@@ -16,7 +16,8 @@ from safetensors.torch import load_file
 
 from lvbert.errors import LvBertError
 from lvbert.recipes.pretrain import PretrainConfig, pretrain
-from lvbert.recipes.supernet import ArchSampler, SupernetTrainConfig, train_supernet
+from lvbert.recipes.supernet import SupernetTrainConfig, train_supernet
+from lvbert.space import ArchSampler
 from lvbert.training.checkpoint import latest_checkpoint, list_checkpoints
 
 
@@ -158,7 +159,7 @@ _DIST_SCRIPT = textwrap.dedent(
     import json, os, sys, torch
     from lvbert.data.masking import MaskingConfig
     from lvbert.objectives import mlm_objective
-    from lvbert.recipes.supernet import ArchSampler
+    from lvbert.space import ArchSampler
     from lvbert.supernet import LvBertSupernet
     from lvbert.training.batches import PretrainBatches
     from lvbert.training.distributed import setup_distributed, all_gather_objects, cleanup

@@ -98,17 +98,6 @@ def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def load_supernet(path: str | Path):
-    """An ``LvBertSupernet`` from a run folder; a one-line error when the folder holds none."""
-    from lvbert.model_dir import quiet_transformers
-    from lvbert.recipes.search import check_supernet_dir
-    from lvbert.supernet import LvBertSupernet
-
-    path = check_supernet_dir(path)
-    with quiet_transformers():
-        return LvBertSupernet.from_pretrained(str(path))
-
-
 def check_teacher_vocab(teacher_dir: Path, tokenizer, what: str) -> None:
     """The teacher must read the same ids: its tokenizer's vocabulary equals the data's."""
     from lvbert.data.tokenizer import load_tokenizer, vocab_fingerprint

@@ -284,7 +284,7 @@ def _path_fitness(supernet_dir, data, arch: str, p: Profile, device: str) -> flo
     """Supernet fitness of one arch on the search's validation set (None when it is outside the space)."""
     from lvbert.data.masking import fixed_mask_validation
     from lvbert.errors import LvBertError
-    from lvbert.recipes.common import load_supernet
+    from lvbert.model_dir import load_supernet
     from lvbert.search.fitness import SupernetFitness
     from lvbert.training.distributed import pick_device
 

@@ -17,65 +17,58 @@ proposes the same candidates (same seed), evaluates its share and receives all r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import yaml
-
 from lvbert.errors import LvBertError
+from lvbert.model_dir import check_supernet_dir, supernet_identity, trained_space
+from lvbert.recipes.options import option
 from lvbert.search.evolution import STRATEGIES, EvolutionConfig
-from lvbert.utils import check_out_dir
-
-SUPERNET_FILES = ("config.json", "model.safetensors", "space.json")
-
-
-def _h(text: str, **kw):
-    return field(metadata={"help": text}, **kw)
-
+from lvbert.space import narrow_allowed, parse_type_counts
+from lvbert.utils import check_out_dir, file_sha256
 
 @dataclass
 class SearchRunConfig:
-    supernet: str = _h("supernet run folder (lvbert supernet train)", default=None)
-    data: str = _h("prepared data folder with the supernet's tokenizer; its valid split is the fitness set", default=None)
-    out: str = _h("output folder", default="runs/search")
-    strategy: str = _h("evolution, or random (uniform proposals, same number of candidates)", default="evolution")
-    population: int = _h("candidates per generation", default=50)
-    generations: int = _h("generations including the random generation 0", default=20)
-    parents: int = _h("best archs so far that breed each generation", default=10)
-    mutations: int = _h("mutants per generation", default=25)
-    crossovers: int = _h("uniform crossovers per generation", default=25)
-    mutation_prob: float = _h("per-slot re-draw probability of a mutant", default=0.1)
-    seed: int = _h("seed of the search's proposals", default=0)
-    max_params: str | None = _h("parameter budget of the backbone, e.g. 13.5M", default=None)
-    max_macs: str | None = _h("budget of encoder multiply-accumulates per token, e.g. 25M", default=None)
-    max_latency: float | None = _h("latency budget in ms on this device (per-type table, measured once and cached)",
+    supernet: str = option("supernet run folder (lvbert supernet train)", default=None)
+    data: str = option("prepared data folder with the supernet's tokenizer; its valid split is the fitness set", default=None)
+    out: str = option("output folder", default="runs/search")
+    strategy: str = option("evolution, or random (uniform proposals, same number of candidates)", default="evolution")
+    population: int = option("candidates per generation", default=50)
+    generations: int = option("generations including the random generation 0", default=20)
+    parents: int = option("best archs so far that breed each generation", default=10)
+    mutations: int = option("mutants per generation", default=25)
+    crossovers: int = option("uniform crossovers per generation", default=25)
+    mutation_prob: float = option("per-slot re-draw probability of a mutant", default=0.1)
+    seed: int = option("seed of the search's proposals", default=0)
+    max_params: str | None = option("parameter budget of the backbone, e.g. 13.5M", default=None)
+    max_macs: str | None = option("budget of encoder multiply-accumulates per token, e.g. 25M", default=None)
+    max_latency: float | None = option("latency budget in ms on this device (per-type table, measured once and cached)",
                                    default=None)  # fmt: skip
-    latency_batch_size: int = _h("batch size at which latency is measured", default=1)
-    latency_cache: str | None = _h("latency table cache file (default $LVBERT_HOME/latency.json, ~/.cache/lvbert)", default=None)
-    latency_calibrate: int = _h("random whole models measured to calibrate the latency table (0: the raw sum of the "
+    latency_batch_size: int = option("batch size at which latency is measured", default=1)
+    latency_cache: str | None = option("latency table cache file (default $LVBERT_HOME/latency.json, ~/.cache/lvbert)", default=None)
+    latency_calibrate: int = option("random whole models measured to calibrate the latency table (0: the raw sum of the "
                                 "ops; docs/search.md)", default=8)  # fmt: skip
-    latency_check: int = _h("with --max-latency: the best archs measured as whole models after the search "
+    latency_check: int = option("with --max-latency: the best archs measured as whole models after the search "
                             "(latency_check.json)", default=5)  # fmt: skip
-    allowed: str | None = _h("narrow the supernet's layer types, e.g. AF (default: the supernet's)", default=None)
-    min_counts: str | None = _h("minimum slots per type, e.g. C=2,A=4", default=None)
-    max_counts: str | None = _h("maximum slots per type, e.g. C=8", default=None)
-    valid_sequences: int = _h("fixed-mask validation sequences of the fitness", default=256)
-    valid_seed: int = _h("seed of the validation masks", default=0)
-    batch_size: int = _h("sequences per forward pass", default=64)
-    bf16: bool = _h("bf16 autocast inference", default=False)
-    cache_mb: float = _h("fitness prefix cache in MiB: the slot outputs of archs sharing their first slots are "
+    allowed: str | None = option("narrow the supernet's layer types, e.g. AF (default: the supernet's)", default=None)
+    min_counts: str | None = option("minimum slots per type, e.g. C=2,A=4", default=None)
+    max_counts: str | None = option("maximum slots per type, e.g. C=8", default=None)
+    valid_sequences: int = option("fixed-mask validation sequences of the fitness", default=256)
+    valid_seed: int = option("seed of the validation masks", default=0)
+    batch_size: int = option("sequences per forward pass", default=64)
+    bf16: bool = option("bf16 autocast inference", default=False)
+    cache_mb: float = option("fitness prefix cache in MiB: the slot outputs of archs sharing their first slots are "
                          "computed once (numbers unchanged; 0 turns it off)", default=512.0)  # fmt: skip
-    fitness_chunk: int = _h("archs per fitness call and process: the prefix cache reuses slot outputs among the archs "
+    fitness_chunk: int = option("archs per fitness call and process: the prefix cache reuses slot outputs among the archs "
                             "of one call (a generation's children share long prefixes); history.jsonl grows by this "
                             "many, so a kill loses at most this many evaluations", default=10)  # fmt: skip
-    compile: bool = _h("torch.compile the sub-layers and the MLM head for the fitness (inductor; on CPU it needs a "
+    compile: bool = option("torch.compile the sub-layers and the MLM head for the fitness (inductor; on CPU it needs a "
                        "C++ compiler): faster after seconds of compiling, numbers equal to the eager ones to rounding",
                        default=False)  # fmt: skip
-    device: str = _h("auto, cpu, cuda", default="auto")
-    progress: bool = _h("one line per generation on stderr", default=True)
+    device: str = option("auto, cpu, cuda", default="auto")
+    progress: bool = option("one line per generation on stderr", default=True)
 
     def __post_init__(self) -> None:
         if not self.supernet:
@@ -145,59 +138,7 @@ class SearchRunConfig:
         return out
 
 
-def parse_type_counts(spec, option: str = "--min-counts") -> dict[str, int]:
-    """``"C=2,A=4"`` (or a mapping from YAML) -> ``{"C": 2, "A": 4}``."""
-    if spec in (None, ""):
-        return {}
-    items = spec.items() if isinstance(spec, dict) else (p.partition("=")[::2] for p in str(spec).split(",") if p.strip())
-    out = {}
-    for t, n in items:
-        t = str(t).strip().upper()
-        if t not in ("C", "A", "F"):
-            raise LvBertError(f"{option} has unknown layer type {t!r}; write e.g. C=2,A=4")
-        try:
-            n = int(str(n).strip())
-        except ValueError:
-            raise LvBertError(f"{option}: {t} needs a whole number of slots, got {n!r}; write e.g. C=2,A=4") from None
-        if n < 0:
-            raise LvBertError(f"{option}: {t}={n} is negative")
-        out[t] = n
-    return out
-
-
 # ----------------------------------------------------------------------------- checks
-
-
-def check_supernet_dir(path: str | Path) -> Path:
-    """The supernet folder, or a one-line error when it is missing or incomplete."""
-    path = Path(path).expanduser()
-    if not path.is_dir():
-        raise LvBertError(f"supernet folder {path} does not exist; train one with 'lvbert supernet train'")
-    missing = [f for f in SUPERNET_FILES if not (path / f).is_file()]
-    if missing:
-        raise LvBertError(
-            f"{path} is not a complete supernet folder (missing {', '.join(missing)}); "
-            f"point --supernet at the --out of a finished 'lvbert supernet train'"
-        )
-    return path
-
-
-def supernet_identity(path: Path) -> dict:
-    """What the supernet folder says about its data: ``tokenizer`` fingerprint, ``seq_len``, masking mode."""
-    run_cfg = path / "run_config.yaml"
-    ident, mask_mode = {}, "bert"
-    if run_cfg.is_file():
-        saved = yaml.safe_load(run_cfg.read_text(encoding="utf-8")) or {}
-        ident = dict(saved.get("identity") or {})
-        mask_mode = (saved.get("config") or {}).get("mask_mode") or "bert"
-    if not ident.get("tokenizer"):
-        try:  # a supernet saved by hand: fingerprint the tokenizer files next to the weights
-            from lvbert.data.tokenizer import load_tokenizer, vocab_fingerprint
-
-            ident["tokenizer"] = vocab_fingerprint(load_tokenizer(path))
-        except LvBertError:
-            pass
-    return {"tokenizer": ident.get("tokenizer"), "seq_len": ident.get("seq_len"), "mask_mode": mask_mode}
 
 
 def check_data(data, sn_ident: dict, supernet_dir: Path, max_positions: int) -> dict:
@@ -218,55 +159,7 @@ def check_data(data, sn_ident: dict, supernet_dir: Path, max_positions: int) -> 
     return ident
 
 
-def narrow_allowed(trained: list[str], allowed: str | None) -> list[str]:
-    """Per-slot ops of the search: the supernet's, intersected with ``--allowed``.
-
-    ``--allowed`` names layer types (``AF``: every op of those types) or ops with settings."""
-    from lvbert.arch import Arch
-    from lvbert.space import normalize_choices
-
-    if not allowed:
-        return list(trained)
-    want = list(normalize_choices(allowed, 1)[0])
-    trained_ops = [list(Arch.parse(ok)) for ok in trained]
-    every = {op for ops in trained_ops for op in ops}
-
-    def wanted(op) -> bool:
-        return any(op == w or (not w.settings and op.type == w.type) for w in want)
-
-    absent = [w for w in want if not any((op == w or (not w.settings and op.type == w.type)) for op in every)]
-    if absent:
-        types = "".join(t for t in "CAFI" if any(op.type == t for op in every))
-        raise LvBertError(
-            f"--allowed {allowed} asks for {''.join(str(w) for w in absent)}, which the supernet was not trained with "
-            f"(its types: {types})"
-        )
-    out = [[op for op in ops if wanted(op)] for ops in trained_ops]
-    empty = [i for i, ok in enumerate(out) if not ok]
-    if empty:
-        raise LvBertError(f"--allowed {allowed} leaves slot {empty[0]} empty (the supernet allows only {trained[empty[0]]} there)")
-    return [str(Arch(ok)) for ok in out]
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 # ----------------------------------------------------------------------------- the recipe
-
-
-def trained_space(supernet_dir: Path):
-    """The space the supernet was trained over (its ``space.json``)."""
-    from lvbert.space import SearchSpace
-
-    try:
-        return SearchSpace.from_dict(json.loads((supernet_dir / "space.json").read_text(encoding="utf-8")))
-    except (ValueError, TypeError) as e:
-        raise LvBertError(f"{supernet_dir / 'space.json'} is not a search space ({e}); train the supernet again") from None
 
 
 def build_space(cfg: SearchRunConfig, supernet_dir: Path, latency: dict | None = None):

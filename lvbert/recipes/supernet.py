@@ -14,14 +14,15 @@ multi-process runs sample the same sequence. Output folder:
 
 from __future__ import annotations
 
-import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from lvbert.errors import LvBertError
+from lvbert.model_dir import load_supernet
 from lvbert.recipes.options import TrainingOptions, option
+from lvbert.space import ArchSampler, probe_archs
 
 
 @dataclass
@@ -41,57 +42,6 @@ class SupernetTrainConfig(TrainingOptions):
         from lvbert.space import normalize_choices
 
         normalize_choices(self.allowed, 1)  # a one-line error for a bad --allowed now, not after loading
-
-
-class ArchSampler:
-    """Architecture for step ``s``, a pure function of (seed, s): identical on every rank and on resume.
-
-    ``uniform`` (SPOS): each slot uniform over its allowed ops. ``fair`` (FairNAS): within each
-    group of k steps a slot with k allowed ops uses each of them exactly once, in a random order.
-
-    Args:
-        allowed: the allowed ops of each slot (canonical strings, ``"CAF"`` or ``"C(kernel=3) C A"``).
-    """
-
-    def __init__(self, allowed: list[str], seed: int, mode: str = "uniform"):
-        from lvbert.arch import Arch
-
-        self.allowed, self.seed, self.mode = allowed, seed, mode
-        self._tokens = [[str(op) for op in Arch.parse(ok)] for ok in allowed]
-
-    def __call__(self, step: int) -> str:
-        from lvbert.space import _join
-
-        if self.mode == "uniform":
-            rng = random.Random(f"{self.seed}/arch/{step}")
-            return _join([rng.choice(ok) for ok in self._tokens])
-        out = []
-        for i, ok in enumerate(self._tokens):
-            group, pos = divmod(step, len(ok))
-            order = random.Random(f"{self.seed}/fair/{i}/{group}").sample(ok, len(ok))
-            out.append(order[pos])
-        return _join(out)
-
-
-def probe_archs(allowed: list[str], seed: int) -> dict[str, str]:
-    """Fixed architectures validated during training: bert, lv-bert-small, two random (where in the space)."""
-    from lvbert.arch import Arch, parse_arch
-    from lvbert.space import _join
-
-    n = len(allowed)
-    tokens = [[str(op) for op in Arch.parse(ok)] for ok in allowed]
-    probes = {}
-    for name in ("bert", "lv-bert-small"):
-        try:
-            arch = parse_arch(name, num_slots=n)
-        except LvBertError:
-            continue
-        if all(t in ok for t, ok in zip(arch, tokens)):
-            probes[name] = arch
-    for k in (1, 2):
-        rng = random.Random(f"{seed}/probe/{k}")
-        probes[f"random{k}"] = _join([rng.choice(ok) for ok in tokens])
-    return probes
 
 
 def train_supernet(cfg: SupernetTrainConfig, resume: bool = False) -> Path:
@@ -227,7 +177,6 @@ class ExtractConfig:
 def extract_arch(cfg: ExtractConfig) -> Path:
     """Write ``cfg.arch``'s path of the supernet as a standalone ``LvBertForMaskedLM`` folder with the tokenizer."""
     from lvbert.data.tokenizer import load_tokenizer
-    from lvbert.recipes.common import load_supernet
     from lvbert.utils import check_out_dir, staging_folder
 
     out = check_out_dir(cfg.out)
