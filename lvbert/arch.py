@@ -647,7 +647,7 @@ def count_macs(arch, size: SizeConfig, seq_len: int = 128, include_embedding: bo
 def arch_info(arch_spec, size: str | SizeConfig = "small", seq_len: int = 128) -> dict:
     """Everything ``lvbert arch info`` prints, as a JSON-able dict."""
     size_cfg = get_size(size)
-    arch = Arch.parse(arch_spec, num_slots=None if _is_literal(arch_spec) else size_cfg.num_slots)
+    arch = Arch.parse(arch_spec, num_slots=None if is_literal_arch(arch_spec) else size_cfg.num_slots)
     if len(arch) != size_cfg.num_slots:
         size_cfg = size_cfg.replace(num_slots=len(arch))
     if seq_len <= 0:
@@ -669,7 +669,7 @@ def arch_info(arch_spec, size: str | SizeConfig = "small", seq_len: int = 128) -
     }
 
 
-def _is_literal(spec) -> bool:
+def is_literal_arch(spec) -> bool:
     """True when ``spec`` spells out its slots (so its length decides the slot count)."""
     if not isinstance(spec, str):
         return True

@@ -134,7 +134,7 @@ class LvBertConfig(PretrainedConfig):
         any other config field can be overridden by keyword."""
         import dataclasses
 
-        from lvbert.arch import SizeConfig, _is_literal, get_size, parse_arch
+        from lvbert.arch import SizeConfig, is_literal_arch, get_size, parse_arch
 
         size_fields = {f.name for f in dataclasses.fields(SizeConfig)}
         size_cfg = get_size(size, **{k: v for k, v in overrides.items() if k in size_fields})
@@ -142,7 +142,7 @@ class LvBertConfig(PretrainedConfig):
         fields = size_cfg.to_dict()
         num_slots = fields.pop("num_slots")
         # Named patterns (bert, sandwich, ...) are sized to the preset; a spelled-out arch keeps its length.
-        arch = parse_arch(arch, num_slots=None if _is_literal(arch) else num_slots)
+        arch = parse_arch(arch, num_slots=None if is_literal_arch(arch) else num_slots)
         return cls(arch=arch, **fields, **rest)
 
     def size_config(self):

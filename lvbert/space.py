@@ -64,7 +64,7 @@ def normalize_choices(allowed, num_slots: int, size: SizeConfig | None = None) -
             raise LvBertError(f"allowed ops at slot {i} must not be empty, got {ok!r}")
         if "P" in ops.types:
             raise LvBertError(f"allowed ops at slot {i}: P (a width change) is not a choice of LV-BERT's space; "
-                              "searching widths is NAS-BERT's (lvbert nas, docs/nas.md)")  # fmt: skip
+                              "searching widths is NAS-BERT's (lvbert nas --help)")  # fmt: skip
         if size is not None:
             ops = ops.normalized(size)
         out.append(Arch(sorted(set(ops), key=_op_order)))

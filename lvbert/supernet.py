@@ -116,6 +116,10 @@ class LvBertSupernet(LvBertPreTrainedModel):
     def num_slots(self) -> int:
         return len(self.allowed)
 
+    def path_keys(self, arch) -> tuple[str, ...]:
+        """The module key of each slot's op (``C``, ``A``, ``C_kernel5``) on ``arch``'s path (not checked)."""
+        return _path_keys(str(arch), self._size_key())
+
     def _size_key(self) -> tuple:
         import dataclasses
 
@@ -151,7 +155,7 @@ class LvBertSupernet(LvBertPreTrainedModel):
         of each is ``lvbert.arch.attention_slots(arch)``)."""
         if arch is None:
             raise ValueError("the supernet runs one path: pass arch=..., e.g. arch='AF' * 12")
-        keys = _path_keys(str(arch), self._size_key())
+        keys = self.path_keys(arch)
         if len(keys) != self.num_slots:
             self.check_arch(arch)  # the one-line error naming the slot count
         x = self.lvbert.embeddings(input_ids, token_type_ids, position_ids)
@@ -167,7 +171,7 @@ class LvBertSupernet(LvBertPreTrainedModel):
     def extract(self, arch: str) -> LvBertForMaskedLM:
         """A standalone ``LvBertForMaskedLM`` for ``arch`` with the supernet's weights."""
         arch = self.check_arch(arch)
-        keys = _path_keys(arch, self._size_key())
+        keys = self.path_keys(arch)
         cfg = self.config.to_dict()
         for key in ("allowed_types", "architectures", "model_type", "transformers_version", "dtype", "torch_dtype"):
             cfg.pop(key, None)

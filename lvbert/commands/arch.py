@@ -32,7 +32,7 @@ def register(sub) -> None:
         "info",
         help="canonical form, type counts, parameters and MACs of an architecture",
         description="Accepted notations: CCAF..., c-c-a-f, 'C C A F', '[0,0,1,2]' (0 conv, 1 attention, 2 FFN), "
-        "slots with settings such as 'C(kernel=5) A(heads=2) F(ffn=512) I' (docs/model.md), "
+        "slots with settings such as 'C(kernel=5) A(heads=2) F(ffn=512) I', "
         "or a name: " + "; ".join(f"{k}: {v.help}" for k, v in NAMED_ARCHS.items()),
     )
     add_options(info, ArchInfoConfig)

@@ -18,7 +18,7 @@ class QuickstartConfig:
     archives: str | None = option("folder holding the demo's PyPI archives (offline use)", default=None)
     device: str = option("auto, cpu or cuda", default="auto")
     task: str = option("demo task to fine-tune on: polarity, uncertainty or bbc-topic", default="polarity")
-    with_: str | None = option("optional stages, comma-separated: nas (a tiny NAS-BERT stage, docs/nas.md)", default=None)
+    with_: str | None = option("optional stages, comma-separated: nas (a tiny NAS-BERT stage, see lvbert nas --help)", default=None)
 
     def __post_init__(self) -> None:
         from lvbert.recipes.quickstart import PROFILES

@@ -73,7 +73,7 @@ PROFILES = {
 }
 
 STAGES = ("fetch", "tokenizer", "prepare", "supernet", "search", "pretrain", "finetune", "report")
-OPTIONAL_STAGES = ("nas",)  # --with nas: a tiny NAS-BERT stage (docs/nas.md) before the report
+OPTIONAL_STAGES = ("nas",)  # --with nas: a tiny NAS-BERT stage before the report
 
 
 class StageLog:
@@ -479,7 +479,7 @@ def write_report(out: Path, profile: str, p: Profile, task: str, candidates: dic
         lines += ["", "## NAS-BERT (--with nas)", "",
                   f"The searched model ({nas['teacher_params']:,} parameters, MLM accuracy {fmt(teacher_acc)}) is the "
                   f"teacher; the tiny NAS-BERT space trained {nas['steps_per_block']} steps per block "
-                  "(docs/nas.md). The chosen models keep the blocks' trained weights (not pre-trained further):", "",
+                  "(lvbert nas train --help). The chosen models keep the blocks' trained weights (not pre-trained further):", "",
                   "| target | params | MLM accuracy | latency ms (table) | arch |", "|---|---:|---:|---:|---|"]  # fmt: skip
         for name, t in nas["targets"].items():
             lines.append(f"| {name} | {t['params']:,} | {fmt(t['mlm_accuracy'])} | {t['latency_ms']:.2f} | `{t['arch']}` |")

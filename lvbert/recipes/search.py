@@ -49,7 +49,7 @@ class SearchRunConfig:
     latency_batch_size: int = option("batch size at which latency is measured", default=1)
     latency_cache: str | None = option("latency table cache file (default $LVBERT_HOME/latency.json, ~/.cache/lvbert)", default=None)
     latency_calibrate: int = option("random whole models measured to calibrate the latency table (0: the raw sum of the "
-                                "ops; docs/search.md)", default=8)  # fmt: skip
+                                "ops)", default=8)  # fmt: skip
     latency_check: int = option("with --max-latency: the best archs measured as whole models after the search "
                             "(latency_check.json)", default=5)  # fmt: skip
     allowed: str | None = option("narrow the supernet's layer types, e.g. AF (default: the supernet's)", default=None)

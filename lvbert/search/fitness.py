@@ -233,10 +233,8 @@ class SupernetFitness:
             self._state = state
 
     def _path_keys(self, arch: str) -> tuple[str, ...]:
-        from lvbert.supernet import _path_keys
-
         net = self.supernet
-        keys = _path_keys(str(arch), net._size_key())
+        keys = net.path_keys(arch)
         if len(keys) != net.num_slots or any(k not in slot for k, slot in zip(keys, net.lvbert.encoder.slots)):
             net.check_arch(arch)  # the one-line error naming the slot
         return keys
