@@ -45,8 +45,10 @@ def test_finetune_and_predict_cli(setup, tmp_path, capsys):
             "--out", str(tmp_path / "sub")]  # fmt: skip
     assert main(argv) == 0
     assert (tmp_path / "sub" / "SST-2.tsv").read_text().startswith("index\tprediction\n0\t")
-    # a second fine-tune into the same --out replaces the earlier result
-    assert main(_ft(model, root / "glue" / "SST-2", tmp_path / "run", "sst2", "--seed", "3")) == 0
+    # a second fine-tune into the same --out is refused; with --overwrite it replaces the earlier result
+    assert main(_ft(model, root / "glue" / "SST-2", tmp_path / "run", "sst2", "--seed", "3")) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(_ft(model, root / "glue" / "SST-2", tmp_path / "run", "sst2", "--seed", "3", "--overwrite")) == 0
     assert json.loads((tmp_path / "run" / "results.json").read_text())["best_seed"] == 3
 
 
@@ -100,7 +102,7 @@ def test_other_user_errors(setup, tmp_path, capsys):
     _fail(capsys, _ft(model, root / "glue" / "SST-2", tmp_path / "out", "sst2", "--device", "gpu"), "--device must be")
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
-    _fail(capsys, _ft(model, root / "glue" / "SST-2", tmp_path / "busy"), "non-empty directory")
+    _fail(capsys, _ft(model, root / "glue" / "SST-2", tmp_path / "busy"), "already exists and is not empty")
     argv = ["predict", "--model", str(model), "--task", "sst2", "--data-dir", str(root / "glue" / "SST-2"), "--out", str(tmp_path / "sub")]
     _fail(capsys, argv, "not a fine-tuned classifier")
     assert not (tmp_path / "sub").exists()
@@ -141,11 +143,11 @@ def test_finetune_resume_runs_only_the_seeds_that_did_not_finish(setup, tmp_path
     real = ft._train_one_seed
     calls = []
 
-    def killed_at_the_third(task, model_dir, tokenizer, train, dev, cfg, seed, stage, best):
+    def killed_at_the_third(task, model_dir, tokenizer, train, dev, cfg, seed, *rest):
         calls.append(seed)
         if seed == 2 and calls.count(2) == 1:
             raise KeyboardInterrupt  # killed during the third seed
-        return real(task, model_dir, tokenizer, train, dev, cfg, seed, stage, best)
+        return real(task, model_dir, tokenizer, train, dev, cfg, seed, *rest)
 
     monkeypatch.setattr(ft, "_train_one_seed", killed_at_the_third)
     assert main(argv) == 130

@@ -14,8 +14,10 @@ and :mod:`lvbert.model_dir` (loading the model folder):
     OUT/config.json, model.safetensors, tokenizer files   best checkpoint over all seeds
     OUT/results.json                                      config, per-seed results, median/min/max
 
-Resume works per seed: finished seeds are kept in the hidden folder ``.OUT.partial`` beside
-``OUT`` (with the best model so far); ``--resume`` re-runs only the seeds that did not finish.
+Resume: finished seeds are kept in the hidden folder ``.OUT.partial`` beside ``OUT`` (with the
+best model so far), and the running seed checkpoints there after every epoch; ``--resume``
+re-runs only the seeds that did not finish, the interrupted one from its last checkpoint, so the
+result equals an uninterrupted run's. A resume with other settings is refused.
 
 ``task="glue"`` runs every GLUE task found under ``data_dir`` into ``OUT/<task>`` and writes
 ``OUT/results.json`` with one table.
@@ -40,11 +42,11 @@ from lvbert.model_dir import load_classifier, load_model_config, load_tokenizer,
 from lvbert.objectives import classification_objective
 from lvbert.recipes.options import option
 from lvbert.tasks import DEMO_TASKS, Task, demo_data_dir, get_task, glue_tasks_in
-from lvbert.tasks.encoding import encode_task, evaluate_splits, train_batches, warn
+from lvbert.tasks.encoding import IndexedBatches, encode_task, evaluate_splits, warn
 from lvbert.training.distributed import pick_device
 from lvbert.training.loop import LoopConfig, train_loop
 from lvbert.training.optim import build_optimizer, linear_schedule
-from lvbert.utils import atomic_write_json, check_out_dir, fix_permissions, remove_stale_staging, replace_dir
+from lvbert.utils import atomic_write_json, check_output_dir, fix_permissions, remove_stale_staging, replace_dir
 
 # ============================================================================ configuration
 
@@ -87,6 +89,7 @@ class FinetuneConfig:
     regression: bool = option("file tasks: the label is a real number", default=False)
     train_file: str | None = option("squad / squad2: the training SQuAD JSON file", default=None)
     dev_file: str | None = option("squad / squad2: the dev SQuAD JSON file", default=None)
+    overwrite: bool = option("replace an existing --out (its old contents are removed)", default=False)
 
     def __post_init__(self) -> None:
         positive = {"batch_size": self.batch_size, "max_seq_len": self.max_seq_len or 1, "seeds": self.seeds,
@@ -120,7 +123,7 @@ class FinetuneConfig:
     def hyper_parameters(self) -> dict:
         """The training settings (what ``results.json`` records as ``config``)."""
         skip = {"model", "task", "data_dir", "out", "text_column", "text_pair_column", "label_column", "labels",
-                "regression", "train_file", "dev_file"}  # fmt: skip
+                "regression", "train_file", "dev_file", "overwrite"}  # fmt: skip
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
     def resolve(self, task: Task, hidden_size: int, max_positions: int) -> "FinetuneConfig":
@@ -154,10 +157,14 @@ def resolve_max_seq_len(requested: int | None, max_positions: int) -> int:
 # ============================================================================ one seed
 
 
-def _train_one_seed(task, model_dir, tokenizer, train, dev, cfg, seed, stage: Path, best: dict) -> dict:
-    """Fine-tune once; saves the model into ``stage / "best"`` whenever it beats ``best["score"]``."""
+def _train_one_seed(task, model_dir, tokenizer, train, dev, cfg, seed, stage: Path, best: dict, history: list,
+                    record) -> dict:  # fmt: skip
+    """Fine-tune once (from the seed's last checkpoint in ``stage`` when there is one); saves the model
+    into ``stage / "best"`` whenever it beats ``best["score"]`` and calls ``record()`` after every
+    evaluation, so that ``history`` (this seed's evaluations, restored on resume) and ``best`` survive a kill."""
     pad_id = tokenizer.pad_token_id or 0
-    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    batches = IndexedBatches(train, cfg.batch_size, seed, pad_id)
+    steps_per_epoch = batches.per_epoch
     total = steps_per_epoch * cfg.epochs
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
@@ -165,7 +172,6 @@ def _train_one_seed(task, model_dir, tokenizer, train, dev, cfg, seed, stage: Pa
     model.to(pick_device(cfg.device))  # the loop trains where the model is
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, layer_decay=cfg.layer_decay, num_slots=model.config.num_slots)
     scheduler = linear_schedule(optimizer, round(cfg.warmup * total), total)
-    history: list[dict] = []
 
     def evaluate(model, step: int) -> dict:
         t0 = time.perf_counter()
@@ -174,27 +180,16 @@ def _train_one_seed(task, model_dir, tokenizer, train, dev, cfg, seed, stage: Pa
         if best.get("score") is None or score > best["score"]:
             best.update(score=score, seed=seed, step=step)
             save_model_dir(model, tokenizer, stage / "best")
+        history[:] = [h for h in history if h["step"] < step]  # an evaluation after the checkpoint, run again
         history.append({"step": step, "epoch": round(step / steps_per_epoch, 3), "score": score, "dev": results,
                         "eval_seconds": round(time.perf_counter() - t0, 3)})  # fmt: skip
+        record()
         return {f"{s}/{m}": v for s, r in results.items() for m, v in r.items()} | {"score": score}
 
-    loop_cfg = LoopConfig(
-        out_dir=str(stage / "logs" / f"seed{seed}"),
-        max_steps=total,
-        bf16=cfg.bf16,
-        eval_every=steps_per_epoch,
-        save_every=0,
-        keep_last=1,
-        save_final=False,  # the best epoch is kept by evaluate(); no resumable checkpoint needed
-        seed=seed,
-        progress=cfg.progress,
-        log_every=max(1, min(50, steps_per_epoch)),
-        tensorboard=False,
-    )
-    batches = train_batches(train, cfg.batch_size, cfg.epochs, seed, pad_id)
     t0 = time.perf_counter()
     try:
-        train_loop(model, classification_objective, batches, optimizer, scheduler, loop_cfg, evaluate=evaluate)
+        train_loop(model, classification_objective, batches, optimizer, scheduler,
+                   seed_loop_config(stage, seed, total, steps_per_epoch, cfg), evaluate=evaluate, resume=True)  # fmt: skip
     except FloatingPointError as e:  # a diverged run: the user can fix it (learning rate, fp32)
         raise LvBertError(f"{task.name}, seed {seed}: {e}") from None
     seconds = time.perf_counter() - t0 - sum(h["eval_seconds"] for h in history)
@@ -211,8 +206,26 @@ def _train_one_seed(task, model_dir, tokenizer, train, dev, cfg, seed, stage: Pa
     }
 
 
+def seed_loop_config(stage: Path, seed: int, total: int, steps_per_epoch: int, cfg) -> LoopConfig:
+    """The loop settings of one fine-tuning seed: evaluated and checkpointed after every epoch (the
+    checkpoint lets ``--resume`` continue the seed exactly; the best epoch is kept by the caller)."""
+    return LoopConfig(
+        out_dir=str(stage / "logs" / f"seed{seed}"),
+        max_steps=total,
+        bf16=cfg.bf16,
+        eval_every=steps_per_epoch,
+        save_every=steps_per_epoch,
+        keep_last=1,
+        save_final=False,
+        seed=seed,
+        progress=cfg.progress,
+        log_every=max(1, min(50, steps_per_epoch)),
+        tensorboard=False,
+    )
+
+
 def _examples_seen(n: int, batch_size: int, steps: int) -> int:
-    """Training examples in the first ``steps`` batches of :func:`train_batches`."""
+    """Training examples in the first ``steps`` batches of :class:`IndexedBatches`."""
     per_epoch = math.ceil(n / batch_size)
     return steps // per_epoch * n + min(steps % per_epoch * batch_size, n)
 
@@ -234,13 +247,7 @@ def summarise(runs: list[dict]) -> dict:
     return out
 
 
-# ============================================================================ one task
-
-
-def _check_out(out: Path) -> None:
-    check_out_dir(out)
-    if out.is_dir() and any(out.iterdir()) and not (out / "results.json").is_file():
-        raise LvBertError(f"--out {out} is a non-empty directory without an earlier results.json; choose a new folder")
+# ============================================================================ seeds in a partial folder
 
 
 def partial_dir(out: Path) -> Path:
@@ -248,37 +255,114 @@ def partial_dir(out: Path) -> Path:
     return out.parent / f".{out.name}.partial"
 
 
+def check_out(out: Path, inputs: dict, overwrite: bool, resume: bool) -> Path:
+    """The output check of fine-tuning: never an input; an existing ``out`` only with ``--overwrite``,
+    or with ``--resume`` when it is this command's own (finished) result."""
+    out = Path(out)
+    marks = ("results.json", "*/results.json", ".*.partial")  # a task's result; GLUE's finished and running tasks
+    own = resume and out.is_dir() and any(p for mark in marks for p in out.glob(mark))
+    return check_output_dir(out, inputs=inputs, overwrite=overwrite and not resume, own_run=own)
+
+
+def finished_run(out: Path, options: dict, resume: bool) -> dict | None:
+    """On ``--resume``, the results of a run already finished in ``out`` with the same options (else None)."""
+    from lvbert.recipes.options import check_resume_options
+
+    if not resume or partial_dir(out).exists() or not (out / "results.json").is_file():
+        return None
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    check_resume_options(FinetuneConfig, options, results.get("options") or {}, out, strict=True)
+    print(f"resume: {out} is finished; nothing to run again")
+    return results
+
+
+def run_seeds(out: Path, options: dict, seeds: list[int], resume: bool, train_seed) -> tuple[Path, list[dict], dict]:
+    """Run ``train_seed(seed, stage, best, history, record) -> run`` for every seed not finished in
+    the partial folder ``stage`` (a fresh one unless resuming); returns ``(stage, runs, best)``.
+
+    ``progress.json`` there holds the options, the finished runs, the best score so far (its model
+    in ``stage / "best"``) and the running seed's evaluations; a seed's checkpoints are removed
+    once it finished. Resuming with other options is a one-line error."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(out)
+    stage = partial_dir(out)
+    done = _read_partial(stage, options, out) if resume else None
+    if done is None:
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir()
+        done = {"options": options, "runs": [], "best": {}, "current": None}
+        atomic_write_json(stage / "progress.json", done)
+    elif done["runs"] or done.get("current"):
+        print(f"resume: {len(done['runs'])} of {len(seeds)} seed(s) already finished in {stage}")
+    runs, best = list(done["runs"]), dict(done["best"])
+    current = done.get("current") or {}
+    for seed in seeds[len(runs) :]:
+        history = list(current.get("history") or []) if current.get("seed") == seed else []
+
+        def record(seed=seed, history=history) -> None:
+            atomic_write_json(stage / "progress.json", {"options": options, "runs": runs, "best": best,
+                                                        "current": {"seed": seed, "history": history}})  # fmt: skip
+
+        runs.append(train_seed(seed, stage, best, history, record))
+        atomic_write_json(stage / "progress.json", {"options": options, "runs": runs, "best": best, "current": None})
+        shutil.rmtree(stage / "logs" / f"seed{seed}" / "checkpoints", ignore_errors=True)
+    return stage, runs, best
+
+
+def finish_stage(stage: Path, out: Path, results: dict) -> None:
+    """The best model at the top of the partial folder, ``results.json`` written, the folder put at ``out``."""
+    for f in (stage / "best").iterdir():
+        f.rename(stage / f.name)
+    (stage / "best").rmdir()
+    (stage / "progress.json").unlink()
+    atomic_write_json(stage / "results.json", results)
+    fix_permissions(stage)
+    replace_dir(stage, out)
+
+
+def _read_partial(stage: Path, options: dict, out: Path) -> dict | None:
+    """The progress in ``stage`` when there is a readable one; a one-line error when it was run with other options."""
+    from lvbert.recipes.options import check_resume_options
+
+    try:
+        done = json.loads((stage / "progress.json").read_text(encoding="utf-8"))
+        runs, saved = list(done["runs"]), dict(done["options"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if runs and not (stage / "best").is_dir():
+        warn(f"{stage} lacks the best model of its finished seeds; starting again")
+        return None
+    check_resume_options(FinetuneConfig, options, saved, out, strict=True)
+    return done
+
+
+# ============================================================================ one task
+
+
 def finetune_task(model_dir, task: Task, data_dir, out, cfg: FinetuneConfig, model_config, tokenizer,
                   resume: bool = False) -> dict:  # fmt: skip
     """Fine-tune one task (``cfg.seeds`` runs) and write ``out``. Returns the results dict."""
     out, data_dir = Path(out), Path(data_dir)
-    _check_out(out)
     cfg = cfg.resolve(task, model_config.hidden_size, model_config.max_position_embeddings)
     train, dev = encode_task(task, data_dir, tokenizer, cfg.max_seq_len, cfg.both_orders)  # every input error surfaces here
+    options = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    done = finished_run(out, options, resume)
+    if done is not None:
+        return done
+    check_out(out, {"--model": model_dir, "--data-dir": data_dir}, cfg.overwrite, resume)  # the inputs are good
     print(f"finetune {task.name}: {len(train)} train, " + ", ".join(f"{len(e)} {s}" for s, e in dev.items())
           + f"; {cfg.hyper_parameters()}")  # fmt: skip
-    out.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_staging(out)
-    stage = partial_dir(out)
-    settings = {"model": str(model_dir), "data_dir": str(data_dir), "task": task.name, "config": cfg.hyper_parameters()}
-    done = _read_partial(stage, settings) if resume else None
-    if done is None:
-        shutil.rmtree(stage, ignore_errors=True)
-        stage.mkdir()
-        done = {"settings": settings, "runs": [], "best": {}}
-        atomic_write_json(stage / "progress.json", done)
-    elif done["runs"]:
-        print(f"resume: {len(done['runs'])} of {cfg.seeds} seed(s) already finished in {stage}")
-    best: dict = dict(done["best"])
-    runs = list(done["runs"])
-    for k in range(len(runs), cfg.seeds):
-        runs.append(_train_one_seed(task, model_dir, tokenizer, train, dev, cfg, cfg.seed + k, stage, best))
-        atomic_write_json(stage / "progress.json", {"settings": settings, "runs": runs, "best": best})
+
+    def train_seed(seed, stage, best, history, record):
+        return _train_one_seed(task, model_dir, tokenizer, train, dev, cfg, seed, stage, best, history, record)
+
+    stage, runs, best = run_seeds(out, options, [cfg.seed + k for k in range(cfg.seeds)], resume, train_seed)
     results = {
         "task": task.to_dict(),
         "model": str(model_dir),
         "data_dir": str(data_dir),
         "config": cfg.hyper_parameters(),
+        "options": options,
         "num_train": len(train),
         "num_dev": {s: len(e) for s, e in dev.items()},
         "best_seed": best["seed"],
@@ -286,26 +370,8 @@ def finetune_task(model_dir, task: Task, data_dir, out, cfg: FinetuneConfig, mod
         "summary": summarise(runs),
         "runs": runs,
     }
-    for f in (stage / "best").iterdir():  # the best checkpoint at the top of OUT
-        f.rename(stage / f.name)
-    (stage / "best").rmdir()
-    (stage / "progress.json").unlink()
-    atomic_write_json(stage / "results.json", results)
-    fix_permissions(stage)
-    replace_dir(stage, out)
+    finish_stage(stage, out, results)
     return results
-
-
-def _read_partial(stage: Path, settings: dict) -> dict | None:
-    """The finished seeds in ``stage`` when they were run with the same settings, else None."""
-    try:
-        done = json.loads((stage / "progress.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if done.get("settings") != json.loads(json.dumps(settings)) or (done["runs"] and not (stage / "best").is_dir()):
-        warn(f"{stage} holds fine-tuning runs with other settings; starting again")
-        return None
-    return done
 
 
 # ============================================================================ tables
@@ -342,11 +408,11 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False) -> dict:
     if cfg.task.strip().lower() == "glue":
         if cfg.data_dir is None:
             raise LvBertError("task glue needs --data-dir, the GLUE folder holding CoLA, SST-2, ...")
-        _check_out(out)
         found = glue_tasks_in(cfg.data_dir)
         for t, folder in found:  # check every task's files and labels before the first (long) run
             for split in ("train", *t.dev_splits):
                 t.label_ids(t.read(folder, split), f"{t.name} {split}")
+        check_out(out, {"--model": cfg.model, "--data-dir": cfg.data_dir}, cfg.overwrite, resume)  # the inputs are good
         all_results = {}
         for t, folder in found:
             if resume and (out / t.name / "results.json").is_file():

@@ -204,25 +204,60 @@ def resolve(cls, args: argparse.Namespace, base: dict | None = None, **fixed):
         raise LvBertError(str(e)) from None
 
 
-def saved_options(run_dir: str | Path) -> dict:
-    """The options a run folder was started with: ``config`` of ``run_config.yaml`` (training runs)
-    or ``options`` of ``search_config.json`` (searches); empty when there are none or they cannot be read."""
+# Options that cannot change a run's result: they may differ on ``--resume``; any other option is refused.
+RESUME_FREE = frozenset({"progress", "log_every", "threads", "keep_last", "overwrite", "out", "config"})
+
+
+def _recorded_options(run_dir: Path) -> tuple[dict, bool]:
+    """``(options, training)``: the options a run folder was started with and whether it is a training
+    run (``run_config.yaml``; fine-tuning's ``results.json`` or unfinished ``.OUT.partial/progress.json``)
+    rather than a search (``search_config.json``, which a resume may extend)."""
     import json
 
     run_dir = Path(run_dir)
+    partial = run_dir.parent / f".{run_dir.name}.partial" / "progress.json"
     try:
         if (run_dir / "run_config.yaml").is_file():
-            return dict((yaml.safe_load((run_dir / "run_config.yaml").read_text(encoding="utf-8")) or {}).get("config") or {})
+            return dict((yaml.safe_load((run_dir / "run_config.yaml").read_text(encoding="utf-8")) or {}).get("config") or {}), True
         if (run_dir / "search_config.json").is_file():
-            return dict(json.loads((run_dir / "search_config.json").read_text(encoding="utf-8")).get("options") or {})
+            return dict(json.loads((run_dir / "search_config.json").read_text(encoding="utf-8")).get("options") or {}), False
+        for path in (run_dir / "results.json", partial):  # lvbert finetune
+            if path.is_file():
+                return dict(json.loads(path.read_text(encoding="utf-8")).get("options") or {}), True
     except (ValueError, yaml.YAMLError, UnicodeDecodeError, AttributeError, TypeError):
         pass  # the recipe reports a broken file when it reads it
-    return {}
+    return {}, False
+
+
+def saved_options(run_dir: str | Path) -> dict:
+    """The options a run folder was started with: ``config`` of ``run_config.yaml`` (training runs),
+    ``options`` of ``search_config.json`` (searches) or of fine-tuning's ``results.json`` (or its
+    unfinished ``.OUT.partial/progress.json``); empty when there are none or they cannot be read."""
+    return _recorded_options(Path(run_dir))[0]
+
+
+def check_resume_options(cls, given: dict, saved: dict, run_dir, strict: bool = False) -> None:
+    """A one-line error when an option given on ``--resume`` differs from the one the run was started
+    with: the result would not be the run's. Options in :data:`RESUME_FREE` may differ; a saved
+    ``None`` was not recorded (e.g. the blocks one ``nas train`` job trains) and is not compared,
+    unless ``strict`` (the recipe compares its complete options)."""
+    fields = config_fields(cls)
+    for name, value in given.items():
+        if name in RESUME_FREE or name not in fields or name not in saved or (saved[name] is None and not strict):
+            continue
+        try:
+            before = None if saved[name] is None else coerce(saved[name], fields[name][1], name)
+        except LvBertError:
+            continue  # an unreadable saved value: the recipe's own checks report the folder
+        if before != value:
+            raise LvBertError(f"cannot resume {run_dir}: {flag_name(name)} was {before!r} and is now {value!r}; "
+                              f"resume with the same settings or start a new run in another --out")  # fmt: skip
 
 
 def resolve_run(cls, args: argparse.Namespace):
     """``(config, resume)`` of a resumable command: ``--resume DIR`` sets ``out`` and makes the
-    options saved in ``DIR`` the defaults (:func:`saved_options`), so ``--resume DIR`` alone continues a run."""
+    options saved in ``DIR`` the defaults (:func:`saved_options`), so ``--resume DIR`` alone continues a run.
+    A training run's options given again with other values are refused (:func:`check_resume_options`)."""
     resume = getattr(args, "resume", False)
     fixed = {"out": resume} if isinstance(resume, str) else {}
     base = None
@@ -230,8 +265,10 @@ def resolve_run(cls, args: argparse.Namespace):
         out = fixed.get("out") or getattr(args, "out", None)
         if out is None and getattr(args, "config", None):
             out = read_yaml_options(args.config, cls).get("out")
-        base = saved_options(out) if out else None
-    return resolve(cls, args, base=base, **fixed), bool(resume)
+        base, training = _recorded_options(Path(out)) if out else ({}, False)
+        if training and base:
+            check_resume_options(cls, collect(cls, args, None, **fixed), base, out)
+    return resolve(cls, args, base=base or None, **fixed), bool(resume)
 
 
 def option(text: str, **kw):

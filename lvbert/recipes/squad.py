@@ -75,12 +75,19 @@ def window_logits(model, w, batch_size: int, pad: int, bf16: bool = False) -> tu
     return starts, ends
 
 
+MIN_LEN = 16  # [CLS] question [SEP] context [SEP] with a few tokens of each
+
+
 def _settings(cfg, positions: int) -> dict:
+    """Window length, doc stride and question length; the stride always fits the context part of a window."""
     from lvbert.tasks.squad import DOC_STRIDE, MAX_LEN, MAX_QUERY
 
     max_len = min(cfg.max_seq_len or MAX_LEN, positions)
+    if max_len < MIN_LEN:
+        raise LvBertError(f"--max-seq-len {max_len} is too short for SQuAD windows ([CLS] question [SEP] context "
+                          f"[SEP]); use at least {MIN_LEN} (default {MAX_LEN}, capped at the model's positions)")  # fmt: skip
     max_query = min(MAX_QUERY, max_len // 2)
-    stride = min(DOC_STRIDE, max(8, (max_len - max_query - 3) // 2))
+    stride = min(DOC_STRIDE, (max_len - max_query - 3) // 2)
     return {"max_len": max_len, "doc_stride": stride, "max_query": max_query}
 
 
@@ -102,22 +109,26 @@ def score_dev(model, examples, windows, version: str, pad: int, batch_size: int,
 
 def finetune_squad(cfg, resume: bool = False) -> dict:
     """Fine-tune on SQuAD as configured (a :class:`lvbert.recipes.finetune.FinetuneConfig` with
-    ``task`` squad or squad2, ``train_file`` and ``dev_file``); returns the results dict."""
+    ``task`` squad or squad2, ``train_file`` and ``dev_file``); returns the results dict.
+
+    Seeds run, checkpoint and resume as GLUE-style fine-tuning's (:func:`lvbert.recipes.finetune.run_seeds`)."""
+    import dataclasses
+
     from transformers import AutoModelForQuestionAnswering
 
     from lvbert.model_dir import load_model_config, load_tokenizer, quiet_transformers, save_model_dir
-    from lvbert.recipes.finetune import _check_out, summarise
+    from lvbert.recipes.finetune import check_out, finish_stage, finished_run, run_seeds, seed_loop_config, summarise
     from lvbert.tasks.squad import encode_windows, read_squad, warn
     from lvbert.training.distributed import pick_device
-    from lvbert.training.loop import LoopConfig, train_loop
+    from lvbert.training.loop import train_loop
     from lvbert.training.optim import build_optimizer, linear_schedule
-    from lvbert.utils import atomic_write_json, staging_folder
+    from lvbert.utils import atomic_write_json
 
     version = VERSIONS[cfg.task]
     if not cfg.train_file or not cfg.dev_file:
         raise LvBertError(f"task {cfg.task} needs --train-file and --dev-file (SQuAD JSON files)")
     out = Path(cfg.out)
-    _check_out(out)
+    inputs = {"--model": cfg.model, "--train-file": cfg.train_file, "--dev-file": cfg.dev_file}
     config = load_model_config(cfg.model)
     tokenizer = load_tokenizer(cfg.model, config.vocab_size)
     settings = _settings(cfg, config.max_position_embeddings)
@@ -131,57 +142,57 @@ def finetune_squad(cfg, resume: bool = False) -> dict:
     dev_w, _ = encode_windows(tokenizer, dev_ex, settings["max_len"], settings["doc_stride"], settings["max_query"])
     lr = cfg.lr if cfg.lr is not None else (3e-4 if config.hidden_size <= 384 else 1e-4)
     epochs = cfg.epochs or 2
+    cfg = dataclasses.replace(cfg, lr=lr, epochs=epochs)
+    options = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    done = finished_run(out, options, resume)
+    if done is not None:
+        return done
+    check_out(out, inputs, cfg.overwrite, resume)  # the inputs are good
     pad = tokenizer.pad_token_id or 0
     print(f"finetune {cfg.task}: {len(train_ex):,} questions in {len(train_w):,} windows, {len(dev_ex):,} dev questions in "
           f"{len(dev_w):,} windows; {settings}; lr {lr}, {epochs} epochs")  # fmt: skip
-    runs, best = [], {}
-    with staging_folder(out) as stage:
-        for k in range(cfg.seeds):
-            seed = cfg.seed + k
-            with torch.random.fork_rng(devices=[]), quiet_transformers():
-                torch.manual_seed(seed)
-                model, info = AutoModelForQuestionAnswering.from_pretrained(cfg.model, local_files_only=True,
-                                                                            output_loading_info=True)  # fmt: skip
-            missing = [m for m in info.get("missing_keys", []) if not m.startswith("qa_outputs.")]
-            if missing:
-                raise LvBertError(f"{cfg.model} lacks {len(missing)} backbone weight(s) (e.g. {missing[0]})")
-            model.to(pick_device(cfg.device))
-            batches = WindowBatches(train_w, cfg.batch_size, seed, pad)
-            total = batches.per_epoch * epochs if cfg.max_steps is None else min(cfg.max_steps, batches.per_epoch * epochs)
-            optimizer = build_optimizer(model, lr, cfg.weight_decay, layer_decay=cfg.layer_decay,
-                                        num_slots=model.config.num_slots)  # fmt: skip
-            scheduler = linear_schedule(optimizer, round(cfg.warmup * total), total)
-            history = []
 
-            def evaluate(m, step: int) -> dict:
-                r = score_dev(m, dev_ex, dev_w, version, pad, cfg.eval_batch_size, cfg.bf16)
-                sc = r["scores"]
-                if best.get("f1") is None or sc["f1"] > best["f1"]:
-                    best.update(f1=sc["f1"], seed=seed, step=step, threshold=sc.get("threshold"))
-                    save_model_dir(m, tokenizer, stage / "best")
-                history.append({"step": step, "epoch": round(step / batches.per_epoch, 3), **sc})
-                return {"exact": sc["exact"], "f1": sc["f1"]}
+    def train_seed(seed: int, stage: Path, best: dict, history: list, record) -> dict:
+        with torch.random.fork_rng(devices=[]), quiet_transformers():
+            torch.manual_seed(seed)
+            model, info = AutoModelForQuestionAnswering.from_pretrained(cfg.model, local_files_only=True,
+                                                                        output_loading_info=True)  # fmt: skip
+        missing = [m for m in info.get("missing_keys", []) if not m.startswith("qa_outputs.")]
+        if missing:
+            raise LvBertError(f"{cfg.model} lacks {len(missing)} backbone weight(s) (e.g. {missing[0]})")
+        model.to(pick_device(cfg.device))
+        batches = WindowBatches(train_w, cfg.batch_size, seed, pad)
+        total = batches.per_epoch * epochs if cfg.max_steps is None else min(cfg.max_steps, batches.per_epoch * epochs)
+        optimizer = build_optimizer(model, lr, cfg.weight_decay, layer_decay=cfg.layer_decay,
+                                    num_slots=model.config.num_slots)  # fmt: skip
+        scheduler = linear_schedule(optimizer, round(cfg.warmup * total), total)
 
-            loop = LoopConfig(out_dir=str(stage / "logs" / f"seed{seed}"), max_steps=total, bf16=cfg.bf16,
-                              eval_every=batches.per_epoch, save_every=0, save_final=False, seed=seed,
-                              progress=cfg.progress, tensorboard=False,
-                              log_every=max(1, min(50, batches.per_epoch)))  # fmt: skip
-            t0 = time.perf_counter()
-            train_loop(model, lambda m, b: {"loss": m(**b).loss}, batches, optimizer, scheduler, loop, evaluate=evaluate)
-            top = max(history, key=lambda h: h["f1"])
-            runs.append({"seed": seed, "score": top["f1"], "dev": {"dev": {"exact": top["exact"], "f1": top["f1"]}},
-                         "best_epoch": top["epoch"], "history": history,
-                         "seconds": round(time.perf_counter() - t0, 1)})  # fmt: skip
-        for f in (stage / "best").iterdir():
-            f.replace(stage / f.name)
-        (stage / "best").rmdir()
-        qa = {"version": version, **settings, "threshold": best.get("threshold")}
-        atomic_write_json(stage / QA_FILE, qa)
-        results = {"task": {"name": cfg.task}, "model": str(cfg.model), "train_file": str(cfg.train_file),
-                   "dev_file": str(cfg.dev_file), "config": {**cfg.hyper_parameters(), "lr": lr, "epochs": epochs},
-                   "qa": qa, "num_train_windows": len(train_w), "skipped_misaligned": misaligned,
-                   "best_seed": best["seed"], "summary": summarise(runs), "runs": runs}  # fmt: skip
-        atomic_write_json(stage / "results.json", results)
+        def evaluate(m, step: int) -> dict:
+            r = score_dev(m, dev_ex, dev_w, version, pad, cfg.eval_batch_size, cfg.bf16)
+            sc = r["scores"]
+            if best.get("f1") is None or sc["f1"] > best["f1"]:
+                best.update(f1=sc["f1"], seed=seed, step=step, threshold=sc.get("threshold"))
+                save_model_dir(m, tokenizer, stage / "best")
+            history[:] = [h for h in history if h["step"] < step]  # an evaluation after the checkpoint, run again
+            history.append({"step": step, "epoch": round(step / batches.per_epoch, 3), **sc})
+            record()
+            return {"exact": sc["exact"], "f1": sc["f1"]}
+
+        t0 = time.perf_counter()
+        train_loop(model, lambda m, b: {"loss": m(**b).loss}, batches, optimizer, scheduler,
+                   seed_loop_config(stage, seed, total, batches.per_epoch, cfg), evaluate=evaluate, resume=True)  # fmt: skip
+        top = max(history, key=lambda h: h["f1"])
+        return {"seed": seed, "score": top["f1"], "dev": {"dev": {"exact": top["exact"], "f1": top["f1"]}},
+                "best_epoch": top["epoch"], "history": history, "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+
+    stage, runs, best = run_seeds(out, options, [cfg.seed + k for k in range(cfg.seeds)], resume, train_seed)
+    qa = {"version": version, **settings, "threshold": best.get("threshold")}
+    atomic_write_json(stage / QA_FILE, qa)
+    results = {"task": {"name": cfg.task}, "model": str(cfg.model), "train_file": str(cfg.train_file),
+               "dev_file": str(cfg.dev_file), "config": cfg.hyper_parameters(), "options": options, "qa": qa,
+               "num_train_windows": len(train_w), "skipped_misaligned": misaligned, "best_seed": best["seed"],
+               "summary": summarise(runs), "runs": runs}  # fmt: skip
+    finish_stage(stage, out, results)
     s = results["summary"]
     print(f"{cfg.task}: dev EM {s['dev/exact']['median']:.2f} F1 {s['dev/f1']['median']:.2f} (median of {cfg.seeds} seed(s))")
     return results

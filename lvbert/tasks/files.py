@@ -20,6 +20,9 @@ SPLIT_FILES = {"train": ("train",), "dev": ("dev", "validation"), "test": ("test
 FORMATS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl"}
 
 DEMO_TASKS = ("polarity", "uncertainty", "bbc-topic")
+# The demo tasks' classes as lvbert.data.demo writes them (bbc-topic's are the archive's topic folders,
+# recorded in the demo's manifest.json)
+DEMO_LABELS = {"polarity": ("neg", "pos"), "uncertainty": ("certain", "uncertain")}
 
 
 def find_split_file(data_dir: Path, split: str) -> Path | None:
@@ -118,5 +121,17 @@ def demo_task(name: str, data_dir: str | Path | None = None, labels=None, need_t
     path = Path(data_dir) if data_dir is not None else demo_data_dir(name)
     if not path.is_dir():
         raise LvBertError(f"demo task files not found in {path}; prepare the demo data first ('lvbert data --help')")
-    task = file_task(name, path, "text", None, "label", labels=labels, need_train=need_train)
+    task = file_task(name, path, "text", None, "label", labels=labels or demo_labels(name, path), need_train=need_train)
     return replace(task, description=f"demo task {name}")
+
+
+def demo_labels(name: str, path: Path) -> tuple[str, ...] | None:
+    """A demo task's fixed classes: a label outside them in any split is an error, not a new class.
+    bbc-topic's come from the demo's ``manifest.json`` (``<demo>/tasks/<name>`` lies two levels below it)."""
+    import json
+
+    try:
+        manifest = json.loads((path.parent.parent / "manifest.json").read_text(encoding="utf-8"))
+        return tuple(manifest["tasks"][name]["labels"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEMO_LABELS.get(name)

@@ -42,12 +42,19 @@ class QAExample:
 
 
 def read_squad(path: str | Path, version: str = "1.1") -> list[QAExample]:
-    """Examples of a SQuAD JSON file; ``version`` 2.0 allows (and keeps) unanswerable questions."""
+    """Examples of a SQuAD JSON file; ``version`` 2.0 allows (and keeps) unanswerable questions.
+
+    A field of the wrong type is a one-line error naming the question (id and position) and the field."""
+    from lvbert.utils import read_text_file
+
     path = Path(path)
     if not path.is_file():
         raise LvBertError(f"SQuAD file {path} does not exist")
+    text = read_text_file(path, "SQuAD file")
+    if not text.strip():
+        raise LvBertError(f"SQuAD file {path} is empty; expected SQuAD JSON (data/paragraphs/qas)")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(text)
         articles = data["data"]
     except (ValueError, KeyError, TypeError):
         raise LvBertError(f"{path} is not a SQuAD JSON file (no 'data' list of articles)") from None
@@ -57,17 +64,39 @@ def read_squad(path: str | Path, version: str = "1.1") -> list[QAExample]:
             for para in article["paragraphs"]:
                 context = para["context"]
                 for qa in para["qas"]:
+                    where = f"{path}: question {len(out)} (id {qa.get('id')!r})"
                     imp = bool(qa.get("is_impossible", False))
                     impossible += imp
-                    answers = [(a["text"], int(a["answer_start"])) for a in qa.get("answers", [])]
+                    answers = [_answer(a, where) for a in _answer_list(qa.get("answers", []), where)]
                     out.append(QAExample(str(qa["id"]), qa["question"], context, answers, imp))
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, AttributeError) as e:
         raise LvBertError(f"{path} is not in SQuAD's layout (missing {e}); expected data/paragraphs/qas") from None
     if version == "1.1" and impossible:
         raise LvBertError(f"{path} has {impossible} unanswerable questions (is_impossible): it is SQuAD 2.0; use --task squad2")
     if not out:
         raise LvBertError(f"{path} holds no questions")
     return out
+
+
+def _answer_list(answers, where: str) -> list:
+    if not isinstance(answers, list):
+        raise LvBertError(f"{where}: 'answers' must be a list of {{'text', 'answer_start'}}, got a "
+                          f"{type(answers).__name__}")  # fmt: skip
+    return answers
+
+
+def _answer(a, where: str) -> tuple[str, int]:
+    """``(text, answer_start)`` of one answer; its fields checked."""
+    if not isinstance(a, dict) or "text" not in a or "answer_start" not in a:
+        raise LvBertError(f"{where}: an answer must be {{'text': ..., 'answer_start': ...}}, got {str(a)[:60]}")
+    start = a["answer_start"]
+    if isinstance(start, str) and start.strip().isdigit() or isinstance(start, float) and start.is_integer():
+        start = int(start)
+    if not isinstance(start, int) or isinstance(start, bool) or start < 0:
+        raise LvBertError(f"{where}: 'answer_start' must be a character offset (an integer >= 0), got {start!r}")
+    if not isinstance(a["text"], str):
+        raise LvBertError(f"{where}: an answer's 'text' must be a string, got {a['text']!r}")
+    return a["text"], start
 
 
 # ----------------------------------------------------------------------------- windows

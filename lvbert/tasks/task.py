@@ -28,6 +28,7 @@ class Example:
     text: str
     text_pair: str | None = None  # second sentence for pair tasks
     label: str | None = None  # label text as written in the file; None in unlabelled test files
+    line: int | None = field(default=None, compare=False)  # the line of the file it was read from
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,15 @@ class Task:
         """Read one split; user errors (missing file or column, empty split) raise :class:`LvBertError`."""
         if split not in self.splits:
             raise LvBertError(f"task {self.name} has no split {split!r}; it has {', '.join(self.splits)}")
-        return read_examples(self.path(data_dir, split), self.splits[split].layout, what=f"{self.name} {split}")
+        path = self.path(data_dir, split)
+        examples = read_examples(path, self.splits[split].layout, what=f"{self.name} {split}")
+        if self.labels is not None:  # a label outside the task's classes is an error, never a new class
+            for ex in examples:
+                if ex.label is not None and ex.label not in self.labels:
+                    line = f":{ex.line}" if ex.line else ""
+                    raise LvBertError(f"{path}{line}: label {ex.label!r} of example {ex.index} is not in the label set "
+                                      f"{list(self.labels)} of task {self.name}")  # fmt: skip
+        return examples
 
     def label_ids(self, examples: list[Example], where: str = "") -> list:
         """Class ids (classification) or floats (regression) of labelled examples; checks the label set."""
@@ -147,8 +156,17 @@ class Task:
 
 
 def _rows(path: Path, layout: Layout):
-    """Yield (line number, row) where row is a list (tsv/csv) or a dict (jsonl)."""
-    with open(path, encoding="utf-8-sig", newline="") as f:  # utf-8-sig: MRPC's files start with a BOM
+    """Yield (line number, row) where row is a list (tsv/csv) or a dict (jsonl).
+
+    Read through :func:`lvbert.utils.read_text_file` (every command reads task files this one way): a
+    binary file or a byte that is not UTF-8 is a one-line error naming the file and line; a BOM
+    (MRPC's files start with one) is dropped."""
+    import io
+
+    from lvbert.utils import read_text_file
+
+    text = read_text_file(path, "task file")
+    with io.StringIO(text, newline="") as f:
         if layout.fmt == "jsonl":
             for n, line in enumerate(f, 1):
                 if not line.strip():
@@ -224,6 +242,7 @@ def read_examples(path: str | Path, layout: Layout, what: str = "") -> list[Exam
                 text=get["text"],
                 text_pair=get.get("pair"),
                 label=None if label is None else label.strip(),
+                line=n,
             )
         )
     if skipped:
