@@ -90,6 +90,7 @@ class DistillConfig:
     eval_sequences: int = option("general distillation: validation sequences", default=128)
     device: str = option("auto, cpu, cuda", default="auto")
     progress: bool = option("progress bar", default=True)
+    overwrite: bool = option("replace an existing --out folder (its old contents are removed first)", default=False)
 
     def __post_init__(self) -> None:
         from lvbert.objectives.distill import MAPPINGS
@@ -116,6 +117,50 @@ class DistillConfig:
             raise LvBertError(f"--temperature must be positive, got {self.temperature}")
         if not 0 <= self.warmup < 1:
             raise LvBertError(f"--warmup is a fraction of the steps in [0, 1), got {self.warmup}")
+        check_rates(self, "lr", "pred_lr")
+        check_non_negative(self, "weight_decay", "clip_norm", "dropout", "save_every", "eval_every")
+        if self.dropout >= 1:
+            raise LvBertError(f"--dropout must be below 1, got {self.dropout}")
+
+    def inputs(self) -> dict:
+        """The paths this run reads: its --out may be none of them."""
+        return {"--teacher": self.teacher, "--data": self.data, "--student": self.student, "--data-dir": self.data_dir}
+
+
+def check_rates(cfg, *names: str) -> None:
+    """A one-line error for a learning rate (or other option) that is set and not positive."""
+    for name in names:
+        value = getattr(cfg, name)
+        if value is not None and not value > 0:
+            raise LvBertError(f"--{name.replace('_', '-')} must be positive, got {value}")
+
+
+def check_non_negative(cfg, *names: str) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if not value >= 0:
+            raise LvBertError(f"--{name.replace('_', '-')} must be 0 or more, got {value}")
+
+
+def check_run_output(out, inputs: dict, overwrite: bool, resume: bool, own_run: bool | None = None) -> Path:
+    """The --out folder of a training command (distill, quantize, nas train), checked before any work.
+
+    Never one of ``inputs``; an existing non-empty folder only when it is this command's own run and
+    ``--resume`` was given (``own_run``, default: it holds a ``run_config.yaml``; the run's settings are
+    then checked by ``prepare_run_dir``), or with ``--overwrite`` (its old contents removed).
+    """
+    from lvbert.recipes.common import RUN_CONFIG
+    from lvbert.utils import check_out_dir, check_output_dir
+
+    out = check_out_dir(out)
+    if resume and overwrite:
+        raise LvBertError("--resume continues the run in --out and --overwrite replaces it; pass one of them")
+    if own_run is None:
+        own_run = resume and (out / RUN_CONFIG).is_file()
+    if resume and not own_run:
+        raise LvBertError(f"cannot resume: {out} holds no run of this command ({RUN_CONFIG} missing); start it without "
+                          "--resume")  # fmt: skip
+    return check_output_dir(out, inputs=inputs, overwrite=overwrite, own_run=own_run)
 
 
 class DistillModel(nn.Module):
@@ -176,9 +221,9 @@ def general_distill(cfg: DistillConfig, resume: bool = False) -> Path:
     from lvbert.training.distributed import cleanup, setup_distributed
     from lvbert.training.loop import train_loop
     from lvbert.training.optim import build_optimizer, linear_schedule
-    from lvbert.utils import atomic_write_json, check_out_dir, fix_permissions
+    from lvbert.utils import atomic_write_json, fix_permissions
 
-    out = check_out_dir(cfg.out)
+    out = check_run_output(cfg.out, cfg.inputs(), cfg.overwrite, resume)
     data = open_data(cfg.data)
     tokenizer = data.tokenizer
     teacher_dir = Path(cfg.teacher)
@@ -285,9 +330,9 @@ def task_distill(cfg: DistillConfig, resume: bool = False) -> Path:
     from lvbert.training.distributed import pick_device
     from lvbert.training.loop import LoopConfig, train_loop
     from lvbert.training.optim import build_optimizer, linear_schedule
-    from lvbert.utils import atomic_write_json, check_out_dir, fix_permissions
+    from lvbert.utils import atomic_write_json, fix_permissions
 
-    out = check_out_dir(cfg.out)
+    out = check_run_output(cfg.out, cfg.inputs(), cfg.overwrite, resume)
     student_config = load_model_config(cfg.student)
     tokenizer = load_tokenizer(cfg.student, student_config.vocab_size)
     teacher_dir = Path(cfg.teacher)

@@ -79,6 +79,8 @@ class NasTrainConfig(TrainingOptions):
     latency_repeats: int = option("latency table: timed runs per op (the fastest is kept)", default=10)
     latency_calibrate: int = option("latency table: random whole models measured to calibrate it (0: the raw sum)",
                                     default=8)  # fmt: skip
+    overwrite: bool = option("replace an existing --out folder that is not a NAS run's (its old contents are removed "
+                             "first)", default=False)  # fmt: skip
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -178,9 +180,13 @@ def train_nas(cfg: NasTrainConfig, resume: bool = False) -> Path:
     from lvbert.nas.latency import NasLatencyTable
     from lvbert.nas.supernet import TeacherBlocks
     from lvbert.recipes.common import check_positions, check_teacher_vocab
+    from lvbert.recipes.distill import check_run_output
     from lvbert.utils import atomic_write_json, check_out_dir
 
-    out = check_out_dir(cfg.out)
+    # a folder holding nas.json is this command's run: blocks may be trained by separate jobs sharing it
+    # (nas.json's settings are checked below, and each block's run by prepare_run_dir)
+    own_run = (check_out_dir(cfg.out) / NAS_JSON).is_file() and not cfg.overwrite
+    out = check_run_output(cfg.out, {"--data": cfg.data, "--teacher": cfg.teacher}, cfg.overwrite, resume, own_run)
     space = cfg.nas_space()
     data = open_data(cfg.data)
     teacher, _ = _load_teacher(cfg.teacher)
@@ -378,6 +384,7 @@ class NasSearchConfig:
                           default=20)  # fmt: skip
     seed: int = option("seed of the validation masks", default=0)
     out: str = option("output folder", default="runs/nas-search")
+    overwrite: bool = option("replace an existing --out folder", default=False)
 
     def __post_init__(self) -> None:
         from lvbert.nas.select import parse_budget
@@ -438,6 +445,51 @@ def read_nas_run(folder) -> tuple:
     return space, shared, rows
 
 
+def _smallest(space, rows, size, lut) -> tuple[int, float]:
+    """The fewest parameters and the lowest table latency of any combination of the trained candidates.
+
+    For fixed block widths both are sums over the blocks (a block's own count or time, plus its projection
+    from the previous width), so the smallest candidate per block and width, over every sequence of widths,
+    gives the exact minima without visiting the combinations."""
+    import itertools
+
+    per_block = []
+    for block_rows in rows:
+        widths: dict[int, list] = {}
+        for r in block_rows:
+            widths.setdefault(r["block"].width, []).append(r)
+        per_block.append({w: (min(rs, key=lambda r: r["params"])["block"], min(lut.block_ms(r["block"]) for r in rs))
+                          for w, rs in widths.items()})  # fmt: skip
+    best_params, best_ms = None, None
+    for ws in itertools.product(*(sorted(b) for b in per_block)):
+        params = space.arch_params([b[w][0] for b, w in zip(per_block, ws)], size)
+        ms = lut.predict([]) + sum(lut.projection_ms(p, w) + b[w][1] for b, p, w in zip(per_block, (None, *ws), ws))
+        best_params = params if best_params is None else min(best_params, params)
+        best_ms = ms if best_ms is None else min(best_ms, ms)
+    return best_params, best_ms
+
+
+def _check_budgets(cfg: NasSearchConfig) -> None:
+    """A one-line error for a target no combination of the NAS run's candidates can meet (from its json
+    files and the teacher's config: no weights loaded, no combination visited)."""
+    from lvbert.model_dir import load_model_config
+    from lvbert.nas.latency import NasLatencyTable
+    from lvbert.utils import human
+
+    space, shared, rows = read_nas_run(cfg.supernet)
+    tc = load_model_config(shared["teacher"])
+    size = space.student_size(tc.embedding_size, tc.vocab_size, tc.max_position_embeddings, tc.type_vocab_size)
+    lut = NasLatencyTable.from_dict(json.loads((Path(cfg.supernet) / LATENCY_JSON).read_text()))
+    params, ms = _smallest(space, rows, size, lut)
+    for name, budget in cfg.budgets:
+        if params > budget:
+            raise LvBertError(f"target {name}: no combination of the trained candidates has at most {human(budget)} "
+                              f"parameters (the smallest has {params:,}); raise the target")  # fmt: skip
+    if cfg.max_latency is not None and ms > cfg.max_latency:
+        raise LvBertError(f"--max-latency {cfg.max_latency}: no combination of the trained candidates is that fast (the "
+                          f"fastest takes {ms:.2f} ms by the latency table); raise it")  # fmt: skip
+
+
 def kendall_tau(x: list[float], y: list[float]) -> float:
     """Kendall's tau (scipy's tau-b); NaN below two points."""
     from scipy.stats import kendalltau
@@ -453,11 +505,10 @@ def search_nas(cfg: NasSearchConfig) -> Path:
     from lvbert.nas.select import k_best
     from lvbert.nas.supernet import extract
     from lvbert.objectives.mlm import evaluate_mlm
-    from lvbert.utils import check_out_dir, human, staging_folder
+    from lvbert.utils import check_output_dir, human, staging_folder
 
-    out = check_out_dir(cfg.out)
-    if out.exists() and any(out.iterdir()):
-        raise LvBertError(f"{out} is not empty; choose another --out")
+    out = check_output_dir(cfg.out, inputs={"--supernet": cfg.supernet, "--data": cfg.data}, overwrite=cfg.overwrite)
+    _check_budgets(cfg)  # before any weights are loaded: a target below the smallest model is known at once
     space, teacher, tokenizer, lut, nets, rows = load_nas_run(cfg.supernet)
     data = open_data(cfg.data)
     if data.tokenizer.get_vocab() != tokenizer.get_vocab():
