@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from lvbert.errors import LvBertError
+from lvbert.recipes.checks import check_model_weights, check_non_negative, check_rates, check_run_output
 from lvbert.recipes.common import check_teacher_vocab
 from lvbert.recipes.options import option
 
@@ -127,42 +128,6 @@ class DistillConfig:
         return {"--teacher": self.teacher, "--data": self.data, "--student": self.student, "--data-dir": self.data_dir}
 
 
-def check_rates(cfg, *names: str) -> None:
-    """A one-line error for a learning rate (or other option) that is set and not positive."""
-    for name in names:
-        value = getattr(cfg, name)
-        if value is not None and not value > 0:
-            raise LvBertError(f"--{name.replace('_', '-')} must be positive, got {value}")
-
-
-def check_non_negative(cfg, *names: str) -> None:
-    for name in names:
-        value = getattr(cfg, name)
-        if not value >= 0:
-            raise LvBertError(f"--{name.replace('_', '-')} must be 0 or more, got {value}")
-
-
-def check_run_output(out, inputs: dict, overwrite: bool, resume: bool, own_run: bool | None = None) -> Path:
-    """The --out folder of a training command (distill, quantize, nas train), checked before any work.
-
-    Never one of ``inputs``; an existing non-empty folder only when it is this command's own run and
-    ``--resume`` was given (``own_run``, default: it holds a ``run_config.yaml``; the run's settings are
-    then checked by ``prepare_run_dir``), or with ``--overwrite`` (its old contents removed).
-    """
-    from lvbert.recipes.common import RUN_CONFIG
-    from lvbert.utils import check_out_dir, check_output_dir
-
-    out = check_out_dir(out)
-    if resume and overwrite:
-        raise LvBertError("--resume continues the run in --out and --overwrite replaces it; pass one of them")
-    if own_run is None:
-        own_run = resume and (out / RUN_CONFIG).is_file()
-    if resume and not own_run:
-        raise LvBertError(f"cannot resume: {out} holds no run of this command ({RUN_CONFIG} missing); start it without "
-                          "--resume")  # fmt: skip
-    return check_output_dir(out, inputs=inputs, overwrite=overwrite, own_run=own_run)
-
-
 class DistillModel(nn.Module):
     """What the loop trains: the student and the loss module (its projections). The teacher is held
     outside the module tree, so it is neither trained nor saved in checkpoints."""
@@ -224,6 +189,7 @@ def general_distill(cfg: DistillConfig, resume: bool = False) -> Path:
     from lvbert.utils import atomic_write_json, fix_permissions
 
     out = check_run_output(cfg.out, cfg.inputs(), cfg.overwrite, resume)
+    check_model_weights(cfg.teacher, "--teacher")
     data = open_data(cfg.data)
     tokenizer = data.tokenizer
     teacher_dir = Path(cfg.teacher)
@@ -333,6 +299,8 @@ def task_distill(cfg: DistillConfig, resume: bool = False) -> Path:
     from lvbert.utils import atomic_write_json, fix_permissions
 
     out = check_run_output(cfg.out, cfg.inputs(), cfg.overwrite, resume)
+    check_model_weights(cfg.student, "--student")
+    check_model_weights(cfg.teacher, "--teacher")
     student_config = load_model_config(cfg.student)
     tokenizer = load_tokenizer(cfg.student, student_config.vocab_size)
     teacher_dir = Path(cfg.teacher)

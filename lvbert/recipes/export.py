@@ -69,6 +69,7 @@ def export(cfg: ExportConfig) -> Path:
     """Write ``model.onnx`` as configured (module docstring); returns its path."""
     from lvbert.export.onnx import ONNX_FILE, require_deploy
     from lvbert.model_dir import load_finetuned, load_tokenizer
+    from lvbert.recipes.checks import check_model_weights
     from lvbert.recipes.finetune import resolve_max_seq_len
     from lvbert.recipes.predict import task_for_model
     from lvbert.tasks.encoding import IndexedBatches, encode_task
@@ -79,6 +80,7 @@ def export(cfg: ExportConfig) -> Path:
     for name in (ONNX_FILE, EXPORT_JSON):  # before any work: an earlier export is replaced only on request
         check_output_file(out / name, overwrite=cfg.overwrite)
     require_deploy()
+    check_model_weights(model_dir, "--model")
     model = load_finetuned(model_dir)
     spec = getattr(model.config, "quantization", None) or {}
     int8_static = bool(spec.get("act_bits"))

@@ -180,13 +180,14 @@ def train_nas(cfg: NasTrainConfig, resume: bool = False) -> Path:
     from lvbert.nas.latency import NasLatencyTable
     from lvbert.nas.supernet import TeacherBlocks
     from lvbert.recipes.common import check_positions, check_teacher_vocab
-    from lvbert.recipes.distill import check_run_output
+    from lvbert.recipes.checks import check_model_weights, check_run_output
     from lvbert.utils import atomic_write_json, check_out_dir
 
     # a folder holding nas.json is this command's run: blocks may be trained by separate jobs sharing it
     # (nas.json's settings are checked below, and each block's run by prepare_run_dir)
     own_run = (check_out_dir(cfg.out) / NAS_JSON).is_file() and not cfg.overwrite
     out = check_run_output(cfg.out, {"--data": cfg.data, "--teacher": cfg.teacher}, cfg.overwrite, resume, own_run)
+    check_model_weights(cfg.teacher, "--teacher")
     space = cfg.nas_space()
     data = open_data(cfg.data)
     teacher, _ = _load_teacher(cfg.teacher)
@@ -476,7 +477,10 @@ def _check_budgets(cfg: NasSearchConfig) -> None:
     from lvbert.nas.latency import NasLatencyTable
     from lvbert.utils import human
 
+    from lvbert.recipes.checks import check_model_weights
+
     space, shared, rows = read_nas_run(cfg.supernet)
+    check_model_weights(shared["teacher"], "the NAS run's teacher")
     tc = load_model_config(shared["teacher"])
     size = space.student_size(tc.embedding_size, tc.vocab_size, tc.max_position_embeddings, tc.type_vocab_size)
     lut = NasLatencyTable.from_dict(json.loads((Path(cfg.supernet) / LATENCY_JSON).read_text()))

@@ -113,12 +113,15 @@ class _Predictor:
     def __init__(self, model_dir: Path, max_seq_len: int | None, batch_size: int, bf16: bool, device: str = "auto",
                  runtime: str = "torch"):  # fmt: skip
         from lvbert.model_dir import load_finetuned
+        from lvbert.recipes.checks import check_model_weights
 
         self.model_dir = model_dir
         self.config = load_model_config(model_dir)
         self.tokenizer = load_tokenizer(model_dir, self.config.vocab_size)
         self.max_seq_len = resolve_max_seq_len(max_seq_len, self.config.max_position_embeddings)
         self.batch_size, self.bf16 = batch_size, bf16
+        if runtime != "onnx":  # the onnx runtime reads model.onnx only
+            check_model_weights(model_dir, "--model")
         if runtime == "onnx":
             from lvbert.export.onnx import OnnxClassifier
 

@@ -86,7 +86,7 @@ class QuantizeConfig:
 
     def __post_init__(self) -> None:
         from lvbert.quantization import INIT_METHODS, check_bits
-        from lvbert.recipes.distill import check_non_negative, check_rates
+        from lvbert.recipes.checks import check_non_negative, check_rates
 
         for name in ("model", "task", "out"):
             if not getattr(self, name):
@@ -154,7 +154,8 @@ def quantize(cfg: QuantizeConfig, resume: bool = False) -> Path:
     from lvbert.objectives.distill import DistillLoss, align, load_teacher, slot_pair_layers
     from lvbert.quantization import QuantSpec, calibrate_activations, init_weight_alphas, quantize_model, quantizers, save_packed
     from lvbert.recipes.common import check_teacher_vocab, prepare_run_dir, write_run_config
-    from lvbert.recipes.distill import DistillModel, _params, check_run_output
+    from lvbert.recipes.checks import check_model_weights, check_run_output
+    from lvbert.recipes.distill import DistillModel, _params
     from lvbert.recipes.finetune import resolve_max_seq_len, summarise
     from lvbert.recipes.predict import task_for_model
     from lvbert.tasks.encoding import IndexedBatches, encode_task, evaluate_splits
@@ -164,6 +165,9 @@ def quantize(cfg: QuantizeConfig, resume: bool = False) -> Path:
     from lvbert.utils import atomic_write_json, fix_permissions
 
     out = check_run_output(cfg.out, cfg.inputs(), cfg.overwrite, resume)
+    check_model_weights(cfg.model, "--model")
+    if cfg.teacher:
+        check_model_weights(cfg.teacher, "--teacher")
     model_dir = Path(cfg.model)
     student = load_finetuned(model_dir)
     if getattr(student.config, "quantization", None):
