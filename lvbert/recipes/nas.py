@@ -41,6 +41,20 @@ NAS_JSON = "nas.json"
 LATENCY_JSON = "latency.json"
 
 
+def _read_json(path: Path) -> dict:
+    """A JSON file of a NAS run; one line naming the file when it is not UTF-8 or not JSON."""
+    from lvbert.utils import read_text_file
+
+    try:
+        data = json.loads(read_text_file(path, "the NAS run's file"))
+    except json.JSONDecodeError as e:
+        raise LvBertError(f"the NAS run's file {path} is not valid JSON ({e.msg} on line {e.lineno}); train that part "
+                          "again (lvbert nas train)") from None  # fmt: skip
+    if not isinstance(data, dict):
+        raise LvBertError(f"the NAS run's file {path} is not one lvbert nas train writes; train that part again")
+    return data
+
+
 def _int_list(text, name: str) -> tuple[int, ...] | None:
     if text is None or str(text).strip() == "":
         return None
@@ -206,7 +220,7 @@ def train_nas(cfg: NasTrainConfig, resume: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     nas_file = out / NAS_JSON
     if nas_file.exists():
-        before = json.loads(nas_file.read_text())
+        before = _read_json(nas_file)
         for key, value in shared.items():
             if before.get(key) != value:
                 raise LvBertError(f"{out} holds a NAS run whose {key} differs ({before.get(key)!r} vs {value!r}); use "
@@ -219,7 +233,7 @@ def train_nas(cfg: NasTrainConfig, resume: bool = False) -> Path:
         write_run_config(out, {**asdict(cfg), "blocks": None}, {"kind": "nas", **shared})
     lut_file = out / LATENCY_JSON
     if lut_file.exists():
-        lut = NasLatencyTable.from_dict(json.loads(lut_file.read_text()))
+        lut = NasLatencyTable.from_dict(_read_json(lut_file))
     else:
         print(f"nas: measuring the latency table ({len(space.widths) * len(space.op_tokens)} ops) ...")
         lut = NasLatencyTable.measure(space, size, cfg.latency_batch_size, cfg.latency_seq_len, repeats=cfg.latency_repeats)
@@ -416,7 +430,7 @@ def load_nas_run(folder):
     folder = Path(folder)
     space, shared, rows = read_nas_run(folder)
     teacher, tokenizer = _load_teacher(shared["teacher"])
-    lut = NasLatencyTable.from_dict(json.loads((folder / LATENCY_JSON).read_text()))
+    lut = NasLatencyTable.from_dict(_read_json(folder / LATENCY_JSON))
     nets = []
     for n in range(space.num_blocks):
         net = NasBlock(space, teacher.config.hidden_size, sublayer_config(teacher.config, 0.0))
@@ -433,7 +447,7 @@ def read_nas_run(folder) -> tuple:
     folder = Path(folder)
     if not (folder / NAS_JSON).is_file():
         raise LvBertError(f"{folder} is not a NAS run (no {NAS_JSON}); train one with lvbert nas train")
-    shared = json.loads((folder / NAS_JSON).read_text())
+    shared = _read_json(folder / NAS_JSON)
     space = NasSpace.from_dict(shared["space"])
     missing = [n for n in range(space.num_blocks) if not (folder / f"block-{n}" / "candidates.json").is_file()]
     if missing:
@@ -441,7 +455,7 @@ def read_nas_run(folder) -> tuple:
                           f"{','.join(map(str, missing))} --resume {folder}")  # fmt: skip
     rows = []
     for n in range(space.num_blocks):
-        r = json.loads((folder / f"block-{n}" / "candidates.json").read_text())["candidates"]
+        r = _read_json(folder / f"block-{n}" / "candidates.json")["candidates"]
         rows.append([{**x, "block": Block.parse(x["block"])} for x in sorted(r, key=lambda x: x["dev_loss"])])
     return space, shared, rows
 
@@ -483,7 +497,7 @@ def _check_budgets(cfg: NasSearchConfig) -> None:
     check_model_weights(shared["teacher"], "the NAS run's teacher")
     tc = load_model_config(shared["teacher"])
     size = space.student_size(tc.embedding_size, tc.vocab_size, tc.max_position_embeddings, tc.type_vocab_size)
-    lut = NasLatencyTable.from_dict(json.loads((Path(cfg.supernet) / LATENCY_JSON).read_text()))
+    lut = NasLatencyTable.from_dict(_read_json(Path(cfg.supernet) / LATENCY_JSON))
     params, ms = _smallest(space, rows, size, lut)
     for name, budget in cfg.budgets:
         if params > budget:
