@@ -299,7 +299,10 @@ def test_default_predict_does_not_import_torchao(finetuned, tmp_path):
     argv = [str(a) for a in _predict_argv(finetuned["model"], finetuned["data"], tmp_path / "o")]
     code = (f"import sys; from lvbert.cli import main; rc = main({argv!r}); "
             "print('torchao loaded' if 'torchao' in sys.modules else 'no torchao'); sys.exit(rc)")  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    import lvbert
+
+    here = str(Path(lvbert.__file__).parents[1])  # the lvbert under test
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])}
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip().endswith("no torchao") and "torchao" not in p.stderr, (p.stdout, p.stderr)
