@@ -213,20 +213,18 @@ def predict(
             warn(f"no fine-tuned model under {model_dir} for {', '.join(missing)}; their files are not written")
         diagnostic = Path(data_dir) / DIAGNOSTIC_DIR / DIAGNOSTIC.file
         for t, folder in found:
-            _check_labels(t, load_model_config(model_dir / t.name), model_dir / t.name)
             _check_outputs(out, t, folder, overwrite, (DIAGNOSTIC_FILE,) if t.name == "mnli" and diagnostic.is_file() else ())
         for t, folder in found:
             pred = _Predictor(model_dir / t.name, max_seq_len, batch_size, bf16, device, runtime)
+            _check_labels(t, pred.config, pred.model_dir)
             files.update(_task_files(pred, t, folder))
             if t.name == "mnli" and diagnostic.is_file():
                 files[DIAGNOSTIC_FILE] = pred.lines(t, read_examples(diagnostic, DIAGNOSTIC.layout, "diagnostic"), "diagnostic")
     else:
-        config = load_model_config(model_dir)
         if key in GLUE_TASKS:
             resolved = get_task(key)
-            _check_labels(resolved, config, model_dir)
         else:  # demo and file tasks take their labels from the fine-tuned model
-            labels = _model_labels(config)
+            labels = _model_labels(load_model_config(model_dir))
             opts = {} if key in DEMO_TASKS else {"text_column": text_column, "text_pair_column": text_pair_column,
                                                  "regression": labels is None}  # fmt: skip
             resolved = get_task(task, data_dir, labels=labels, need_train=False, **opts)
@@ -238,6 +236,8 @@ def predict(
             data_dir = demo_data_dir(resolved.name)
         _check_outputs(out, resolved, Path(data_dir), overwrite)
         pred = _Predictor(model_dir, max_seq_len, batch_size, bf16, device, runtime)
+        if key in GLUE_TASKS:
+            _check_labels(resolved, pred.config, model_dir)
         files.update(_task_files(pred, resolved, Path(data_dir)))
     written = []
     for name, text in files.items():
