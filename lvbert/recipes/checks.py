@@ -17,6 +17,7 @@ def check_rates(cfg, *names: str) -> None:
 
 
 def check_non_negative(cfg, *names: str) -> None:
+    """A one-line error for an option (a weight decay, a clip, a step count where 0 means off) below 0."""
     for name in names:
         value = getattr(cfg, name)
         if not value >= 0:

@@ -188,8 +188,8 @@ def general_distill(cfg: DistillConfig, resume: bool = False) -> Path:
     from lvbert.training.optim import build_optimizer, linear_schedule
     from lvbert.utils import atomic_write_json, fix_permissions
 
-    out = check_run_output(cfg.out, cfg.inputs(), cfg.overwrite, resume)
     check_model_weights(cfg.teacher, "--teacher")
+    out = check_run_output(cfg.out, cfg.inputs(), cfg.overwrite, resume)
     data = open_data(cfg.data)
     tokenizer = data.tokenizer
     teacher_dir = Path(cfg.teacher)
@@ -298,9 +298,9 @@ def task_distill(cfg: DistillConfig, resume: bool = False) -> Path:
     from lvbert.training.optim import build_optimizer, linear_schedule
     from lvbert.utils import atomic_write_json, fix_permissions
 
-    out = check_run_output(cfg.out, cfg.inputs(), cfg.overwrite, resume)
     check_model_weights(cfg.student, "--student")
     check_model_weights(cfg.teacher, "--teacher")
+    out = check_run_output(cfg.out, cfg.inputs(), cfg.overwrite, resume)
     student_config = load_model_config(cfg.student)
     tokenizer = load_tokenizer(cfg.student, student_config.vocab_size)
     teacher_dir = Path(cfg.teacher)

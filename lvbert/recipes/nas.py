@@ -93,8 +93,8 @@ class NasTrainConfig(TrainingOptions):
     latency_repeats: int = option("latency table: timed runs per op (the fastest is kept)", default=10)
     latency_calibrate: int = option("latency table: random whole models measured to calibrate it (0: the raw sum)",
                                     default=8)  # fmt: skip
-    overwrite: bool = option("replace an existing --out folder that is not a NAS run's (its old contents are removed "
-                             "first)", default=False)  # fmt: skip
+    overwrite: bool = option("replace an existing --out folder, a NAS run's too (its old contents are removed first)",
+                             default=False)  # fmt: skip
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -199,9 +199,9 @@ def train_nas(cfg: NasTrainConfig, resume: bool = False) -> Path:
 
     # a folder holding nas.json is this command's run: blocks may be trained by separate jobs sharing it
     # (nas.json's settings are checked below, and each block's run by prepare_run_dir)
+    check_model_weights(cfg.teacher, "--teacher")
     own_run = (check_out_dir(cfg.out) / NAS_JSON).is_file() and not cfg.overwrite
     out = check_run_output(cfg.out, {"--data": cfg.data, "--teacher": cfg.teacher}, cfg.overwrite, resume, own_run)
-    check_model_weights(cfg.teacher, "--teacher")
     space = cfg.nas_space()
     data = open_data(cfg.data)
     teacher, _ = _load_teacher(cfg.teacher)
@@ -489,9 +489,8 @@ def _check_budgets(cfg: NasSearchConfig) -> None:
     files and the teacher's config: no weights loaded, no combination visited)."""
     from lvbert.model_dir import load_model_config
     from lvbert.nas.latency import NasLatencyTable
-    from lvbert.utils import human
-
     from lvbert.recipes.checks import check_model_weights
+    from lvbert.utils import human
 
     space, shared, rows = read_nas_run(cfg.supernet)
     check_model_weights(shared["teacher"], "the NAS run's teacher")
@@ -525,8 +524,8 @@ def search_nas(cfg: NasSearchConfig) -> Path:
     from lvbert.objectives.mlm import evaluate_mlm
     from lvbert.utils import check_output_dir, human, staging_folder
 
-    out = check_output_dir(cfg.out, inputs={"--supernet": cfg.supernet, "--data": cfg.data}, overwrite=cfg.overwrite)
     _check_budgets(cfg)  # before any weights are loaded: a target below the smallest model is known at once
+    out = check_output_dir(cfg.out, inputs={"--supernet": cfg.supernet, "--data": cfg.data}, overwrite=cfg.overwrite)
     space, teacher, tokenizer, lut, nets, rows = load_nas_run(cfg.supernet)
     data = open_data(cfg.data)
     if data.tokenizer.get_vocab() != tokenizer.get_vocab():

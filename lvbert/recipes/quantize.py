@@ -164,10 +164,10 @@ def quantize(cfg: QuantizeConfig, resume: bool = False) -> Path:
     from lvbert.training.optim import build_optimizer, linear_schedule
     from lvbert.utils import atomic_write_json, fix_permissions
 
-    out = check_run_output(cfg.out, cfg.inputs(), cfg.overwrite, resume)
     check_model_weights(cfg.model, "--model")
     if cfg.teacher:
         check_model_weights(cfg.teacher, "--teacher")
+    out = check_run_output(cfg.out, cfg.inputs(), cfg.overwrite, resume)
     model_dir = Path(cfg.model)
     student = load_finetuned(model_dir)
     if getattr(student.config, "quantization", None):
