@@ -364,6 +364,27 @@ def test_nas_train_full_disk_while_checkpointing_is_one_line(nas_teacher, real_d
            "cannot write", "no space left", code=1)  # fmt: skip
 
 
+@pytest.fixture
+def fs_2mb(tmp_path):
+    """A 2 MB tmpfs: a tiny NAS block's checkpoint model.safetensors (1.4 MB) fits, its optimizer.pt (2.9 MB) not."""
+    mnt = tmp_path / "fs"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_nas_train_on_a_full_disk_is_one_line_end_to_end(nas_teacher, real_data, fs_2mb):
+    import lvbert
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(lvbert.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    argv = _train_argv(nas_teacher, real_data, fs_2mb / "run", "--blocks", "0", "--bin-by", "params", "--latency-calibrate", "0")
+    p = subprocess.run([sys.executable, "-m", "lvbert", *map(str, argv)], capture_output=True, text=True, timeout=600, env=env)
+    assert p.returncode == 1, p.stderr
+    _one_line(p.stderr, "cannot write", "no space left")
+
+
 # ----------------------------------------------------------------------------- nas search
 
 
