@@ -42,24 +42,41 @@ def _quiet_torchao_import() -> None:
 _quiet_torchao_import()
 
 
-def _register_auto_classes() -> None:
-    from transformers import (
-        AutoConfig,
-        AutoModel,
-        AutoModelForMaskedLM,
-        AutoModelForPreTraining,
-        AutoModelForQuestionAnswering,
-        AutoModelForSequenceClassification,
-    )
+class _WithoutTorchao:
+    """While transformers loads, torchao looks absent (``None`` in ``sys.modules``), so transformers does not
+    import it: torchao prints that its CUDA/MX kernels fail to load, and it takes seconds. lvbert imports
+    torchao itself, only for ``--runtime torchao`` (lvbert/export/torchao.py). Nothing changes when torchao
+    was imported already."""
 
-    from lvbert.modeling_lvbert import (
-        LvBertConfig,
-        LvBertForMaskedLM,
-        LvBertForPreTraining,
-        LvBertForQuestionAnswering,
-        LvBertForSequenceClassification,
-        LvBertModel,
-    )
+    def __enter__(self):
+        self.hidden = "torchao" not in _sys.modules
+        if self.hidden:
+            _sys.modules["torchao"] = None
+
+    def __exit__(self, *exc):
+        if self.hidden and _sys.modules.get("torchao", 0) is None:
+            del _sys.modules["torchao"]
+
+
+def _register_auto_classes() -> None:
+    with _WithoutTorchao():
+        from transformers import (
+            AutoConfig,
+            AutoModel,
+            AutoModelForMaskedLM,
+            AutoModelForPreTraining,
+            AutoModelForQuestionAnswering,
+            AutoModelForSequenceClassification,
+        )
+
+        from lvbert.modeling_lvbert import (
+            LvBertConfig,
+            LvBertForMaskedLM,
+            LvBertForPreTraining,
+            LvBertForQuestionAnswering,
+            LvBertForSequenceClassification,
+            LvBertModel,
+        )
 
     AutoConfig.register("lvbert", LvBertConfig, exist_ok=True)
     AutoModel.register(LvBertConfig, LvBertModel, exist_ok=True)

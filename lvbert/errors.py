@@ -24,6 +24,9 @@ _WRITE_ERRNOS = {
 # torch.save: "file write failed").
 _WRITE_WORDS = ("no space left", "file too large", "read-only file system", "file write failed", "storagefull",
                 "quota exceeded", "filetoolarge", "readonlyfilesystem")
+# torch.save's zip writer does not say why a write came up short: its stream fails ("basic_ios::clear: iostream
+# error") and then "[enforce fail at inline_container.cc:N] . unexpected pos N vs M" (the bytes written fell short).
+_TORCH_SHORT_WRITE = ("unexpected pos", "basic_ios::clear")
 
 
 class LvBertError(Exception):
@@ -39,6 +42,9 @@ def write_failure(e: BaseException) -> str | None:
         where = f" ({e.filename})" if e.filename else ""
         return f"cannot write{where}: {_WRITE_ERRNOS[e.errno]}; free space or choose another --out"
     text = str(e).lower()
+    if isinstance(e, RuntimeError) and any(w in text for w in _TORCH_SHORT_WRITE):
+        return ("cannot write: torch.save could not write its whole file (no space left on the device, or a quota or "
+                "file-size limit); free space or choose another --out")  # fmt: skip
     if isinstance(e, (RuntimeError, OSError)) or type(e).__name__ == "SafetensorError":
         if any(w in text for w in _WRITE_WORDS):
             first = str(e).splitlines()[0][:160] if str(e) else type(e).__name__

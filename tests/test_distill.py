@@ -225,8 +225,9 @@ def test_task_distillation_beats_its_starting_point(tmp_path):
 
 
 def test_bad_teachers_are_one_line(teachers, real_data, other_vocab_data, tmp_path, capsys):
+    (tmp_path / "not-a-model").mkdir()  # beside --out: an --out inside the teacher's folder is refused first
     cases = [
-        (_general(tmp_path, real_data, tmp_path / "o1"), "not a model directory"),
+        (_general(tmp_path / "not-a-model", real_data, tmp_path / "o1"), "not a model directory"),
         (_general(teachers["lv"], other_vocab_data, tmp_path / "o2"), "vocabulary"),
         (["distill", "--teacher", str(teachers["lv"]), "--student", str(teachers["lv"]), "--task", "polarity",
           "--out", str(tmp_path / "o3")], "not fine-tuned on a task"),  # fmt: skip

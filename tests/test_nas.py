@@ -256,7 +256,7 @@ def test_bad_input_is_one_line(nas_teacher, nas_run, real_data, tmp_path, capsys
         (_train_argv(nas_teacher, real_data, tmp_path / "z", "--widths", "30,64"), "head_dim"),
         (["nas", "search", "--supernet", str(nas_run), "--data", str(real_data), "--targets", "1K", "--out",
           str(tmp_path / "s")], "no combination"),  # fmt: skip
-        (["nas", "search", "--supernet", str(tmp_path), "--data", str(real_data), "--targets", "1M", "--out",
+        (["nas", "search", "--supernet", str(real_data), "--data", str(real_data), "--targets", "1M", "--out",
           str(tmp_path / "s2")], "not a NAS run"),  # fmt: skip
     ]
     for argv, message in cases:

@@ -21,10 +21,18 @@ FORMAT = "lvbert-packed-v1"
 
 def load_manifest(data_dir: str | os.PathLike) -> dict:
     """The manifest of a prepared data folder; raises LvBertError if it is not one."""
+    from lvbert.utils import read_text_file
+
     path = Path(data_dir).expanduser() / "manifest.json"
     if not path.exists():
         raise LvBertError(f"{data_dir} is not prepared data (no manifest.json); run 'lvbert data prepare' first")
-    manifest = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        manifest = json.loads(read_text_file(path, "the manifest"))
+    except json.JSONDecodeError as e:
+        raise LvBertError(f"the manifest {path} is not valid JSON ({e.msg} on line {e.lineno}); prepare the data again "
+                          "with 'lvbert data prepare'") from None  # fmt: skip
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("splits"), dict):
+        raise LvBertError(f"the manifest {path} is not one 'lvbert data prepare' writes; prepare the data again")
     if manifest.get("format") != FORMAT:
         raise LvBertError(f"{data_dir} holds data of format {manifest.get('format')!r}, expected {FORMAT!r}; prepare it again")
     return manifest
@@ -59,6 +67,9 @@ class PreparedData:
                 f"(vocabulary {found[:12]}, manifest {self.fingerprint[:12]}); prepare the data again with "
                 "'lvbert data prepare'"
             )
+        for name in self.manifest["splits"]:
+            _load_arrays(self.path, self.manifest, name)  # a truncated or missing array: one line now, not mid-run
+
 
     def identity(self) -> dict:
         """What a run trained on this data must keep on resume: sequence length, tokenizer, vocabulary size."""
@@ -75,6 +86,28 @@ class PreparedData:
 def open_data(data: "str | os.PathLike | PreparedData") -> PreparedData:
     """A :class:`PreparedData` (itself when it already is one)."""
     return data if isinstance(data, PreparedData) else PreparedData(data)
+
+
+def _load_arrays(data_dir: Path, manifest: dict, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The memory-mapped ``input_ids`` and ``token_type_ids`` of a split, each ``[sequences, seq_len]``
+    as the manifest says; a one-line error for a file that is missing, truncated or not a NumPy array."""
+    info = manifest["splits"][split]
+    shape = (int(info["sequences"]), int(manifest["seq_len"]))
+    arrays = []
+    for key in ("input_ids", "token_type_ids"):
+        path = data_dir / info[key]
+        try:
+            array = np.load(path, mmap_mode="r")
+        except FileNotFoundError:
+            raise LvBertError(f"{path} is missing; prepare the data again with 'lvbert data prepare'") from None
+        except (ValueError, EOFError, OSError) as e:  # "mmap length is greater than file size", no header, ...
+            raise LvBertError(f"{path} is truncated or not a NumPy array ({str(e).splitlines()[0][:120] or 'empty'}); "
+                              "prepare the data again with 'lvbert data prepare'") from None  # fmt: skip
+        if tuple(array.shape) != shape:
+            raise LvBertError(f"{path} holds an array of shape {tuple(array.shape)} but the manifest says {shape}; "
+                              "prepare the data again with 'lvbert data prepare'")  # fmt: skip
+        arrays.append(array)
+    return arrays[0], arrays[1]
 
 
 class PackedDataset(torch.utils.data.Dataset):
@@ -109,9 +142,7 @@ class PackedDataset(torch.utils.data.Dataset):
 
     def _open(self) -> tuple[np.ndarray, np.ndarray]:
         if self._arrays is None:
-            ids = np.load(self.data_dir / self._info["input_ids"], mmap_mode="r")
-            types = np.load(self.data_dir / self._info["token_type_ids"], mmap_mode="r")
-            self._arrays = (ids, types)
+            self._arrays = _load_arrays(self.data_dir, self.manifest, self.split)
         return self._arrays
 
     def __getstate__(self) -> dict:  # memory maps are reopened, not copied, in workers

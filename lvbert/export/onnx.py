@@ -244,7 +244,15 @@ class OnnxClassifier:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or torch.get_num_threads()
         opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime's errors (InvalidProtobuf, InvalidArgument, Fail) share no base class
+            if not type(e).__module__.startswith("onnxruntime"):
+                raise
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            why = "the file is empty" if not path.stat().st_size else first.split("failed:")[-1].strip()[:160]
+            raise LvBertError(f"{path} is not a valid ONNX model ({why}); write it again with lvbert export --model "
+                              f"{model_dir} --overwrite") from None  # fmt: skip
 
     def logits(self, batch: dict) -> torch.Tensor:
         feed = {k: batch[k].cpu().numpy() for k in INPUTS}

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from lvbert.errors import LvBertError
+from lvbert.recipes.checks import check_model_weights, check_non_negative, check_rates, check_run_output
 from lvbert.recipes.common import check_teacher_vocab
 from lvbert.recipes.options import option
 
@@ -90,6 +91,7 @@ class DistillConfig:
     eval_sequences: int = option("general distillation: validation sequences", default=128)
     device: str = option("auto, cpu, cuda", default="auto")
     progress: bool = option("progress bar", default=True)
+    overwrite: bool = option("replace an existing --out folder (its old contents are removed first)", default=False)
 
     def __post_init__(self) -> None:
         from lvbert.objectives.distill import MAPPINGS
@@ -116,6 +118,14 @@ class DistillConfig:
             raise LvBertError(f"--temperature must be positive, got {self.temperature}")
         if not 0 <= self.warmup < 1:
             raise LvBertError(f"--warmup is a fraction of the steps in [0, 1), got {self.warmup}")
+        check_rates(self, "lr", "pred_lr")
+        check_non_negative(self, "weight_decay", "clip_norm", "dropout", "save_every", "eval_every")
+        if self.dropout >= 1:
+            raise LvBertError(f"--dropout must be below 1, got {self.dropout}")
+
+    def inputs(self) -> dict:
+        """The paths this run reads: its --out may be none of them."""
+        return {"--teacher": self.teacher, "--data": self.data, "--student": self.student, "--data-dir": self.data_dir}
 
 
 class DistillModel(nn.Module):
@@ -176,9 +186,10 @@ def general_distill(cfg: DistillConfig, resume: bool = False) -> Path:
     from lvbert.training.distributed import cleanup, setup_distributed
     from lvbert.training.loop import train_loop
     from lvbert.training.optim import build_optimizer, linear_schedule
-    from lvbert.utils import atomic_write_json, check_out_dir, fix_permissions
+    from lvbert.utils import atomic_write_json, fix_permissions
 
-    out = check_out_dir(cfg.out)
+    check_model_weights(cfg.teacher, "--teacher")
+    out = check_run_output(cfg.out, cfg.inputs(), cfg.overwrite, resume)
     data = open_data(cfg.data)
     tokenizer = data.tokenizer
     teacher_dir = Path(cfg.teacher)
@@ -285,9 +296,11 @@ def task_distill(cfg: DistillConfig, resume: bool = False) -> Path:
     from lvbert.training.distributed import pick_device
     from lvbert.training.loop import LoopConfig, train_loop
     from lvbert.training.optim import build_optimizer, linear_schedule
-    from lvbert.utils import atomic_write_json, check_out_dir, fix_permissions
+    from lvbert.utils import atomic_write_json, fix_permissions
 
-    out = check_out_dir(cfg.out)
+    check_model_weights(cfg.student, "--student")
+    check_model_weights(cfg.teacher, "--teacher")
+    out = check_run_output(cfg.out, cfg.inputs(), cfg.overwrite, resume)
     student_config = load_model_config(cfg.student)
     tokenizer = load_tokenizer(cfg.student, student_config.vocab_size)
     teacher_dir = Path(cfg.teacher)

@@ -17,6 +17,8 @@ from pathlib import Path
 from lvbert.errors import LvBertError
 from lvbert.recipes.options import option
 
+EXPORT_JSON = "export.json"
+
 
 @dataclass
 class ExportConfig:
@@ -33,6 +35,7 @@ class ExportConfig:
     text_column: str | None = option("file tasks: column with the text", default=None)
     text_pair_column: str | None = option("file tasks: column with the second text", default=None)
     label_column: str | None = option("file tasks: column with the label", default=None)
+    overwrite: bool = option("replace a model.onnx (and export.json) already in the output folder", default=False)
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -66,20 +69,24 @@ def export(cfg: ExportConfig) -> Path:
     """Write ``model.onnx`` as configured (module docstring); returns its path."""
     from lvbert.export.onnx import ONNX_FILE, require_deploy
     from lvbert.model_dir import load_finetuned, load_tokenizer
+    from lvbert.recipes.checks import check_model_weights
     from lvbert.recipes.finetune import resolve_max_seq_len
     from lvbert.recipes.predict import task_for_model
     from lvbert.tasks.encoding import IndexedBatches, encode_task
-    from lvbert.utils import atomic_write_json
+    from lvbert.utils import atomic_write_json, check_out_dir, check_output_file
 
-    require_deploy()
     model_dir = Path(cfg.model)
+    out = check_out_dir(cfg.out or model_dir)
+    for name in (ONNX_FILE, EXPORT_JSON):  # before any work: an earlier export is replaced only on request
+        check_output_file(out / name, overwrite=cfg.overwrite)
+    require_deploy()
+    check_model_weights(model_dir, "--model")
     model = load_finetuned(model_dir)
     spec = getattr(model.config, "quantization", None) or {}
     int8_static = bool(spec.get("act_bits"))
     if int8_static and not cfg.task:
         raise LvBertError(f"{model_dir} is quantized with 8-bit activations: its int8 export needs --task (and "
                           "--data-dir) for calibration batches")  # fmt: skip
-    out = Path(cfg.out) if cfg.out else model_dir
     out.mkdir(parents=True, exist_ok=True)
     calib = dev_enc = None
     pad = 0
@@ -94,5 +101,5 @@ def export(cfg: ExportConfig) -> Path:
         dev_enc = next(iter(dev.values()))
     res = export_checked(model, out, calib, dev_enc, pad, cfg.dynamic_int8)
     res["kind"] = "dynamic-int8" if cfg.dynamic_int8 else ("int8 (learned scales)" if int8_static else "fp32")
-    atomic_write_json(out / "export.json", res)
+    atomic_write_json(out / EXPORT_JSON, res)
     return out / ONNX_FILE

@@ -41,6 +41,20 @@ NAS_JSON = "nas.json"
 LATENCY_JSON = "latency.json"
 
 
+def _read_json(path: Path) -> dict:
+    """A JSON file of a NAS run; one line naming the file when it is not UTF-8 or not JSON."""
+    from lvbert.utils import read_text_file
+
+    try:
+        data = json.loads(read_text_file(path, "the NAS run's file"))
+    except json.JSONDecodeError as e:
+        raise LvBertError(f"the NAS run's file {path} is not valid JSON ({e.msg} on line {e.lineno}); train that part "
+                          "again (lvbert nas train)") from None  # fmt: skip
+    if not isinstance(data, dict):
+        raise LvBertError(f"the NAS run's file {path} is not one lvbert nas train writes; train that part again")
+    return data
+
+
 def _int_list(text, name: str) -> tuple[int, ...] | None:
     if text is None or str(text).strip() == "":
         return None
@@ -79,6 +93,8 @@ class NasTrainConfig(TrainingOptions):
     latency_repeats: int = option("latency table: timed runs per op (the fastest is kept)", default=10)
     latency_calibrate: int = option("latency table: random whole models measured to calibrate it (0: the raw sum)",
                                     default=8)  # fmt: skip
+    overwrite: bool = option("replace an existing --out folder, a NAS run's too (its old contents are removed first)",
+                             default=False)  # fmt: skip
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -178,9 +194,14 @@ def train_nas(cfg: NasTrainConfig, resume: bool = False) -> Path:
     from lvbert.nas.latency import NasLatencyTable
     from lvbert.nas.supernet import TeacherBlocks
     from lvbert.recipes.common import check_positions, check_teacher_vocab
+    from lvbert.recipes.checks import check_model_weights, check_run_output
     from lvbert.utils import atomic_write_json, check_out_dir
 
-    out = check_out_dir(cfg.out)
+    # a folder holding nas.json is this command's run: blocks may be trained by separate jobs sharing it
+    # (nas.json's settings are checked below, and each block's run by prepare_run_dir)
+    check_model_weights(cfg.teacher, "--teacher")
+    own_run = (check_out_dir(cfg.out) / NAS_JSON).is_file() and not cfg.overwrite
+    out = check_run_output(cfg.out, {"--data": cfg.data, "--teacher": cfg.teacher}, cfg.overwrite, resume, own_run)
     space = cfg.nas_space()
     data = open_data(cfg.data)
     teacher, _ = _load_teacher(cfg.teacher)
@@ -199,7 +220,7 @@ def train_nas(cfg: NasTrainConfig, resume: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     nas_file = out / NAS_JSON
     if nas_file.exists():
-        before = json.loads(nas_file.read_text())
+        before = _read_json(nas_file)
         for key, value in shared.items():
             if before.get(key) != value:
                 raise LvBertError(f"{out} holds a NAS run whose {key} differs ({before.get(key)!r} vs {value!r}); use "
@@ -212,7 +233,7 @@ def train_nas(cfg: NasTrainConfig, resume: bool = False) -> Path:
         write_run_config(out, {**asdict(cfg), "blocks": None}, {"kind": "nas", **shared})
     lut_file = out / LATENCY_JSON
     if lut_file.exists():
-        lut = NasLatencyTable.from_dict(json.loads(lut_file.read_text()))
+        lut = NasLatencyTable.from_dict(_read_json(lut_file))
     else:
         print(f"nas: measuring the latency table ({len(space.widths) * len(space.op_tokens)} ops) ...")
         lut = NasLatencyTable.measure(space, size, cfg.latency_batch_size, cfg.latency_seq_len, repeats=cfg.latency_repeats)
@@ -378,6 +399,7 @@ class NasSearchConfig:
                           default=20)  # fmt: skip
     seed: int = option("seed of the validation masks", default=0)
     out: str = option("output folder", default="runs/nas-search")
+    overwrite: bool = option("replace an existing --out folder", default=False)
 
     def __post_init__(self) -> None:
         from lvbert.nas.select import parse_budget
@@ -408,7 +430,7 @@ def load_nas_run(folder):
     folder = Path(folder)
     space, shared, rows = read_nas_run(folder)
     teacher, tokenizer = _load_teacher(shared["teacher"])
-    lut = NasLatencyTable.from_dict(json.loads((folder / LATENCY_JSON).read_text()))
+    lut = NasLatencyTable.from_dict(_read_json(folder / LATENCY_JSON))
     nets = []
     for n in range(space.num_blocks):
         net = NasBlock(space, teacher.config.hidden_size, sublayer_config(teacher.config, 0.0))
@@ -425,7 +447,7 @@ def read_nas_run(folder) -> tuple:
     folder = Path(folder)
     if not (folder / NAS_JSON).is_file():
         raise LvBertError(f"{folder} is not a NAS run (no {NAS_JSON}); train one with lvbert nas train")
-    shared = json.loads((folder / NAS_JSON).read_text())
+    shared = _read_json(folder / NAS_JSON)
     space = NasSpace.from_dict(shared["space"])
     missing = [n for n in range(space.num_blocks) if not (folder / f"block-{n}" / "candidates.json").is_file()]
     if missing:
@@ -433,9 +455,56 @@ def read_nas_run(folder) -> tuple:
                           f"{','.join(map(str, missing))} --resume {folder}")  # fmt: skip
     rows = []
     for n in range(space.num_blocks):
-        r = json.loads((folder / f"block-{n}" / "candidates.json").read_text())["candidates"]
+        r = _read_json(folder / f"block-{n}" / "candidates.json")["candidates"]
         rows.append([{**x, "block": Block.parse(x["block"])} for x in sorted(r, key=lambda x: x["dev_loss"])])
     return space, shared, rows
+
+
+def _smallest(space, rows, size, lut) -> tuple[int, float]:
+    """The fewest parameters and the lowest table latency of any combination of the trained candidates.
+
+    For fixed block widths both are sums over the blocks (a block's own count or time, plus its projection
+    from the previous width), so the smallest candidate per block and width, over every sequence of widths,
+    gives the exact minima without visiting the combinations."""
+    import itertools
+
+    per_block = []
+    for block_rows in rows:
+        widths: dict[int, list] = {}
+        for r in block_rows:
+            widths.setdefault(r["block"].width, []).append(r)
+        per_block.append({w: (min(rs, key=lambda r: r["params"])["block"], min(lut.block_ms(r["block"]) for r in rs))
+                          for w, rs in widths.items()})  # fmt: skip
+    best_params, best_ms = None, None
+    for ws in itertools.product(*(sorted(b) for b in per_block)):
+        params = space.arch_params([b[w][0] for b, w in zip(per_block, ws)], size)
+        ms = lut.predict([]) + sum(lut.projection_ms(p, w) + b[w][1] for b, p, w in zip(per_block, (None, *ws), ws))
+        best_params = params if best_params is None else min(best_params, params)
+        best_ms = ms if best_ms is None else min(best_ms, ms)
+    return best_params, best_ms
+
+
+def _check_budgets(cfg: NasSearchConfig) -> None:
+    """A one-line error for a target no combination of the NAS run's candidates can meet (from its json
+    files and the teacher's config: no weights loaded, no combination visited)."""
+    from lvbert.model_dir import load_model_config
+    from lvbert.nas.latency import NasLatencyTable
+    from lvbert.recipes.checks import check_model_weights
+    from lvbert.utils import human
+
+    space, shared, rows = read_nas_run(cfg.supernet)
+    check_model_weights(shared["teacher"], "the NAS run's teacher")
+    tc = load_model_config(shared["teacher"])
+    size = space.student_size(tc.embedding_size, tc.vocab_size, tc.max_position_embeddings, tc.type_vocab_size)
+    lut = NasLatencyTable.from_dict(_read_json(Path(cfg.supernet) / LATENCY_JSON))
+    params, ms = _smallest(space, rows, size, lut)
+    for name, budget in cfg.budgets:
+        if params > budget:
+            raise LvBertError(f"target {name}: no combination of the trained candidates has at most {human(budget)} "
+                              f"parameters (the smallest has {params:,}); raise the target")  # fmt: skip
+    if cfg.max_latency is not None and ms > cfg.max_latency:
+        raise LvBertError(f"--max-latency {cfg.max_latency}: no combination of the trained candidates is that fast (the "
+                          f"fastest takes {ms:.2f} ms by the latency table); raise it")  # fmt: skip
 
 
 def kendall_tau(x: list[float], y: list[float]) -> float:
@@ -453,11 +522,10 @@ def search_nas(cfg: NasSearchConfig) -> Path:
     from lvbert.nas.select import k_best
     from lvbert.nas.supernet import extract
     from lvbert.objectives.mlm import evaluate_mlm
-    from lvbert.utils import check_out_dir, human, staging_folder
+    from lvbert.utils import check_output_dir, human, staging_folder
 
-    out = check_out_dir(cfg.out)
-    if out.exists() and any(out.iterdir()):
-        raise LvBertError(f"{out} is not empty; choose another --out")
+    _check_budgets(cfg)  # before any weights are loaded: a target below the smallest model is known at once
+    out = check_output_dir(cfg.out, inputs={"--supernet": cfg.supernet, "--data": cfg.data}, overwrite=cfg.overwrite)
     space, teacher, tokenizer, lut, nets, rows = load_nas_run(cfg.supernet)
     data = open_data(cfg.data)
     if data.tokenizer.get_vocab() != tokenizer.get_vocab():

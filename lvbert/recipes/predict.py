@@ -49,6 +49,7 @@ class PredictConfig:
     runtime: str = option("torch (the model folder's weights; a quantized model runs fake-quantized), torchao "
                           "(int8 dense layers through torchao) or onnx (the folder's model.onnx through onnxruntime: "
                           "int8 for a quantized model); torchao and onnx need the deploy extra", default="torch")  # fmt: skip
+    overwrite: bool = option("replace submission files of the same name already in --out", default=False)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or (self.max_seq_len is not None and self.max_seq_len < 1):
@@ -69,7 +70,7 @@ def run_predict(cfg: PredictConfig) -> list[Path]:
         return predict_squad(cfg.model, cfg.task.strip().lower(), cfg.dev_file, cfg.out, cfg.batch_size, cfg.bf16, cfg.device)
     return predict(cfg.model, cfg.task, cfg.data_dir, cfg.out, batch_size=cfg.batch_size, max_seq_len=cfg.max_seq_len,
                    bf16=cfg.bf16, device=cfg.device, text_column=cfg.text_column,
-                   text_pair_column=cfg.text_pair_column, runtime=cfg.runtime)  # fmt: skip
+                   text_pair_column=cfg.text_pair_column, runtime=cfg.runtime, overwrite=cfg.overwrite)  # fmt: skip
 
 
 def _model_labels(config) -> tuple[str, ...] | None:
@@ -112,12 +113,15 @@ class _Predictor:
     def __init__(self, model_dir: Path, max_seq_len: int | None, batch_size: int, bf16: bool, device: str = "auto",
                  runtime: str = "torch"):  # fmt: skip
         from lvbert.model_dir import load_finetuned
+        from lvbert.recipes.checks import check_model_weights
 
         self.model_dir = model_dir
         self.config = load_model_config(model_dir)
         self.tokenizer = load_tokenizer(model_dir, self.config.vocab_size)
         self.max_seq_len = resolve_max_seq_len(max_seq_len, self.config.max_position_embeddings)
         self.batch_size, self.bf16 = batch_size, bf16
+        if runtime != "onnx":  # the onnx runtime reads model.onnx only
+            check_model_weights(model_dir, "--model")
         if runtime == "onnx":
             from lvbert.export.onnx import OnnxClassifier
 
@@ -134,6 +138,10 @@ class _Predictor:
         pad = self.tokenizer.pad_token_id or 0
         if self.onnx is not None:
             logits = self.onnx.predict_logits(enc, self.batch_size, pad)
+            if logits.shape[-1] != self.config.num_labels:
+                raise LvBertError(f"{self.model_dir}/model.onnx gives {logits.shape[-1]} outputs but the model in "
+                                  f"{self.model_dir} has {self.config.num_labels}; it is another model's export: re-run "
+                                  f"lvbert export --model {self.model_dir} --overwrite")  # fmt: skip
         else:
             logits = predict_logits(self.model, enc, self.batch_size, pad, self.bf16)
         preds = _format(task, logits_to_predictions(task, logits))
@@ -142,12 +150,22 @@ class _Predictor:
 
 def _task_files(pred: _Predictor, task: Task, data_dir: Path) -> dict[str, str]:
     """{submission file name: contents} for every test split of ``task``."""
-    if not task.test_splits:
-        raise LvBertError(f"{data_dir}: no test file for task {task.name} (expected test.tsv/.csv/.jsonl)")
     return {
         name: pred.lines(task, task.read(data_dir, split), f"{task.name} {split}")
         for split, name in task.test_splits.items()
     }
+
+
+def _check_outputs(out: Path, task: Task, data_dir: Path, overwrite: bool, extra: tuple[str, ...] = ()) -> None:
+    """Refuse, before any prediction, a submission file of ``task`` that exists (unless ``overwrite``) or
+    that is one of its test files."""
+    from lvbert.utils import check_output_file
+
+    if not task.test_splits:
+        raise LvBertError(f"{data_dir}: no test file for task {task.name} (expected test.tsv/.csv/.jsonl)")
+    inputs = {f"{task.name} {split}": task.path(data_dir, split) for split in task.test_splits}
+    for name in (*task.test_splits.values(), *extra):
+        check_output_file(out / name, inputs=inputs, overwrite=overwrite)
 
 
 def predict(
@@ -162,6 +180,7 @@ def predict(
     text_column: str | None = None,
     text_pair_column: str | None = None,
     runtime: str = "torch",
+    overwrite: bool = False,
 ) -> list[Path]:
     """Write submission files for ``task`` into the folder ``out``; returns their paths.
 
@@ -172,11 +191,14 @@ def predict(
         data_dir: the task's folder (its ``test`` file(s)), or the GLUE root for ``glue``.
         out: folder for the submission files (other files in it are left alone).
         runtime: ``torch``, ``torchao`` (int8 dense layers) or ``onnx`` (the folder's ``model.onnx`` through onnxruntime).
+        overwrite: replace submission files already in ``out`` (else an error before any prediction).
     """
+    from lvbert.utils import check_out_dir
+
     if batch_size < 1 or (max_seq_len is not None and max_seq_len < 1):
         raise LvBertError("--batch-size and --max-seq-len must be at least 1")
     check_device(device)
-    model_dir, out = Path(model_dir), Path(out)
+    model_dir, out = Path(model_dir), check_out_dir(out)
     files: dict[str, str] = {}
     key = task.strip().lower()
     if key == "glue":
@@ -189,20 +211,20 @@ def predict(
             raise LvBertError(f"no fine-tuned task models (<task>/config.json) under {model_dir}")
         if missing:
             warn(f"no fine-tuned model under {model_dir} for {', '.join(missing)}; their files are not written")
+        diagnostic = Path(data_dir) / DIAGNOSTIC_DIR / DIAGNOSTIC.file
+        for t, folder in found:
+            _check_outputs(out, t, folder, overwrite, (DIAGNOSTIC_FILE,) if t.name == "mnli" and diagnostic.is_file() else ())
         for t, folder in found:
             pred = _Predictor(model_dir / t.name, max_seq_len, batch_size, bf16, device, runtime)
             _check_labels(t, pred.config, pred.model_dir)
             files.update(_task_files(pred, t, folder))
-            diagnostic = Path(data_dir) / DIAGNOSTIC_DIR / DIAGNOSTIC.file
             if t.name == "mnli" and diagnostic.is_file():
                 files[DIAGNOSTIC_FILE] = pred.lines(t, read_examples(diagnostic, DIAGNOSTIC.layout, "diagnostic"), "diagnostic")
     else:
-        pred = _Predictor(model_dir, max_seq_len, batch_size, bf16, device, runtime)
         if key in GLUE_TASKS:
             resolved = get_task(key)
-            _check_labels(resolved, pred.config, model_dir)
         else:  # demo and file tasks take their labels from the fine-tuned model
-            labels = _model_labels(pred.config)
+            labels = _model_labels(load_model_config(model_dir))
             opts = {} if key in DEMO_TASKS else {"text_column": text_column, "text_pair_column": text_pair_column,
                                                  "regression": labels is None}  # fmt: skip
             resolved = get_task(task, data_dir, labels=labels, need_train=False, **opts)
@@ -212,6 +234,10 @@ def predict(
             from lvbert.tasks import demo_data_dir
 
             data_dir = demo_data_dir(resolved.name)
+        _check_outputs(out, resolved, Path(data_dir), overwrite)
+        pred = _Predictor(model_dir, max_seq_len, batch_size, bf16, device, runtime)
+        if key in GLUE_TASKS:
+            _check_labels(resolved, pred.config, model_dir)
         files.update(_task_files(pred, resolved, Path(data_dir)))
     written = []
     for name, text in files.items():

@@ -82,9 +82,11 @@ class QuantizeConfig:
                           "when the deploy extra is installed", default=True)  # fmt: skip
     device: str = option("auto, cpu, cuda or cuda:N", default="auto")
     progress: bool = option("progress bar", default=True)
+    overwrite: bool = option("replace an existing --out folder (its old contents are removed first)", default=False)
 
     def __post_init__(self) -> None:
         from lvbert.quantization import INIT_METHODS, check_bits
+        from lvbert.recipes.checks import check_non_negative, check_rates
 
         for name in ("model", "task", "out"):
             if not getattr(self, name):
@@ -100,6 +102,12 @@ class QuantizeConfig:
                 raise LvBertError(f"--{name.replace('_', '-')} must be in (50, 100], got {getattr(self, name)}")
         if min(self.gold_weight, self.hidden_weight, self.attention_weight) < 0:
             raise LvBertError("--gold-weight, --hidden-weight and --attention-weight must be >= 0")
+        check_rates(self, "lr", "weight_alpha_lr", "act_alpha_lr")
+        check_non_negative(self, "weight_decay", "clip_norm", "save_every")
+
+    def inputs(self) -> dict:
+        """The paths this run reads: its --out may be none of them."""
+        return {"--model": self.model, "--teacher": self.teacher, "--data-dir": self.data_dir}
 
 
 def _objective(kd: bool, gold_weight: float, regression: bool):
@@ -146,6 +154,7 @@ def quantize(cfg: QuantizeConfig, resume: bool = False) -> Path:
     from lvbert.objectives.distill import DistillLoss, align, load_teacher, slot_pair_layers
     from lvbert.quantization import QuantSpec, calibrate_activations, init_weight_alphas, quantize_model, quantizers, save_packed
     from lvbert.recipes.common import check_teacher_vocab, prepare_run_dir, write_run_config
+    from lvbert.recipes.checks import check_model_weights, check_run_output
     from lvbert.recipes.distill import DistillModel, _params
     from lvbert.recipes.finetune import resolve_max_seq_len, summarise
     from lvbert.recipes.predict import task_for_model
@@ -153,9 +162,12 @@ def quantize(cfg: QuantizeConfig, resume: bool = False) -> Path:
     from lvbert.training.distributed import pick_device
     from lvbert.training.loop import LoopConfig, train_loop
     from lvbert.training.optim import build_optimizer, linear_schedule
-    from lvbert.utils import atomic_write_json, check_out_dir, fix_permissions
+    from lvbert.utils import atomic_write_json, fix_permissions
 
-    out = check_out_dir(cfg.out)
+    check_model_weights(cfg.model, "--model")
+    if cfg.teacher:
+        check_model_weights(cfg.teacher, "--teacher")
+    out = check_run_output(cfg.out, cfg.inputs(), cfg.overwrite, resume)
     model_dir = Path(cfg.model)
     student = load_finetuned(model_dir)
     if getattr(student.config, "quantization", None):
