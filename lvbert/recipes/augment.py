@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from lvbert.errors import LvBertError
-from lvbert.recipes.options import option
+from lvbert.options import option
 
 METHODS = ("mlm", "cbert", "random")
 DEFAULT_COPIES = {"mlm": 20, "cbert": 4, "random": 4}

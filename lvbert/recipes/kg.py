@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from lvbert.errors import LvBertError
-from lvbert.recipes.options import option
+from lvbert.options import option
 
 TASKS = ("triple", "link", "relation")
 DEFAULT_EPOCHS = {"triple": 3, "link": 5, "relation": 20}  # KG-BERT's README
