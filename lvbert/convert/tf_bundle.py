@@ -339,6 +339,8 @@ def _tensor(raw: np.ndarray, entry: BundleEntry, name: str, prefix: Path) -> tor
     count = int(np.prod(entry.shape, dtype=np.int64))
     if count * itemsize != raw.size:
         raise LvBertError(f"tensor {name!r} of {prefix} holds {raw.size} bytes for shape {list(entry.shape)}; the checkpoint is corrupt")
+    if count == 0:
+        return torch.zeros(entry.shape, dtype=dtype)
     if dtype == torch.bfloat16:
         t = torch.from_numpy(raw.view(np.int16).copy()).view(torch.bfloat16)
     elif dtype == torch.bool:
