@@ -72,12 +72,14 @@ class Converted:
     sources: set[str] = field(default_factory=set)  # the checkpoint tensors it uses
 
     def build(self) -> torch.nn.Module:
-        """The model holding exactly these weights (every parameter given: ``strict``)."""
-        model = self.model_class(self.config)
-        tied = {k for k in model.state_dict() if k not in self.state_dict and k == "mlm_head.decoder.weight"}
-        missing, unexpected = model.load_state_dict(self.state_dict, strict=False)
-        if set(missing) - tied or unexpected:
+        """The model holding exactly these weights (built on the meta device: no random initialisation to pay for)."""
+        with torch.device("meta"):
+            model = self.model_class(self.config)
+        missing, unexpected = model.load_state_dict(self.state_dict, strict=False, assign=True)
+        if missing or unexpected:
             raise LvBertError(f"internal: converted weights do not fit {self.model_class.__name__}: {(missing + unexpected)[:3]}")
+        if hasattr(model, "mlm_head"):
+            model.tie_weights()
         return model.eval()
 
 
