@@ -209,6 +209,13 @@ def test_converted_models_reproduce_the_official_outputs(converted):
         np.testing.assert_allclose(hidden, expected[f"{key}_hidden"], atol=1e-5, rtol=0)
         np.testing.assert_allclose(logits, expected[f"{key}_logits"], atol=1e-5, rtol=0)
     assert np.abs(expected["disc_logits"]).max() > 0.1  # not a trivially small target
+    from transformers import AutoModel
+
+    backbone = AutoModel.from_pretrained(converted / "discriminator").eval()  # the encoder alone, as AutoModel reads it
+    hidden, _ = _outputs(disc, expected)
+    with torch.no_grad():
+        last = backbone(**{k: torch.from_numpy(expected[k]).long() for k in ("input_ids", "attention_mask", "token_type_ids")})
+    np.testing.assert_allclose(last.last_hidden_state.numpy(), hidden[-1], atol=1e-6, rtol=0)
     # Masking padding (lvbert's default) moves real tokens next to the padding: the official code does not mask.
     disc.config.conv_mask_padding = True
     masked = type(disc)(disc.config)
@@ -264,7 +271,7 @@ def test_paths_zip_folder_prefix_and_output_rules(converted, tmp_path, capsys):
         got = load_file(str(tmp_path / f"o{i}" / "model.safetensors"))
         assert got.keys() == ref.keys() and all(torch.equal(got[k], ref[k]) for k in ref)
     out = capsys.readouterr().out
-    assert "arch CAFCAF" in out and "269 optimizer / step tensors skipped" in out
+    assert "arch CAFCAF" in out and "(269 optimizer / step tensors skipped)" in out
     assert main(["convert", str(PREFIX), "--out", str(tmp_path / "o1")]) == 2
     _one_line(capsys.readouterr().err, "--overwrite")
     assert main(["convert", str(PREFIX), "--out", str(tmp_path / "o1"), "--overwrite", "--part", "generator"]) == 0

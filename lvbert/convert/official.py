@@ -12,22 +12,20 @@ Everything comes from the checkpoint's names and shapes; no config file is neede
   ``conv_attn_kernel`` [H, N*K]. A model without C slots does not record its heads; the official
   code always uses ``max(1, hidden // 64)``, which is taken then.
 
-=======================================================================  ==========================================
-official (``{scope}`` = ``electra`` or ``generator``)                     lvbert
-=======================================================================  ==========================================
-``electra/embeddings/{word,position,token_type}_embeddings``              ``lvbert.embeddings.*.weight`` (shared by both)
-``electra/embeddings/LayerNorm/{gamma,beta}``                            ``lvbert.embeddings.LayerNorm.{weight,bias}``
-``{scope}/embeddings_project`` (E != H)                                  ``lvbert.embeddings.project``
-``.../dynamic_convolution_layer/convolution/glu_l``, ``glu_g``            ``slots.j.linear``, ``slots.j.gate``
-``.../convolution/conv_attn_key/{depthwise_kernel,pointwise_kernel,bias}`` ``slots.j.depthwise``, ``slots.j.pointwise``
-``.../convolution/conv_attn_kernel``                                     ``slots.j.kernel``
-``.../attention/self/{query,key,value}``                                 ``slots.j.qkv`` (rows q, k, v)
-``.../{dynamic_convolution_layer,attention}/output/{dense,LayerNorm}``    ``slots.j.{dense,LayerNorm}``
-``.../intermediate/dense``, ``.../output/{dense,LayerNorm}``              ``slots.j.{intermediate,output,LayerNorm}``
-``discriminator_predictions/{dense,dense_1}``                            ``discriminator_head.{dense,out}``
-``generator_predictions/{dense,LayerNorm,output_bias}``                  ``mlm_head.{dense,LayerNorm,decoder.bias}``
-``task_specific/<task>/dense``                                          ``classifier`` (a fine-tuned checkpoint)
-=======================================================================  ==========================================
+Names (``{scope}`` is ``electra`` for the discriminator, ``generator`` for the generator):
+
+- ``electra/embeddings/{word,position,token_type}_embeddings``, ``.../LayerNorm/{gamma,beta}``
+  -> ``lvbert.embeddings.*`` (the generator shares them); ``{scope}/embeddings_project`` (E != H)
+  -> ``lvbert.embeddings.project``
+- C: ``.../dynamic_convolution_layer/convolution/{glu_l,glu_g}`` -> ``linear``, ``gate``;
+  ``conv_attn_key/{depthwise_kernel,pointwise_kernel,bias}`` -> ``depthwise``, ``pointwise``;
+  ``conv_attn_kernel`` -> ``kernel``; ``dynamic_convolution_layer/output/{dense,LayerNorm}``
+- A: ``.../attention/self/{query,key,value}`` -> ``qkv`` (rows q, k, v); ``attention/output/{dense,LayerNorm}``
+- F: ``.../intermediate/dense``, ``.../output/{dense,LayerNorm}`` -> ``intermediate``, ``output``, ``LayerNorm``
+- ``discriminator_predictions/{dense,dense_1}`` -> ``discriminator_head.{dense,out}``;
+  ``generator_predictions/{dense,LayerNorm,output_bias}`` -> ``mlm_head.{dense,LayerNorm,decoder.bias}``
+  (the decoder weight is the word embeddings, as in the official head);
+  ``task_specific/<task>/dense`` (a fine-tuned checkpoint) -> ``classifier``
 
 Dense kernels are [in, out] in TensorFlow and [out, in] in torch. ``global_step`` and the
 optimizer slots (``*/adam_m``, ``*/adam_v``) are skipped. The converted configs set

@@ -127,6 +127,7 @@ def convert(cfg: ConvertConfig) -> Path:
             raise LvBertError(f"{source} is not a readable zip file; download the release again")
         prefix = find_checkpoint(root)
         tensors = read_checkpoint(prefix, skip=is_skipped)
+        read_s = time.perf_counter() - start
         skipped = _count_skipped(prefix)
         models = convert_official(tensors, cfg.part, cfg.task)
         vocab = vocab or find_vocab(prefix, root if root.is_dir() else prefix.parent)
@@ -136,8 +137,8 @@ def convert(cfg: ConvertConfig) -> Path:
         with quiet_transformers():
             tokenizer = vocab_tokenizer(vocab, vocab_size)
         built = [(m, m.build()) for m in models]
-    read_s = time.perf_counter() - start
-    print(f"read {prefix.name}: {len(tensors)} tensors ({skipped} optimizer / step tensors skipped) in {read_s:.1f}s")
+    print(f"read {prefix.name}: {len(tensors)} tensors, crc32c checked, in {read_s:.1f}s "
+          f"({skipped} optimizer / step tensors skipped)")  # fmt: skip
     for m, model in built:
         c = m.config
         print(f"{m.part}: {model.__class__.__name__}, arch {Arch.parse(c.arch)} ({c.num_slots} slots), hidden {c.hidden_size}, "
@@ -149,7 +150,8 @@ def convert(cfg: ConvertConfig) -> Path:
             dest = tmp / m.part if cfg.part == "both" else tmp
             model.save_pretrained(dest)
             tokenizer.save_pretrained(dest)
-    print(f"converted model written to {out} (conv_mask_padding=False: the official computation; see docs/convert.md)")
+    print(f"converted model written to {out} in {time.perf_counter() - start:.1f}s "
+          "(conv_mask_padding=False: the official computation; see docs/convert.md)")  # fmt: skip
     return out
 
 
