@@ -83,6 +83,7 @@ class AugmentConfig:
     label_column: str | None = option("file tasks: column with the label", default=None)
     device: str = option("auto, cpu, cuda", default="auto")
     progress: bool = option("progress bar", default=True)
+    overwrite: bool = option("replace the contents of an existing non-empty --out folder", default=False)
 
     def __post_init__(self) -> None:
         for name in ("task", "out"):
@@ -371,18 +372,15 @@ def augment(cfg: AugmentConfig) -> Path:
     from lvbert.tasks import DEMO_TASKS, demo_data_dir, get_task
     from lvbert.tasks.task import data_rows, with_texts, write_rows
     from lvbert.training.distributed import pick_device
-    from lvbert.utils import check_out_dir, staging_folder
+    from lvbert.utils import check_output_dir, staging_folder
 
     task = get_task(cfg.task, cfg.data_dir, text_column=cfg.text_column, text_pair_column=cfg.text_pair_column,
                     label_column=cfg.label_column)  # fmt: skip
     data_dir = Path(cfg.data_dir) if cfg.data_dir else (demo_data_dir(task.name) if task.name in DEMO_TASKS else None)
     if data_dir is None or not data_dir.is_dir():
         raise LvBertError(f"task {task.name} needs --data-dir, the folder with its files")
-    out = check_out_dir(cfg.out)
-    if out.resolve() == data_dir.resolve():
-        raise LvBertError("--out must be a new folder, not the task's own (its files are copied, never changed)")
-    if out.is_dir() and any(out.iterdir()):
-        raise LvBertError(f"--out {out} exists and is not empty; choose a new folder")
+    out = check_output_dir(cfg.out, inputs={"--data-dir": data_dir, "--model": cfg.model, "--cmlm": cfg.cmlm},
+                           overwrite=cfg.overwrite)  # fmt: skip
     if cfg.method == "cbert":
         if task.is_regression:
             raise LvBertError(f"task {task.name} is a regression task: conditional BERT conditions on a class label, "

@@ -65,8 +65,10 @@ class KnowledgeGraph:
 
 
 def _read_pairs(path: Path) -> dict[str, str]:
+    from lvbert.utils import read_text_file
+
     out = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text_file(path, "text file").splitlines(), 1):
         if not line.strip():
             continue
         key, _, text = line.partition("\t")
@@ -77,8 +79,10 @@ def _read_pairs(path: Path) -> dict[str, str]:
 
 
 def _read_triples(path: Path) -> tuple[list[Triple], list[int] | None]:
+    from lvbert.utils import read_text_file
+
     triples, labels = [], []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text_file(path, "triple file").splitlines(), 1):
         if not line.strip():
             continue
         parts = [p.strip() for p in line.split("\t")]
@@ -91,6 +95,8 @@ def _read_triples(path: Path) -> tuple[list[Triple], list[int] | None]:
             labels.append(1 if parts[3] == "1" else 0)
     if labels and len(labels) != len(triples):
         raise LvBertError(f"{path}: some lines have a label column and others not")
+    if not triples:
+        raise LvBertError(f"{path} holds no triples; give a file of head<TAB>relation<TAB>tail lines")
     return triples, (labels or None)
 
 
