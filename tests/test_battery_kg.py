@@ -14,7 +14,7 @@ from lvbert.cli import main
 BAD_TEXT = {
     "empty": (b"", "holds no triples"),
     "latin-1": ("parser\tnext\tsoci\u00e9t\u00e9\n".encode("latin-1"), "not UTF-8"),
-    "binary": (b"\x00\x01\x02binary\x00", "binary"),
+    "binary": (b"\x00\x01\x02\x03\x00\x00", "binary"),
 }
 
 

@@ -229,6 +229,7 @@ def train_kg(cfg: KgTrainConfig) -> dict:
     model_config = load_model_config(cfg.model)
     tokenizer = load_tokenizer(cfg.model, model_config.vocab_size)
     graph = load_graph(cfg.dataset, cfg.long_text)
+    graph.check_split("train")
     epochs = cfg.epochs or DEFAULT_EPOCHS[cfg.task]
     n_neg = cfg.negatives if cfg.negatives is not None else DEFAULT_NEGATIVES[cfg.task]
     inputs = Inputs(tokenizer, graph, cfg.max_seq_len, cfg.task)
@@ -312,6 +313,7 @@ def evaluate_kg(cfg: KgEvalConfig) -> dict:
     config = load_model_config(cfg.model)
     tokenizer = load_tokenizer(cfg.model, config.vocab_size)
     graph = load_graph(cfg.dataset, meta.get("long_text", False))
+    graph.check_split(cfg.split)
     if meta.get("graph_fingerprint") not in (None, graph_fingerprint(graph)):
         raise LvBertError(f"{cfg.model} was trained on the graph {meta['dataset']}, whose entities and relations differ "
                           f"from {cfg.dataset}'s; evaluate it with --dataset {meta['dataset']}")  # fmt: skip
@@ -445,6 +447,8 @@ def score_triples(cfg: KgScoreConfig) -> list[float]:
     if cfg.out:
         check_output_file(cfg.out, inputs={"--triples": cfg.triples, "--model": cfg.model}, overwrite=cfg.overwrite)
     triples, _ = _read_triples(path)
+    if not triples:
+        raise LvBertError(f"{path} holds no triples; give a file of head<TAB>relation<TAB>tail lines")
     if cfg.dataset:
         graph = load_graph(cfg.dataset, meta.get("long_text", False))
         triples = _known_triples(triples, graph, path, cfg)
