@@ -206,3 +206,54 @@ def test_augment_undecodable_train_file(tmp_path, capsys, case):
     assert _augment(data, tmp_path / "o") == 2
     _one_line(capsys.readouterr().err, {"latin-1": "not UTF-8", "binary": "binary"}[case])
     assert not (tmp_path / "o").exists()
+
+
+# ----------------------------------------------------------------------------- kg train --resume
+
+
+def test_train_killed_then_resumed_is_bit_identical(kg_setup, tmp_path, monkeypatch, capsys):  # noqa: F811
+    import json
+
+    import torch
+    from safetensors.torch import load_file
+
+    import lvbert.training.loop as loop
+
+    model, graph = kg_setup
+
+    def argv(out, *extra):
+        return ["kg", "train", "--model", str(model), "--dataset", str(graph), "--task", "triple", "--epochs", "3",
+                "--batch-size", "8", "--lr", "1e-3", "--no-progress", "--no-test", "--out", str(out), *extra]  # fmt: skip
+
+    straight, killed = tmp_path / "a", tmp_path / "b"
+    assert main(argv(straight)) == 0
+    real_save = loop.save_checkpoint
+    saved = []
+
+    def save_then_die(out_dir, step, *a, **k):
+        path = real_save(out_dir, step, *a, **k)
+        saved.append(step)
+        if len(saved) == 2:
+            raise KeyboardInterrupt
+        return path
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
+    assert main(argv(killed)) == 130
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    assert not (killed / "kg.json").exists() and (killed / "evals.json").is_file()
+    assert main(argv(killed)) == 2  # the unfinished run is not silently replaced
+    _one_line(capsys.readouterr().err, "not empty", "--resume")
+    assert main(["kg", "train", "--resume", str(killed)]) == 0
+
+    def losses(run):
+        rows = map(json.loads, (run / "logs" / "metrics.jsonl").read_text().splitlines())
+        return [(r["step"], r["loss"]) for r in rows if "loss" in r]
+
+    assert losses(straight) and losses(straight) == losses(killed)
+    ra, rb = (json.loads((run / "results.json").read_text()) for run in (straight, killed))
+    assert ra["history"] == rb["history"] and ra["best"] == rb["best"] and len(ra["history"]) == 3
+    a, b = load_file(straight / "model.safetensors"), load_file(killed / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not (killed / "logs" / "checkpoints").exists()
+    assert main(["kg", "train", "--resume", str(killed)]) == 2
+    _one_line(capsys.readouterr().err, "finished KG model")

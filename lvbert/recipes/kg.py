@@ -17,6 +17,7 @@ and scored in large batches (bf16 optional).
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -211,21 +212,25 @@ def score_inputs(model, enc, batch_size: int, pad: int, bf16: bool = False, colu
 # ============================================================================ training
 
 
-def train_kg(cfg: KgTrainConfig) -> dict:
-    """Train a KG-BERT model as configured; writes ``cfg.out`` and returns the results dict."""
+def train_kg(cfg: KgTrainConfig, resume: bool = False) -> dict:
+    """Train a KG-BERT model as configured; writes ``cfg.out`` and returns the results dict.
+
+    The run trains in ``cfg.out`` with a checkpoint after every epoch; ``resume`` continues a killed
+    run exactly (weights, optimizer, data order, and the per-epoch dev scores that pick the best epoch)."""
     from lvbert.model_dir import load_classifier, load_model_config, load_tokenizer, save_model_dir
     from lvbert.objectives import classification_objective
+    from lvbert.recipes.common import prepare_run_dir, write_run_config
     from lvbert.tasks.encoding import IndexedBatches
     from lvbert.tasks.kg import load_graph, negatives
     from lvbert.training.distributed import pick_device
     from lvbert.training.loop import LoopConfig, train_loop
     from lvbert.training.optim import build_optimizer, linear_schedule
-    from lvbert.utils import atomic_write_json, check_output_dir, fix_permissions, staging_folder
+    from lvbert.utils import atomic_write_json, check_output_dir, fix_permissions
 
     inputs = {"--model": cfg.model}
     if Path(cfg.dataset).expanduser().is_dir():
         inputs["--dataset"] = cfg.dataset
-    out = check_output_dir(cfg.out, inputs=inputs, overwrite=cfg.overwrite)
+    out = check_output_dir(cfg.out, inputs=inputs, overwrite=cfg.overwrite and not resume, own_run=resume)
     model_config = load_model_config(cfg.model)
     tokenizer = load_tokenizer(cfg.model, model_config.vocab_size)
     graph = load_graph(cfg.dataset, cfg.long_text)
@@ -259,40 +264,52 @@ def train_kg(cfg: KgTrainConfig) -> dict:
     scheduler = linear_schedule(optimizer, round(cfg.warmup * steps), steps)
     kg_meta = {"task": cfg.task, "dataset": str(cfg.dataset), "max_seq_len": inputs.max_len, "long_text": cfg.long_text,
                "labels": list(labels), "graph_fingerprint": graph_fingerprint(graph)}  # fmt: skip
-    history, best = [], {}
-    with staging_folder(out) as stage:
-        eval_cfg = KgEvalConfig(model=str(stage), dataset=str(cfg.dataset), split=cfg.eval_split, bf16=cfg.bf16,
-                                seed=cfg.seed, eval_batch_size=cfg.eval_batch_size, progress=False)  # fmt: skip
+    identity = {"kind": "kg", "task": cfg.task, "model": str(cfg.model), "graph": kg_meta["graph_fingerprint"],
+                "seed": cfg.seed, "epochs": epochs, "negatives": n_neg, "batch_size": cfg.batch_size, "lr": lr}  # fmt: skip
+    if resume and (out / KG_FILE).is_file():
+        raise LvBertError(f"{out} holds a finished KG model; nothing to resume (evaluate it with lvbert kg eval)")
+    prepare_run_dir(out, resume, identity)
+    out.mkdir(parents=True, exist_ok=True)
+    write_run_config(out, asdict(cfg), identity)
+    evals_file = out / "evals.json"
+    history = json.loads(evals_file.read_text(encoding="utf-8")) if resume and evals_file.exists() else []
+    eval_cfg = KgEvalConfig(model=str(out), dataset=str(cfg.dataset), split=cfg.eval_split, bf16=cfg.bf16,
+                            seed=cfg.seed, eval_batch_size=cfg.eval_batch_size, progress=False)  # fmt: skip
 
-        def evaluate(m, step: int) -> dict:
-            r = _evaluate_model(m, tokenizer, graph, kg_meta, eval_cfg, quick=True)
-            score = r["accuracy"] if cfg.task != "relation" else r["filtered"]["mrr"]
-            if best.get("score") is None or score > best["score"]:
-                best.update(score=score, step=step)
-                save_model_dir(m, tokenizer, stage / "best")
-            history.append({"step": step, "epoch": round(step / batches.per_epoch, 3), "score": score})
-            return {"score": score}
+    def evaluate(m, step: int) -> dict:
+        r = _evaluate_model(m, tokenizer, graph, kg_meta, eval_cfg, quick=True)
+        score = r["accuracy"] if cfg.task != "relation" else r["filtered"]["mrr"]
+        if all(score > h["score"] for h in history if h["step"] != step):  # the first best epoch is kept
+            save_model_dir(m, tokenizer, out / "best")
+        history[:] = [h for h in history if h["step"] != step]  # a resumed run may score a step again
+        history.append({"step": step, "epoch": round(step / batches.per_epoch, 3), "score": score})
+        atomic_write_json(evals_file, history)
+        return {"score": score}
 
-        loop = LoopConfig(out_dir=str(stage / "logs"), max_steps=steps, eval_every=batches.per_epoch, save_every=0,
-                          save_final=False, seed=cfg.seed, progress=cfg.progress, bf16=cfg.bf16, tensorboard=False,
-                          log_every=max(1, min(50, batches.per_epoch)))  # fmt: skip
-        t0 = time.perf_counter()
-        train_loop(model, classification_objective, batches, optimizer, scheduler, loop, evaluate=evaluate)
-        train_seconds = time.perf_counter() - t0
-        for f in (stage / "best").iterdir():
-            f.replace(stage / f.name)
-        (stage / "best").rmdir()
-        atomic_write_json(stage / KG_FILE, kg_meta)
-        results = {"config": asdict(cfg), "kg": kg_meta, "graph": graph.describe(), "train_inputs": len(train),
-                   "history": history, "best": best, "train_seconds": round(train_seconds, 1)}  # fmt: skip
-        if cfg.test:
-            best_model = load_classifier(stage, labels, cfg.seed).to(device)
-            test_cfg = KgEvalConfig(model=str(stage), dataset=str(cfg.dataset), split="test", bf16=cfg.bf16,
-                                    seed=cfg.seed, eval_batch_size=cfg.eval_batch_size, max_test=cfg.max_test,
-                                    progress=cfg.progress)  # fmt: skip
-            results["test"] = _evaluate_model(best_model, tokenizer, graph, kg_meta, test_cfg)
-        atomic_write_json(stage / "results.json", results)
-        fix_permissions(stage)
+    loop = LoopConfig(out_dir=str(out / "logs"), max_steps=steps, eval_every=batches.per_epoch,
+                      save_every=batches.per_epoch, keep_last=1, save_final=False, seed=cfg.seed, progress=cfg.progress,
+                      bf16=cfg.bf16, tensorboard=False, log_every=max(1, min(50, batches.per_epoch)))  # fmt: skip
+    t0 = time.perf_counter()
+    train_loop(model, classification_objective, batches, optimizer, scheduler, loop, evaluate=evaluate, resume=resume)
+    train_seconds = time.perf_counter() - t0
+    shutil.rmtree(out / "logs" / "checkpoints", ignore_errors=True)  # finished: nothing left to resume
+    top = max(history, key=lambda h: h["score"])
+    best = {"score": top["score"], "step": top["step"]}
+    for f in (out / "best").iterdir():
+        f.replace(out / f.name)
+    (out / "best").rmdir()
+    evals_file.unlink()
+    results = {"config": asdict(cfg), "kg": kg_meta, "graph": graph.describe(), "train_inputs": len(train),
+               "history": history, "best": best, "train_seconds": round(train_seconds, 1)}  # fmt: skip
+    if cfg.test:
+        best_model = load_classifier(out, labels, cfg.seed).to(device)
+        test_cfg = KgEvalConfig(model=str(out), dataset=str(cfg.dataset), split="test", bf16=cfg.bf16,
+                                seed=cfg.seed, eval_batch_size=cfg.eval_batch_size, max_test=cfg.max_test,
+                                progress=cfg.progress)  # fmt: skip
+        results["test"] = _evaluate_model(best_model, tokenizer, graph, kg_meta, test_cfg)
+    atomic_write_json(out / "results.json", results)
+    atomic_write_json(out / KG_FILE, kg_meta)  # last: a folder with kg.json is a finished KG model
+    fix_permissions(out)
     if "test" in results:
         print(format_results(results["test"]))
     return results
