@@ -190,6 +190,15 @@ def test_cbert_killed_then_resumed_is_bit_identical(lm, tmp_path, monkeypatch, c
     monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
     assert main(argv(killed)) == 130
     monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    import lvbert.objectives as objectives
+
+    real_objective, trained = objectives.mlm_objective, []
+
+    def counting(*a, **k):
+        trained.append(1)
+        return real_objective(*a, **k)
+
+    monkeypatch.setattr(objectives, "mlm_objective", counting)  # steps the resumed run trains
     work = tmp_path / ".b.cmlm-run"
     assert not killed.exists() and (work / "checkpoints").is_dir()
     capsys.readouterr()
@@ -203,6 +212,7 @@ def test_cbert_killed_then_resumed_is_bit_identical(lm, tmp_path, monkeypatch, c
         return [(r["step"], r["loss"]) for r in rows if "loss" in r]
 
     assert losses(straight) and losses(straight) == losses(killed)
+    assert len(trained) == losses(straight)[-1][0] - saved[1]  # it went on from the checkpoint, not from scratch
     a, b = (load_file(run / "cmlm" / "model" / "model.safetensors") for run in (straight, killed))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert (straight / "train.tsv").read_text() == (killed / "train.tsv").read_text()

@@ -240,6 +240,15 @@ def test_train_killed_then_resumed_is_bit_identical(kg_setup, tmp_path, monkeypa
     monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
     assert main(argv(killed)) == 130
     monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    import lvbert.objectives as objectives
+
+    real_objective, trained = objectives.classification_objective, []
+
+    def counting(*a, **k):
+        trained.append(1)
+        return real_objective(*a, **k)
+
+    monkeypatch.setattr(objectives, "classification_objective", counting)  # steps the resumed run trains
     assert not (killed / "kg.json").exists() and (killed / "evals.json").is_file()
     assert main(argv(killed)) == 2  # the unfinished run is not silently replaced
     _one_line(capsys.readouterr().err, "not empty", "--resume")
@@ -250,6 +259,7 @@ def test_train_killed_then_resumed_is_bit_identical(kg_setup, tmp_path, monkeypa
         return [(r["step"], r["loss"]) for r in rows if "loss" in r]
 
     assert losses(straight) and losses(straight) == losses(killed)
+    assert len(trained) == losses(straight)[-1][0] - saved[1]  # it went on from the checkpoint, not from scratch
     ra, rb = (json.loads((run / "results.json").read_text()) for run in (straight, killed))
     assert ra["history"] == rb["history"] and ra["best"] == rb["best"] and len(ra["history"]) == 3
     a, b = load_file(straight / "model.safetensors"), load_file(killed / "model.safetensors")
