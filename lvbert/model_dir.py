@@ -15,8 +15,15 @@ from pathlib import Path
 
 import torch
 import yaml
+from safetensors import safe_open
+from transformers import AutoConfig, AutoModelForMaskedLM, AutoModelForSequenceClassification
+from transformers.utils import logging as hf_logging
 
+from lvbert.data.tokenizer import check_tokenizer_matches
+from lvbert.data.tokenizer import load_tokenizer as load_tokenizer_dir
 from lvbert.errors import LvBertError
+from lvbert.space import SearchSpace
+from lvbert.supernet import LvBertSupernet
 from lvbert.utils import staging_folder
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json")
@@ -26,7 +33,6 @@ HF_MLM_TYPES = ("bert", "electra")  # Hugging Face model types lvbert reads as M
 @contextlib.contextmanager
 def quiet_transformers():
     """Silence transformers' loading chatter and progress bars (we report what matters ourselves)."""
-    from transformers.utils import logging as hf_logging
 
     level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
@@ -41,9 +47,7 @@ def quiet_transformers():
 
 def load_config(model_dir: str | Path, allowed_types: tuple[str, ...] = ("lvbert",)):
     """The folder's ``config.json`` as a transformers config; its ``model_type`` must be in ``allowed_types``."""
-    from transformers import AutoConfig
 
-    import lvbert  # noqa: F401  (registers the Auto classes)
 
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
@@ -72,8 +76,6 @@ def load_model_config(model_dir: str | Path):
 
 def load_tokenizer(model_dir: str | Path, vocab_size: int):
     """The tokenizer saved next to the model; its vocabulary must fit the model's."""
-    from lvbert.data.tokenizer import check_tokenizer_matches
-    from lvbert.data.tokenizer import load_tokenizer as load_tokenizer_dir
 
     model_dir = Path(model_dir)
     if not any((model_dir / f).is_file() for f in TOKENIZER_FILES):
@@ -87,7 +89,6 @@ def load_tokenizer(model_dir: str | Path, vocab_size: int):
 def load_classifier(model_dir: str | Path, labels: tuple[str, ...] | None, seed: int):
     """The model with a sequence-classification head for ``labels`` (None: one regression output);
     a new head is initialised from ``seed`` without touching the caller's random state."""
-    from transformers import AutoModelForSequenceClassification
 
     config_file = Path(model_dir) / "config.json"
     if config_file.is_file() and "quantization" in json.loads(config_file.read_text(encoding="utf-8")):
@@ -116,7 +117,6 @@ def load_finetuned(model_dir: str | Path):
     """A fine-tuned classifier folder (``lvbert finetune`` / ``quantize`` / ``distill --task``) in eval
     mode; a quantized one (its config records ``quantization``) comes back fake-quantized with its
     learned clip values, never silently in full precision."""
-    from transformers import AutoModelForSequenceClassification
 
     model_dir = Path(model_dir)
     config = load_model_config(model_dir)
@@ -141,7 +141,6 @@ def load_finetuned(model_dir: str | Path):
 def load_mlm(model_dir: str | Path):
     """``(model, tokenizer, kind)`` of a masked-LM folder: an lvbert MLM model, the generator of an
     ELECTRA run folder (``<dir>/generator``), or a Hugging Face BERT / ELECTRA MLM checkpoint on disk."""
-    from transformers import AutoModelForMaskedLM
 
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
@@ -211,7 +210,6 @@ def supernet_identity(path: Path) -> dict:
 
 def trained_space(supernet_dir: Path):
     """The space the supernet was trained over (its ``space.json``)."""
-    from lvbert.space import SearchSpace
 
     supernet_dir = Path(supernet_dir)
     try:
@@ -222,7 +220,6 @@ def trained_space(supernet_dir: Path):
 
 def load_supernet(path: str | Path):
     """An ``LvBertSupernet`` from a run folder; a one-line error when the folder holds none."""
-    from lvbert.supernet import LvBertSupernet
 
     path = check_supernet_dir(path)
     with quiet_transformers():
@@ -232,7 +229,6 @@ def load_supernet(path: str | Path):
 def check_model_weights(folder, option: str) -> None:
     """A one-line error for a ``.safetensors`` file in ``folder`` that is empty, truncated or not one
     (safetensors' own error names no file); folders without such files are left to the loaders."""
-    from safetensors import safe_open
 
     folder = Path(folder)
     if not folder.is_dir():

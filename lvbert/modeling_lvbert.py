@@ -11,6 +11,8 @@ Every sub-layer is post-LN residual, as in the official code:
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,6 +26,7 @@ from transformers.modeling_outputs import (
     TokenClassifierOutput,
 )
 
+from lvbert.arch import Arch, Op, SizeConfig, get_size, is_literal_arch, parse_arch
 
 # ============================================================================ configuration
 
@@ -85,7 +88,6 @@ class LvBertConfig(PretrainedConfig):
         tie_word_embeddings: bool = True,
         **kwargs,
     ):
-        from lvbert.arch import Arch  # plain Python, no torch
 
         self.arch = str(Arch.parse(arch))
         self.vocab_size = vocab_size
@@ -116,14 +118,12 @@ class LvBertConfig(PretrainedConfig):
     @property
     def ops(self):
         """The slots as :class:`lvbert.arch.Op` objects with every setting filled in."""
-        from lvbert.arch import Arch
 
         return Arch.parse(self.arch).resolve(self.size_config())
 
     @property
     def output_size(self) -> int:
         """Width of the encoder's output (``hidden_size`` unless a ``P`` slot changes it): what the heads read."""
-        from lvbert.arch import Arch
 
         return Arch.parse(self.arch).output_width(self.size_config())
 
@@ -132,9 +132,7 @@ class LvBertConfig(PretrainedConfig):
         """Config for a size preset of ``lvbert.arch.SIZES`` (or a SizeConfig), e.g.
         ``LvBertConfig.from_size("small", arch="lv-bert-small")``. Size fields and
         any other config field can be overridden by keyword."""
-        import dataclasses
 
-        from lvbert.arch import SizeConfig, is_literal_arch, get_size, parse_arch
 
         size_fields = {f.name for f in dataclasses.fields(SizeConfig)}
         size_cfg = get_size(size, **{k: v for k, v in overrides.items() if k in size_fields})
@@ -147,7 +145,6 @@ class LvBertConfig(PretrainedConfig):
 
     def size_config(self):
         """The plain :class:`lvbert.arch.SizeConfig` of this config (for counting)."""
-        from lvbert.arch import Arch, SizeConfig
 
         return SizeConfig(
             hidden_size=self.hidden_size,
@@ -388,7 +385,6 @@ SUBLAYERS = {"C": DynamicConvLayer, "A": AttentionLayer, "F": FeedForwardLayer, 
 def make_sublayer(op, config: LvBertConfig, width: int | None = None) -> nn.Module:
     """The sub-layer of one slot: ``op`` is an ``lvbert.arch.Op`` (or a type letter); settings it
     leaves out come from ``config``; ``width`` is its input width (default ``config.hidden_size``)."""
-    from lvbert.arch import Op
 
     op = Op(op) if isinstance(op, str) else op
     if op.type == "I":

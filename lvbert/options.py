@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import types
 import typing
 from pathlib import Path
@@ -212,7 +213,6 @@ def _recorded_options(run_dir: Path) -> tuple[dict, bool]:
     """``(options, training)``: the options a run folder was started with and whether it is a training
     run (``run_config.yaml``; fine-tuning's ``results.json`` or unfinished ``.OUT.partial/progress.json``)
     rather than a search (``search_config.json``, which a resume may extend)."""
-    import json
 
     run_dir = Path(run_dir)
     partial = run_dir.parent / f".{run_dir.name}.partial" / "progress.json"

@@ -38,12 +38,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save
 from torch import nn
 
 from lvbert.errors import LvBertError
+from lvbert.utils import atomic_write_bytes
 
 INIT_METHODS = ("percentile", "kl")
 SAMPLE = 200_000  # values kept per observed activation batch (calibration memory stays bounded)
@@ -246,7 +251,6 @@ def percentile_alpha(x: torch.Tensor, percentile: float) -> float:
 def kl_alpha(x: torch.Tensor, bits: int, bins: int = 2048) -> float:
     """TensorRT's entropy calibration on |x|: the clip threshold whose quantized histogram (2^(b-1)
     levels) is closest in KL divergence to the clipped reference histogram."""
-    import numpy as np
 
     a = x.detach().float().abs().flatten()
     amax = float(a.max())
@@ -324,7 +328,6 @@ def calibrate_activations(model: nn.Module, batches, method: str = "percentile",
 
 def pack_codes(codes: torch.Tensor, bits: int) -> torch.Tensor:
     """int8 codes in [-Q, Q] -> uint8 bytes, ``bits`` bits per code (offset by Q so they are unsigned)."""
-    import numpy as np
 
     q = 2 ** (bits - 1) - 1
     u = (codes.to(torch.int16) + q).to(torch.uint8).numpy().reshape(-1, 1)
@@ -334,7 +337,6 @@ def pack_codes(codes: torch.Tensor, bits: int) -> torch.Tensor:
 
 def unpack_codes(packed: torch.Tensor, bits: int, count: int) -> torch.Tensor:
     """Inverse of :func:`pack_codes`: ``count`` int8 codes."""
-    import numpy as np
 
     q = 2 ** (bits - 1) - 1
     planes = np.unpackbits(packed.numpy())[: count * bits].reshape(count, bits)
@@ -347,11 +349,8 @@ def save_packed(model: nn.Module, path) -> dict:
     """Write ``path`` (safetensors): each quantized weight as packed codes + alpha, every other tensor
     as it is (fp32). Returns sizes: the file's bytes and KDLSQ's count (quantized weights at b bits,
     everything else at 32)."""
-    from pathlib import Path
 
-    from safetensors.torch import save
 
-    from lvbert.utils import atomic_write_bytes
 
     path = Path(path)
     quant = {name: (w, q) for name, w, q in quantized_weights(model)}
@@ -376,7 +375,6 @@ def save_packed(model: nn.Module, path) -> dict:
 def load_packed(model: nn.Module, path) -> None:
     """Load a :func:`save_packed` file into a model quantized with the same spec: quantized weights
     become code / Q * alpha, which the fake-quant forward maps to the same codes (bit for bit)."""
-    from safetensors import safe_open
 
     quant = {name: q for name, _, q in quantized_weights(model)}
     state = {}

@@ -27,8 +27,19 @@ import math
 import random
 from typing import Iterator, Sequence
 
-from lvbert.arch import (OP_TYPES, Arch, ArchError, Op, SizeConfig, count_macs, count_params, get_size, parse_arch, sublayer_macs,
-                         sublayer_params)
+from lvbert.arch import (
+    OP_TYPES,
+    Arch,
+    ArchError,
+    Op,
+    SizeConfig,
+    count_macs,
+    count_params,
+    get_size,
+    parse_arch,
+    sublayer_macs,
+    sublayer_params,
+)
 from lvbert.errors import LvBertError
 from lvbert.utils import human
 

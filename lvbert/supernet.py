@@ -10,6 +10,7 @@ that path (a parity test ties the two).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import torch
@@ -17,6 +18,8 @@ from torch import nn
 from transformers.initialization import no_init_weights
 from transformers.modeling_outputs import MaskedLMOutput
 
+from lvbert.arch import Arch, SizeConfig, get_size
+from lvbert.errors import LvBertError
 from lvbert.modeling_lvbert import (
     AttentionLayer,
     LvBertConfig,
@@ -28,13 +31,13 @@ from lvbert.modeling_lvbert import (
     make_sublayer,
     masked_lm_loss,
 )
+from lvbert.space import normalize_choices
 
 
 def normalize_allowed(allowed, num_slots: int, size=None) -> list[str]:
     """The choices of every slot in canonical form, one string per slot: ``"CAF"`` for layer types,
     ``"C(kernel=3) C A I"`` for ops with settings (ordered C, A, F, I; settings equal to ``size``'s
     values dropped). ``allowed`` is one such string for every slot, or one per slot."""
-    from lvbert.space import normalize_choices
 
     return [str(c) for c in normalize_choices(allowed, num_slots, size)]
 
@@ -42,7 +45,6 @@ def normalize_allowed(allowed, num_slots: int, size=None) -> list[str]:
 @functools.lru_cache(maxsize=4096)
 def _path_keys(arch: str, size_key: tuple) -> tuple[str, ...]:
     """The module key of each slot's op (``C``, ``A``, ``C_kernel5``) for an arch string."""
-    from lvbert.arch import Arch, SizeConfig
 
     if arch.isalpha() and arch.isupper():  # plain letters: the key is the letter
         return tuple(arch)
@@ -53,8 +55,6 @@ class SupernetEncoder(nn.Module):
     """Slot i is a ModuleDict {op key: sub-layer} over that slot's allowed ops."""
 
     def __init__(self, config: LvBertConfig, allowed: list[str]):
-        from lvbert.arch import Arch
-
         super().__init__()
         self.slots = nn.ModuleList(
             nn.ModuleDict({op.key: make_sublayer(op, config) for op in Arch.parse(choices)}) for choices in allowed
@@ -121,14 +121,10 @@ class LvBertSupernet(LvBertPreTrainedModel):
         return _path_keys(str(arch), self._size_key())
 
     def _size_key(self) -> tuple:
-        import dataclasses
-
         return dataclasses.astuple(self.config.size_config())
 
     def check_arch(self, arch) -> str:
         """The canonical string of ``arch``; a one-line error when it is outside the supernet's space."""
-        from lvbert.arch import Arch
-        from lvbert.errors import LvBertError
 
         ops = Arch.parse(arch, num_slots=self.num_slots).normalized(self.config.size_config())
         bad = [f"slot {i + 1} is {op} (allowed {a})" for i, (op, a, slot) in
@@ -207,8 +203,6 @@ class LvBertSupernet(LvBertPreTrainedModel):
 
     @classmethod
     def from_size(cls, size="small", allowed="CAF", **overrides) -> "LvBertSupernet":
-        from lvbert.arch import get_size
-
         num_slots = overrides.pop("num_slots", None) or get_size(size).num_slots
         config = LvBertConfig.from_size(size, arch="A" * num_slots, num_slots=num_slots, **overrides)
         config.allowed_types = normalize_allowed(allowed, num_slots, config.size_config())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -12,6 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from lvbert.errors import LvBertError
 
 
 def warn(message: str) -> None:
@@ -197,8 +200,6 @@ def read_text_file(path: str | os.PathLike, what: str = "file") -> str:
 
 
 def _error(message: str):
-    from lvbert.errors import LvBertError
-
     return LvBertError(message)
 
 
@@ -233,8 +234,6 @@ def remove_stale_staging(out: str | os.PathLike) -> None:
 
 
 def glob_escape(name: str) -> str:
-    import glob
-
     return glob.escape(name)
 
 

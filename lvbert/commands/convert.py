@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from lvbert.options import add_options, resolve_run
+from lvbert.recipes.convert import ConvertConfig, convert
 
 
 def register(sub) -> None:
-    from lvbert.recipes.convert import ConvertConfig
-
     p = sub.add_parser(
         "convert",
         help="a released LV-BERT or ELECTRA TensorFlow checkpoint into an lvbert model folder (no TensorFlow needed)",
@@ -20,8 +19,6 @@ def register(sub) -> None:
 
 
 def run_convert(args) -> int:
-    from lvbert.recipes.convert import ConvertConfig, convert
-
     cfg, _ = resolve_run(ConvertConfig, args)
     convert(cfg)
     return 0

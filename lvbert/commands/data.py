@@ -8,6 +8,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from lvbert.data.demo import fetch_demo
+from lvbert.data.prepare import prepare_data
+from lvbert.data.tokenizer import load_tokenizer, train_tokenizer
 from lvbert.errors import LvBertError
 from lvbert.options import add_options, option, resolve
 from lvbert.utils import human
@@ -96,16 +99,12 @@ def register(sub) -> None:
 
 
 def run_fetch(args) -> int:
-    from lvbert.data.demo import fetch_demo
-
     cfg = resolve(FetchConfig, args)
     fetch_demo(cfg.cache, archives=cfg.archives, force=cfg.force, seed=cfg.seed, progress=sys.stderr.isatty())
     return 0
 
 
 def run_prepare(args) -> int:
-    from lvbert.data.prepare import prepare_data
-
     cfg = resolve(PrepareConfig, args)
     out = prepare_data(
         cfg.corpus, cfg.tokenizer, cfg.out, cfg.seq_len,
@@ -125,8 +124,6 @@ def run_prepare(args) -> int:
 
 
 def run_tokenizer_train(args) -> int:
-    from lvbert.data.tokenizer import load_tokenizer, train_tokenizer
-
     cfg = resolve(TokenizerTrainConfig, args)
     out = train_tokenizer(cfg.corpus, cfg.out, cfg.vocab_size, min_frequency=cfg.min_frequency,
                           doc_mode=cfg.doc_mode, text_field=cfg.text_field, progress=sys.stderr.isatty(),

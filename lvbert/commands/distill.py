@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from lvbert.options import add_options, resolve_run
+from lvbert.recipes.augment import AugmentConfig, augment
+from lvbert.recipes.distill import DistillConfig
 
 
 def register(sub) -> None:
-    from lvbert.recipes.augment import AugmentConfig
-    from lvbert.recipes.distill import DistillConfig
-
     p = sub.add_parser(
         "distill",
         help="TinyBERT distillation into any lvbert student (general, or on a task)",
@@ -43,8 +42,6 @@ def run_distill(args) -> int:
 
 
 def run_augment(args) -> int:
-    from lvbert.recipes.augment import AugmentConfig, augment
-
     cfg, resume = resolve_run(AugmentConfig, args)
     augment(cfg, resume=resume)
     return 0

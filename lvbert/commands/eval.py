@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 
 from lvbert.options import add_options, resolve
+from lvbert.recipes.eval import EvalConfig, evaluate
 
 
 def register(sub) -> None:
-    from lvbert.recipes.eval import EvalConfig
-
     p = sub.add_parser(
         "eval",
         help="masked-LM accuracy and loss of a model on prepared data or on your own text",
@@ -24,8 +23,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from lvbert.recipes.eval import EvalConfig, evaluate
-
     cfg = resolve(EvalConfig, args)
     r = evaluate(cfg)
     if cfg.json:

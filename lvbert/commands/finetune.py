@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 from lvbert.options import add_options, resolve, resolve_run
+from lvbert.recipes.finetune import FinetuneConfig
+from lvbert.recipes.predict import PredictConfig
+from lvbert.recipes.squad import finetune_squad, predict_squad
 
 
 def register(sub) -> None:
-    from lvbert.recipes.finetune import FinetuneConfig
-    from lvbert.recipes.predict import PredictConfig
-
     ft = sub.add_parser(
         "finetune",
         help="fine-tune a model on GLUE, demo or CSV/TSV/JSONL tasks",
@@ -37,7 +37,6 @@ QA_TASKS = ("squad", "squad2")  # extractive question answering: its own recipe 
 
 def run_finetune(args) -> int:
     from lvbert.recipes.finetune import FinetuneConfig, run_finetune
-    from lvbert.recipes.squad import finetune_squad
 
     cfg, resume = resolve_run(FinetuneConfig, args)
     task = (cfg.task or "").strip().lower()
@@ -51,7 +50,6 @@ def run_finetune(args) -> int:
 
 def run_predict(args) -> int:
     from lvbert.recipes.predict import PredictConfig, run_predict
-    from lvbert.recipes.squad import predict_squad
 
     cfg = resolve(PredictConfig, args)
     task = (cfg.task or "").strip().lower()

@@ -5,11 +5,18 @@ from __future__ import annotations
 import json
 
 from lvbert.options import add_options, resolve, resolve_run
+from lvbert.recipes.kg import (
+    KgEvalConfig,
+    KgScoreConfig,
+    KgTrainConfig,
+    evaluate_kg,
+    format_results,
+    score_triples,
+    train_kg,
+)
 
 
 def register(sub) -> None:
-    from lvbert.recipes.kg import KgEvalConfig, KgScoreConfig, KgTrainConfig
-
     p = sub.add_parser("kg", help="knowledge-graph completion with KG-BERT (triples, links, relations)")
     ksub = p.add_subparsers(dest="kg_command", metavar="ACTION", parser_class=type(p))
     ksub.required = True
@@ -31,16 +38,12 @@ def register(sub) -> None:
 
 
 def run_train(args) -> int:
-    from lvbert.recipes.kg import KgTrainConfig, train_kg
-
     cfg, resume = resolve_run(KgTrainConfig, args)
     train_kg(cfg, resume=resume)
     return 0
 
 
 def run_eval(args) -> int:
-    from lvbert.recipes.kg import KgEvalConfig, evaluate_kg, format_results
-
     cfg = resolve(KgEvalConfig, args)
     r = evaluate_kg(cfg)
     print(json.dumps(r) if cfg.json else format_results(r))
@@ -48,7 +51,5 @@ def run_eval(args) -> int:
 
 
 def run_score(args) -> int:
-    from lvbert.recipes.kg import KgScoreConfig, score_triples
-
     score_triples(resolve(KgScoreConfig, args))
     return 0

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from lvbert.options import add_options, resolve, resolve_run
+from lvbert.recipes.nas import NasSearchConfig, NasTrainConfig, search_nas, train_nas
 
 
 def register(sub) -> None:
-    from lvbert.recipes.nas import NasSearchConfig, NasTrainConfig
-
     p = sub.add_parser("nas", help="NAS-BERT: one block-wise distilled supernet, models at many sizes")
     nsub = p.add_subparsers(dest="nas_command", metavar="ACTION", parser_class=type(p))
     nsub.required = True
@@ -32,8 +31,6 @@ def register(sub) -> None:
 
 
 def run_train(args) -> int:
-    from lvbert.recipes.nas import NasTrainConfig, train_nas
-
     cfg, resume = resolve_run(NasTrainConfig, args)
     out = train_nas(cfg, resume=resume)
     print(f"NAS supernet written to {out}")
@@ -41,8 +38,6 @@ def run_train(args) -> int:
 
 
 def run_search(args) -> int:
-    from lvbert.recipes.nas import NasSearchConfig, search_nas
-
     out = search_nas(resolve(NasSearchConfig, args))
     print(f"models written to {out}/models")
     return 0

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from lvbert.options import add_options, resolve_run
+from lvbert.recipes.pretrain import PretrainConfig, pretrain
 
 
 def register(sub) -> None:
-    from lvbert.recipes.pretrain import PretrainConfig
-
     p = sub.add_parser(
         "pretrain",
         help="pre-train an architecture from scratch (electra or mlm)",
@@ -19,8 +18,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from lvbert.recipes.pretrain import PretrainConfig, pretrain
-
     cfg, resume = resolve_run(PretrainConfig, args)
     out = pretrain(cfg, resume=resume)
     print(f"model written to {out}")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from lvbert.options import add_options, resolve_run
+from lvbert.recipes.export import ExportConfig, export
+from lvbert.recipes.quantize import QuantizeConfig, quantize
 
 
 def register(sub) -> None:
-    from lvbert.recipes.quantize import QuantizeConfig
-
     p = sub.add_parser(
         "quantize",
         help="KDLSQ quantization-aware training of a fine-tuned model (2-8 bit weights, 8-bit activations)",
@@ -21,8 +21,6 @@ def register(sub) -> None:
 
 
 def run_quantize(args) -> int:
-    from lvbert.recipes.quantize import QuantizeConfig, quantize
-
     cfg, resume = resolve_run(QuantizeConfig, args)
     out = quantize(cfg, resume=resume)
     print(f"quantized model written to {out}")
@@ -30,8 +28,6 @@ def run_quantize(args) -> int:
 
 
 def register_export(sub) -> None:
-    from lvbert.recipes.export import ExportConfig
-
     p = sub.add_parser(
         "export",
         help="write model.onnx of a fine-tuned or quantized model (fp32, int8 with learned scales, or dynamic int8)",
@@ -44,8 +40,6 @@ def register_export(sub) -> None:
 
 
 def run_export(args) -> int:
-    from lvbert.recipes.export import ExportConfig, export
-
     cfg, _ = resolve_run(ExportConfig, args)
     export(cfg)
     return 0

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from lvbert.errors import LvBertError
 from lvbert.options import add_options, option, resolve
+from lvbert.recipes.quickstart import OPTIONAL_STAGES, PROFILES, quickstart
 
 TASKS = ("polarity", "uncertainty", "bbc-topic")
 
@@ -21,13 +22,10 @@ class QuickstartConfig:
     with_: str | None = option("optional stages, comma-separated: nas (a tiny NAS-BERT stage, see lvbert nas --help)", default=None)
 
     def __post_init__(self) -> None:
-        from lvbert.recipes.quickstart import PROFILES
-
         if self.profile not in PROFILES:
             raise LvBertError(f"unknown profile {self.profile!r}; choose one of {', '.join(PROFILES)}")
         if self.task not in TASKS:
             raise LvBertError(f"unknown demo task {self.task!r}; choose one of {', '.join(TASKS)}")
-        from lvbert.recipes.quickstart import OPTIONAL_STAGES
 
         unknown = [e for e in self.extras if e not in OPTIONAL_STAGES]
         if unknown:
@@ -39,8 +37,6 @@ class QuickstartConfig:
 
 
 def register(sub) -> None:
-    from lvbert.recipes.quickstart import PROFILES
-
     p = sub.add_parser(
         "quickstart",
         help="run every stage on the demo data and write a report",
@@ -54,8 +50,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from lvbert.recipes.quickstart import quickstart
-
     cfg = resolve(QuickstartConfig, args)
     quickstart(cfg.profile, cfg.out, cache=cfg.cache, archives=cfg.archives, device=cfg.device, task=cfg.task,
                extras=cfg.extras)

@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 from lvbert.options import add_options, resolve_run
+from lvbert.recipes.search import SearchRunConfig, search
 
 
 def register(sub) -> None:
-    from lvbert.recipes.search import SearchRunConfig
-
     p = sub.add_parser(
         "search",
         help="search a trained supernet for the best arch under a budget (evolution or random)",
@@ -23,8 +22,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from lvbert.recipes.search import SearchRunConfig, search
-
     cfg, resume = resolve_run(SearchRunConfig, args)  # nothing in DIR/history.jsonl is evaluated again
     search(cfg, resume=resume)
     return 0

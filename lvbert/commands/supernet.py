@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from lvbert.options import add_options, resolve, resolve_run
+from lvbert.recipes.supernet import ExtractConfig, SupernetTrainConfig, extract_arch, train_supernet
 
 
 def register(sub) -> None:
-    from lvbert.recipes.supernet import ExtractConfig, SupernetTrainConfig
-
     p = sub.add_parser("supernet", help="weight-sharing supernet over layer types")
     ssub = p.add_subparsers(dest="supernet_command", metavar="ACTION", parser_class=type(p))
     ssub.required = True
@@ -30,8 +29,6 @@ def register(sub) -> None:
 
 
 def run_train(args) -> int:
-    from lvbert.recipes.supernet import SupernetTrainConfig, train_supernet
-
     cfg, resume = resolve_run(SupernetTrainConfig, args)
     out = train_supernet(cfg, resume=resume)
     print(f"supernet written to {out}")
@@ -39,8 +36,6 @@ def run_train(args) -> int:
 
 
 def run_extract(args) -> int:
-    from lvbert.recipes.supernet import ExtractConfig, extract_arch
-
     out = extract_arch(resolve(ExtractConfig, args))
     print(f"model written to {out}")
     return 0

@@ -24,17 +24,21 @@ import csv
 import hashlib
 import html
 import io
+import json
 import os
+import pickletools
 import re
 import subprocess
 import sys
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from lvbert.data.wikitext import iter_wiki_articles
 from lvbert.errors import LvBertError
 from lvbert.utils import atomic_write_json, human, lvbert_home, staging_folder
 
@@ -179,8 +183,6 @@ def _one_line(text: str) -> str:
 
 
 def _read_wikipedia(data: bytes) -> list[str]:
-    from lvbert.data.wikitext import iter_wiki_articles
-
     return [prose for _, prose in iter_wiki_articles(io.BytesIO(bz2.decompress(data)))]
 
 
@@ -197,8 +199,6 @@ def _read_newsgroups(data: bytes) -> list[str]:
     The file is a zlib-compressed pickle; its strings are read with :mod:`pickletools`, which walks the
     opcodes without running them, so no code from the file is executed.
     """
-    import pickletools
-    import zlib
 
     try:
         raw = zlib.decompress(data)
@@ -282,8 +282,6 @@ def _tsv(rows: list[tuple[str, ...]], header: tuple[str, ...] | None) -> bytes:
 # ---------------------------------------------------------------- the recipe
 
 def _is_complete(root: Path) -> bool:
-    import json
-
     path = root / "manifest.json"
     if not path.exists():
         return False
@@ -472,8 +470,6 @@ def _build(out: Path, paths: dict[str, Path], seed: int, next_step: Callable[[],
 
 
 def _describe(root: Path, say: Callable[[str], None]) -> None:
-    import json
-
     manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
     groups: dict[str, list] = {}
     for rel, info in manifest["files"].items():

@@ -21,6 +21,7 @@ from typing import Sequence
 
 import torch
 
+from lvbert.data.packed import PreparedData, open_data
 from lvbert.errors import LvBertError
 
 MODES = {"bert": (0.8, 0.1), "electra": (0.85, 0.0)}  # (share -> [MASK], share -> random token)
@@ -144,8 +145,6 @@ class MlmCollator:
     """
 
     def __init__(self, tokenizer_or_ids, config: MaskingConfig | None = None, seed: int = 0):
-        from lvbert.data.packed import PreparedData, open_data
-
         if isinstance(tokenizer_or_ids, (str, os.PathLike, PreparedData)):
             tokenizer_or_ids = open_data(tokenizer_or_ids).tokenizer
         vocab = tokenizer_or_ids if isinstance(tokenizer_or_ids, MaskingVocab) else MaskingVocab.from_tokenizer(tokenizer_or_ids)
@@ -207,7 +206,6 @@ def fixed_mask_validation(
     fitness values of different architectures in the search are comparable.
     Returns a dict of ``input_ids``, ``token_type_ids``, ``attention_mask``, ``labels`` ([N, L]).
     """
-    from lvbert.data.packed import open_data
 
     data = open_data(data_dir)
     dataset = data.split(split)

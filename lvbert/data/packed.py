@@ -14,14 +14,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lvbert.data.prepare import check_seq_len
+from lvbert.data.tokenizer import load_tokenizer, vocab_fingerprint
 from lvbert.errors import LvBertError
+from lvbert.utils import read_text_file
 
 FORMAT = "lvbert-packed-v1"
 
 
 def load_manifest(data_dir: str | os.PathLike) -> dict:
     """The manifest of a prepared data folder; raises LvBertError if it is not one."""
-    from lvbert.utils import read_text_file
 
     path = Path(data_dir).expanduser() / "manifest.json"
     if not path.exists():
@@ -52,8 +54,6 @@ class PreparedData:
     """
 
     def __init__(self, path: str | os.PathLike):
-        from lvbert.data.tokenizer import load_tokenizer, vocab_fingerprint
-
         self.path = Path(path).expanduser()
         self.manifest = load_manifest(self.path)
         self.seq_len = int(self.manifest["seq_len"])
@@ -123,8 +123,6 @@ class PackedDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, data_dir: "str | os.PathLike | PreparedData", split: str = "train", max_positions: int | None = None):
-        from lvbert.data.prepare import check_seq_len
-
         if isinstance(data_dir, PreparedData):
             self.data_dir, self.manifest = data_dir.path, data_dir.manifest
         else:

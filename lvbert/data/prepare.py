@@ -38,7 +38,11 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from tokenizers import Tokenizer
+from tqdm.auto import tqdm
 
+from lvbert.data.corpus import CorpusStats, iter_documents, resolve_corpus
+from lvbert.data.tokenizer import load_tokenizer, vocab_fingerprint
 from lvbert.errors import LvBertError
 from lvbert.utils import atomic_write_json, check_out_dir, staging_folder
 
@@ -136,8 +140,6 @@ _STATE: dict = {}
 
 
 def _init_worker(tokenizer_json: str, settings: dict) -> None:
-    from tokenizers import Tokenizer
-
     _STATE["tok"] = Tokenizer.from_str(tokenizer_json)
     _STATE.update(settings)
 
@@ -240,10 +242,7 @@ def prepare_data(
         max_positions: the model's position embeddings; ``seq_len`` must not exceed it.
     Returns the output folder.
     """
-    from tqdm.auto import tqdm
 
-    from lvbert.data.corpus import CorpusStats, iter_documents, resolve_corpus
-    from lvbert.data.tokenizer import load_tokenizer, vocab_fingerprint
 
     check_seq_len(seq_len, max_positions)
     if not 0.0 <= valid_fraction <= 0.5:

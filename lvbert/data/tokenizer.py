@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from lvbert.data.corpus import CorpusStats, iter_documents
 from lvbert.errors import LvBertError
 from lvbert.utils import check_out_dir, staging_folder
 
@@ -101,7 +102,6 @@ def train_tokenizer(
     """
     from tokenizers import trainers
 
-    from lvbert.data.corpus import CorpusStats, iter_documents
 
     if vocab_size < MIN_VOCAB_SIZE:
         raise LvBertError(f"--vocab-size {vocab_size} is too small; use at least {MIN_VOCAB_SIZE} (BERT uses 30522)")

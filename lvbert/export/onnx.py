@@ -21,13 +21,21 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import tempfile
+import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
+from transformers import AutoModelForSequenceClassification
 
 from lvbert.errors import LvBertError
+from lvbert.model_dir import quiet_transformers
+from lvbert.quantization import QUANT_MODULES, quantized_weights
+from lvbert.tasks.encoding import collate
+from lvbert.utils import atomic_write_bytes, warn
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 ONNX_FILE = "model.onnx"
@@ -57,10 +65,7 @@ class _Logits(nn.Module):
 
 def dequantized_copy(model: nn.Module) -> nn.Module:
     """A plain (unquantized) copy of ``model`` whose weights are the fake-quantized values."""
-    from transformers import AutoModelForSequenceClassification
 
-    from lvbert.model_dir import quiet_transformers
-    from lvbert.quantization import quantized_weights
 
     config = model.config.__class__(**{k: v for k, v in model.config.to_dict().items() if k != "quantization"})
     with quiet_transformers():
@@ -75,8 +80,6 @@ def dequantized_copy(model: nn.Module) -> nn.Module:
 
 def _export_fp32(model: nn.Module, path: Path) -> None:
     """The fp32 graph: ``torch.onnx.export(dynamo=True)``, dynamic batch and sequence length, quiet."""
-    import logging
-    import warnings
 
     ids = torch.randint(5, 100, (2, 16))
     example = (ids, torch.ones_like(ids), torch.zeros_like(ids))
@@ -102,11 +105,9 @@ def _int8_plan(model: nn.Module, graph) -> tuple[list[str], dict]:
     edited into ``graph``), so that only that layer sees the quantized values, as in the fake-quant
     model: a residual connection reading the same tensor stays fp32, and layers with different
     learned clips on one tensor (C's gate and linear layer) keep each its own scale."""
-    import numpy as np
     import onnx
     from onnx import numpy_helper
 
-    from lvbert.quantization import QUANT_MODULES
 
     by_value = {}
     for name, m in model.named_modules():
@@ -153,8 +154,6 @@ def _int8_plan(model: nn.Module, graph) -> tuple[list[str], dict]:
 
 @contextlib.contextmanager
 def _quiet_root_logger():
-    import logging
-
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
@@ -191,7 +190,6 @@ def export_onnx(model: nn.Module, out_dir, calib_batches: list[dict] | None = No
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
-    from lvbert.utils import atomic_write_bytes
 
     out = Path(out_dir) / ONNX_FILE
     spec = getattr(model.config, "quantization", None)
@@ -260,7 +258,6 @@ class OnnxClassifier:
 
     def predict_logits(self, enc, batch_size: int, pad_id: int) -> torch.Tensor:
         """As :func:`lvbert.tasks.encoding.predict_logits`: [N, num_labels] in the split's order."""
-        from lvbert.tasks.encoding import collate
 
         order = sorted(range(len(enc.input_ids)), key=lambda i: len(enc.input_ids[i]))
         out = None
@@ -290,8 +287,6 @@ def agreement(model: nn.Module, onnx_model: OnnxClassifier, batches) -> dict:
 
 def export_checked(model, out: Path, calib: list[dict] | None, dev_enc, pad: int, dynamic_int8: bool = False) -> dict:
     """``out/model.onnx`` and, given ``dev_enc`` (an encoded dev split), its agreement with ``model``."""
-    from lvbert.tasks.encoding import collate
-    from lvbert.utils import warn
 
     model = model.cpu().eval()
     path = export_onnx(model, out, calib, dynamic_int8=dynamic_int8)

@@ -12,6 +12,7 @@ almost exactly); the convolutions, embeddings and attention stay fp32. Needs ``t
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import warnings
 
@@ -49,7 +50,6 @@ def require_torchao():
 
 def torchao_int8(model: nn.Module) -> nn.Module:
     """A copy of ``model`` (a classifier; quantized or not) with torchao int8 dense layers, in eval mode."""
-    import copy
 
     tq = require_torchao()
     if getattr(model.config, "quantization", None):

@@ -5,10 +5,12 @@ run again and again keeps its weights in cache, which a whole model does not), f
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 
 from lvbert.arch import SizeConfig
 from lvbert.nas.space import Block, NasSpace
+from lvbert.search.latency import device_name, fit_latency, measure_model, stack_ms, time_ms
 
 
 @dataclass
@@ -57,9 +59,7 @@ class NasLatencyTable:
     def calibrate(self, space: NasSpace, size: SizeConfig, archs: list[list[Block]], repeats: int = 10) -> dict:
         """Fit ``measured = sum_kind c_kind x table time + b`` on whole models measured now (as
         :meth:`lvbert.search.latency.LatencyTable.calibrate`)."""
-        import statistics
 
-        from lvbert.search.latency import fit_latency
 
         self.calibration = None
         feats = [self.features(blocks) for blocks in archs]
@@ -87,7 +87,6 @@ class NasLatencyTable:
         import torch
 
         from lvbert.modeling_lvbert import LvBertConfig, LvBertEmbeddings, make_sublayer
-        from lvbert.search.latency import time_ms, device_name, stack_ms
 
         dev = torch.device(device)
         config = LvBertConfig.from_size(size, arch="F")
@@ -116,6 +115,5 @@ class NasLatencyTable:
 def measure_arch(arch: str, size: SizeConfig, batch_size: int = 1, seq_len: int = 128, device: str = "cpu",
                  repeats: int = 10) -> float:  # fmt: skip
     """Fastest milliseconds of a whole model (embeddings + encoder) of ``arch``."""
-    from lvbert.search.latency import measure_model
 
     return measure_model(arch, size, batch_size, seq_len, device, "float32", repeats)

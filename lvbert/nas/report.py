@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lvbert.plots import pyplot, save
+
 
 def pareto_md(summary: dict, front: list[dict]) -> str:
     lines = ["# NAS-BERT search", "", "| target | params | latency ms (table) | measured ms | MLM loss | MLM acc | blocks |",
@@ -24,8 +26,6 @@ def pareto_md(summary: dict, front: list[dict]) -> str:
 
 
 def pareto_png(points: list[dict], front: list[dict], path: Path) -> None:
-    from lvbert.plots import pyplot, save
-
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.scatter([p["params"] / 1e6 for p in points], [p["loss"] for p in points], s=10, alpha=0.5, label="evaluated")

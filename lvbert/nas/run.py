@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 
 from lvbert.errors import LvBertError
+from lvbert.nas.latency import NasLatencyTable
+from lvbert.nas.space import Block, NasSpace
 from lvbert.utils import read_text_file
 
 NAS_JSON = "nas.json"
@@ -48,7 +50,6 @@ def load_nas_run(folder):
     and, per block, the surviving candidates sorted by dev loss."""
     from safetensors.torch import load_file
 
-    from lvbert.nas.latency import NasLatencyTable
     from lvbert.nas.supernet import NasBlock, sublayer_config
 
     folder = Path(folder)
@@ -67,7 +68,6 @@ def load_nas_run(folder):
 def read_nas_run(folder) -> tuple:
     """``(space, nas.json, rows)`` of a finished NAS run without loading any weights: per block, the
     surviving candidates sorted by dev loss."""
-    from lvbert.nas.space import Block, NasSpace
 
     folder = Path(folder)
     if not (folder / NAS_JSON).is_file():

@@ -10,6 +10,8 @@ from __future__ import annotations
 import heapq
 from typing import Callable, Sequence
 
+from lvbert.errors import LvBertError
+
 
 def k_best(losses: Sequence[Sequence[float]], top: int, feasible: Callable[[tuple[int, ...]], bool],
            max_visits: int = 2_000_000) -> tuple[list[tuple[int, ...]], int]:  # fmt: skip
@@ -55,7 +57,6 @@ def pareto_front(points: list[dict], keys: tuple[str, ...] = ("loss", "params", 
 
 def parse_budget(text) -> int:
     """A parameter budget: ``5M``, ``800K``, ``1.5M`` or a plain integer."""
-    from lvbert.errors import LvBertError
 
     s = str(text).strip().upper().replace("_", "").replace(",", "")
     mult = {"K": 1_000, "M": 1_000_000, "G": 1_000_000_000}.get(s[-1:], 1)

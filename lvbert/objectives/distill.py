@@ -36,6 +36,12 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import AutoModel, AutoModelForSequenceClassification
+
+from lvbert.arch import Arch
+from lvbert.errors import LvBertError
+from lvbert.model_dir import load_config, quiet_transformers
+from lvbert.objectives.mlm import MODEL_KEYS, masked_accuracy
 
 MAPPINGS = ("uniform", "top", "bottom")
 
@@ -61,7 +67,6 @@ class Layers:
 
 def slot_pair_layers(arch) -> Layers:
     """An lvbert arch as layers: pairs of slots (2p, 2p+1), the last one alone when the count is odd."""
-    from lvbert.arch import Arch
 
     ops = Arch.parse(arch)
     n = len(ops)
@@ -232,10 +237,7 @@ def load_teacher(path, task_head: bool = False) -> Teacher:
     """A :class:`Teacher` from a model folder: lvbert (any arch, any head) or Hugging Face BERT / ELECTRA.
 
     ``task_head``: the model must have a sequence-classification head (task distillation)."""
-    from transformers import AutoModel, AutoModelForSequenceClassification
 
-    from lvbert.errors import LvBertError
-    from lvbert.model_dir import load_config, quiet_transformers
 
     config = load_config(path, ("lvbert", "bert", "electra"))
     if getattr(config, "allowed_types", None) is not None:
@@ -348,7 +350,6 @@ def soft_cross_entropy(student_logits, teacher_logits, temperature: float = 1.0)
 def teacher_mlm_logits(teacher: nn.Module, batch: dict) -> torch.Tensor:
     """A frozen MLM teacher's logits at the masked positions, [M, V] in row-major order (the rows of an
     ``LvBertForMaskedLM`` with labels); lvbert and Hugging Face MLM models."""
-    from lvbert.objectives.mlm import MODEL_KEYS
 
     kwargs = {k: batch[k] for k in MODEL_KEYS if k in batch and k != "labels"}
     with torch.no_grad():
@@ -360,7 +361,6 @@ def teacher_mlm_logits(teacher: nn.Module, batch: dict) -> torch.Tensor:
 def mlm_kd_objective(model, batch: dict, teacher: nn.Module, weight: float = 0.5, temperature: float = 1.0) -> dict:
     """NAS-BERT's pre-training loss (Xu et al. 2021): ``(1 - weight) x MLM cross-entropy + weight x
     KL(teacher || student)`` on the masked positions' vocabulary logits (prediction-layer KD only)."""
-    from lvbert.objectives.mlm import MODEL_KEYS, masked_accuracy
 
     out = model(**{k: batch[k] for k in MODEL_KEYS if k in batch})
     t_logits = teacher_mlm_logits(teacher, batch)

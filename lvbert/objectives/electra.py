@@ -10,15 +10,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lvbert.arch import Arch, Op
 from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM, LvBertForPreTraining, replaced_token_loss
 from lvbert.objectives.mlm import evaluate_mlm, masked_accuracy
+
 
 def generator_config(disc: LvBertConfig, hidden_size: int) -> LvBertConfig:
     """The generator: same layer list and embeddings, hidden ``hidden_size``, heads and FFN scaled.
 
     Per-slot settings are scaled with the width too: a slot keeps its type (and a C slot its
     kernel size), while its heads and FFN width are the generator's own (hidden/64, 4 x hidden)."""
-    from lvbert.arch import Arch, Op
 
     cfg = disc.to_dict()
     for key in ("architectures", "model_type", "transformers_version", "dtype", "torch_dtype", "allowed_types"):

@@ -382,10 +382,10 @@ def augment(cfg: AugmentConfig, resume: bool = False) -> Path:
     ``resume``: continue the C-MLM fine-tuning (``--method cbert``) of a killed run from its last
     checkpoint, kept beside ``out`` in ``.<name>.cmlm-run`` until the folder is written."""
     from lvbert.model_dir import load_mlm
-    from lvbert.training.run import prepare_run_dir, write_run_config
     from lvbert.tasks import DEMO_TASKS, demo_data_dir, get_task
     from lvbert.tasks.task import data_rows, with_texts, write_rows
     from lvbert.training.distributed import pick_device
+    from lvbert.training.run import prepare_run_dir, write_run_config
     from lvbert.utils import check_output_dir, staging_folder
 
     task = get_task(cfg.task, cfg.data_dir, text_column=cfg.text_column, text_pair_column=cfg.text_pair_column,

@@ -22,8 +22,14 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from lvbert.arch import Arch
+from lvbert.convert.official import PARTS, convert_official, is_skipped
+from lvbert.convert.tf_bundle import read_checkpoint, read_index
+from lvbert.data.tokenizer import build_wordpiece, wrap_tokenizer
 from lvbert.errors import LvBertError
+from lvbert.model_dir import quiet_transformers
 from lvbert.options import option
+from lvbert.utils import check_output_dir, read_text_file, staging_folder
 
 
 @dataclass
@@ -43,7 +49,6 @@ class ConvertConfig:
             raise LvBertError("give the checkpoint: lvbert convert PATH --out DIR")
         if not self.out:
             raise LvBertError("--out is required: the folder to write the converted model to")
-        from lvbert.convert.official import PARTS
 
         if self.part not in PARTS:
             raise LvBertError(f"--part must be one of {', '.join(PARTS)}, got {self.part!r}")
@@ -87,8 +92,6 @@ def find_vocab(prefix: Path, root: Path) -> Path | None:
 
 def vocab_tokenizer(vocab_file: Path, vocab_size: int):
     """The uncased WordPiece tokenizer of a BERT ``vocab.txt`` (one token per line, id = line number)."""
-    from lvbert.data.tokenizer import build_wordpiece, wrap_tokenizer
-    from lvbert.utils import read_text_file
 
     tokens = read_text_file(vocab_file, "vocabulary").splitlines()
     while tokens and not tokens[-1].strip():
@@ -107,11 +110,6 @@ def vocab_tokenizer(vocab_file: Path, vocab_size: int):
 
 def convert(cfg: ConvertConfig) -> Path:
     """Convert as configured (module docstring); returns the output folder."""
-    from lvbert.arch import Arch
-    from lvbert.convert.official import convert_official, is_skipped
-    from lvbert.convert.tf_bundle import read_checkpoint
-    from lvbert.model_dir import quiet_transformers
-    from lvbert.utils import check_output_dir, staging_folder
 
     source = Path(cfg.path).expanduser()
     vocab = Path(cfg.vocab).expanduser() if cfg.vocab else None
@@ -156,8 +154,5 @@ def convert(cfg: ConvertConfig) -> Path:
 
 
 def _count_skipped(prefix: Path) -> int:
-    from lvbert.convert.official import is_skipped
-    from lvbert.convert.tf_bundle import read_index
-
     _, entries = read_index(prefix.with_name(prefix.name + ".index"))
     return sum(1 for name in entries if is_skipped(name))

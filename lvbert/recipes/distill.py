@@ -30,12 +30,32 @@ from pathlib import Path
 
 import torch
 
+from lvbert.data.masking import MaskingConfig, fixed_mask_validation
+from lvbert.data.packed import check_positions, open_data
 from lvbert.data.tokenizer import check_teacher_vocab
 from lvbert.errors import LvBertError
-from lvbert.model_dir import check_model_weights
-from lvbert.objectives.distill import DistillModel, distill_objective, num_parameters
+from lvbert.model_dir import check_model_weights, load_classifier, load_model_config, load_tokenizer, save_model_dir
+from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM
+from lvbert.objectives.distill import (
+    MAPPINGS,
+    DistillLoss,
+    DistillModel,
+    align,
+    distill_objective,
+    load_teacher,
+    num_parameters,
+    slot_pair_layers,
+)
 from lvbert.options import check_non_negative, check_rates, option
-from lvbert.training.run import check_run_output
+from lvbert.tasks import DEMO_TASKS, demo_data_dir, get_task
+from lvbert.tasks.encoding import IndexedBatches, encode_task, evaluate_splits, resolve_max_seq_len
+from lvbert.tasks.metrics import summarise
+from lvbert.training.batches import PretrainBatches
+from lvbert.training.distributed import cleanup, pick_device, setup_distributed
+from lvbert.training.loop import LoopConfig, train_loop
+from lvbert.training.optim import build_optimizer, linear_schedule
+from lvbert.training.run import check_run_output, loop_config, prepare_run_dir, write_run_config
+from lvbert.utils import atomic_write_json, fix_permissions
 
 
 @dataclass
@@ -94,8 +114,6 @@ class DistillConfig:
     overwrite: bool = option("replace an existing --out folder (its old contents are removed first)", default=False)
 
     def __post_init__(self) -> None:
-        from lvbert.objectives.distill import MAPPINGS
-
         for name in ("teacher", "out"):
             if not getattr(self, name):
                 raise LvBertError(f"--{name} is required")
@@ -137,17 +155,6 @@ def run_distill(cfg: DistillConfig, resume: bool = False) -> Path:
 
 
 def general_distill(cfg: DistillConfig, resume: bool = False) -> Path:
-    from lvbert.data.masking import MaskingConfig, fixed_mask_validation
-    from lvbert.data.packed import check_positions, open_data
-    from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM
-    from lvbert.objectives.distill import DistillLoss, align, load_teacher, slot_pair_layers
-    from lvbert.training.batches import PretrainBatches
-    from lvbert.training.distributed import cleanup, setup_distributed
-    from lvbert.training.loop import train_loop
-    from lvbert.training.optim import build_optimizer, linear_schedule
-    from lvbert.training.run import loop_config, prepare_run_dir, write_run_config
-    from lvbert.utils import atomic_write_json, fix_permissions
-
     check_model_weights(cfg.teacher, "--teacher")
     out = check_run_output(cfg.out, cfg.inputs(), cfg.overwrite, resume)
     data = open_data(cfg.data)
@@ -247,16 +254,6 @@ def evaluate_distill(model: DistillModel, valid: dict, batch_size: int = 64, mas
 
 def task_distill(cfg: DistillConfig, resume: bool = False) -> Path:
     """Intermediate-layer then prediction-layer distillation on a task; writes a fine-tuned model folder."""
-    from lvbert.model_dir import load_classifier, load_model_config, load_tokenizer, save_model_dir
-    from lvbert.objectives.distill import DistillLoss, align, load_teacher, slot_pair_layers
-    from lvbert.tasks import DEMO_TASKS, demo_data_dir, get_task
-    from lvbert.tasks.encoding import IndexedBatches, encode_task, evaluate_splits, resolve_max_seq_len
-    from lvbert.tasks.metrics import summarise
-    from lvbert.training.distributed import pick_device
-    from lvbert.training.loop import LoopConfig, train_loop
-    from lvbert.training.optim import build_optimizer, linear_schedule
-    from lvbert.training.run import prepare_run_dir, write_run_config
-    from lvbert.utils import atomic_write_json, fix_permissions
 
     check_model_weights(cfg.student, "--student")
     check_model_weights(cfg.teacher, "--teacher")

@@ -15,8 +15,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from lvbert.data.masking import MaskingConfig, fixed_mask_validation
+from lvbert.data.packed import open_data
+from lvbert.data.prepare import prepare_data
+from lvbert.data.tokenizer import vocab_fingerprint
 from lvbert.errors import LvBertError
+from lvbert.model_dir import load_mlm
+from lvbert.objectives.mlm import evaluate_mlm, unigram_accuracy
 from lvbert.options import option
+from lvbert.training.distributed import check_device, pick_device
 
 
 @dataclass
@@ -52,19 +59,12 @@ class EvalConfig:
             raise LvBertError(f"--seq-len must be at least 8, got {self.seq_len}")
         if self.mask_mode not in ("bert", "electra"):
             raise LvBertError(f"--mask-mode must be bert or electra, got {self.mask_mode!r}")
-        from lvbert.training.distributed import check_device
 
         check_device(self.device)
 
 
 def evaluate(cfg: EvalConfig) -> dict:
     """Masked-LM numbers of ``cfg.model`` (see the module docstring); returns the JSON-able result."""
-    from lvbert.data.masking import MaskingConfig, fixed_mask_validation
-    from lvbert.data.packed import open_data
-    from lvbert.data.tokenizer import vocab_fingerprint
-    from lvbert.model_dir import load_mlm
-    from lvbert.objectives.mlm import evaluate_mlm, unigram_accuracy
-    from lvbert.training.distributed import pick_device
 
     model, tokenizer, kind = load_mlm(cfg.model)
     model.to(pick_device(cfg.device))
@@ -91,8 +91,6 @@ def evaluate(cfg: EvalConfig) -> dict:
 
 def _pack_corpus(cfg: EvalConfig, tmp: Path, positions: int):
     """The corpus packed with the model's tokenizer into ``tmp`` (every document in the train split)."""
-    from lvbert.data.packed import open_data
-    from lvbert.data.prepare import prepare_data
 
     model_dir = Path(cfg.model)
     tok_dir = model_dir if any((model_dir / f).exists() for f in ("tokenizer.json", "vocab.txt")) else model_dir / "generator"

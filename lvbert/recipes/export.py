@@ -15,7 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lvbert.errors import LvBertError
+from lvbert.export.onnx import ONNX_FILE, export_checked, require_deploy
+from lvbert.model_dir import check_model_weights, load_finetuned, load_tokenizer
 from lvbert.options import option
+from lvbert.tasks import task_for_model
+from lvbert.tasks.encoding import IndexedBatches, encode_task, resolve_max_seq_len
+from lvbert.utils import atomic_write_json, check_out_dir, check_output_file
 
 EXPORT_JSON = "export.json"
 
@@ -46,11 +51,6 @@ class ExportConfig:
 
 def export(cfg: ExportConfig) -> Path:
     """Write ``model.onnx`` as configured (module docstring); returns its path."""
-    from lvbert.export.onnx import ONNX_FILE, export_checked, require_deploy
-    from lvbert.model_dir import check_model_weights, load_finetuned, load_tokenizer
-    from lvbert.tasks import task_for_model
-    from lvbert.tasks.encoding import IndexedBatches, encode_task, resolve_max_seq_len
-    from lvbert.utils import atomic_write_json, check_out_dir, check_output_file
 
     model_dir = Path(cfg.model)
     out = check_out_dir(cfg.out or model_dir)

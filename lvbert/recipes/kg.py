@@ -219,12 +219,12 @@ def train_kg(cfg: KgTrainConfig, resume: bool = False) -> dict:
     run exactly (weights, optimizer, data order, and the per-epoch dev scores that pick the best epoch)."""
     from lvbert.model_dir import load_classifier, load_model_config, load_tokenizer, save_model_dir
     from lvbert.objectives import classification_objective
-    from lvbert.training.run import prepare_run_dir, write_run_config
     from lvbert.tasks.encoding import IndexedBatches
     from lvbert.tasks.kg import load_graph, negatives
     from lvbert.training.distributed import pick_device
     from lvbert.training.loop import LoopConfig, train_loop
     from lvbert.training.optim import build_optimizer, linear_schedule
+    from lvbert.training.run import prepare_run_dir, write_run_config
     from lvbert.utils import atomic_write_json, check_output_dir, fix_permissions
 
     inputs = {"--model": cfg.model}

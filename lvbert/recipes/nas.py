@@ -32,8 +32,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
 
+from lvbert.data.masking import MaskingConfig, fixed_mask_validation
+from lvbert.data.packed import check_positions, open_data
+from lvbert.data.tokenizer import check_teacher_vocab
 from lvbert.errors import LvBertError
+from lvbert.model_dir import check_model_weights, load_model_config, save_model_dir
+from lvbert.nas.latency import NasLatencyTable, measure_arch
 from lvbert.nas.report import pareto_md, pareto_png
 from lvbert.nas.run import (
     LATENCY_JSON,
@@ -44,9 +50,26 @@ from lvbert.nas.run import (
     read_run_json,
     smallest_combination,
 )
+from lvbert.nas.select import k_best, pareto_front, parse_budget
 from lvbert.nas.shrink import BlockTrainer, assign_bins, dev_batches, rounds_needed, shrink_round, shrink_steps
+from lvbert.nas.space import get_space
+from lvbert.nas.supernet import NasBlock, TeacherBlocks, block_loss, extract, sublayer_config
+from lvbert.objectives.mlm import evaluate_mlm
 from lvbert.options import TrainingOptions, option
 from lvbert.tasks.metrics import kendall_tau
+from lvbert.training.batches import PretrainBatches
+from lvbert.training.loop import train_loop
+from lvbert.training.optim import build_optimizer, linear_schedule
+from lvbert.training.run import check_run_output, loop_config, prepare_run_dir, step_settings, write_run_config
+from lvbert.utils import (
+    atomic_write_json,
+    atomic_write_text,
+    check_out_dir,
+    check_output_dir,
+    fix_permissions,
+    human,
+    staging_folder,
+)
 
 
 def _int_list(text, name: str) -> tuple[int, ...] | None:
@@ -112,8 +135,6 @@ class NasTrainConfig(TrainingOptions):
         self.nas_space()  # a one-line error for bad widths or kernels now, not after loading
 
     def nas_space(self):
-        from lvbert.nas.space import get_space
-
         return get_space(self.size, widths=_int_list(self.widths, "widths"), kernels=_int_list(self.kernels, "kernels"),
                          num_blocks=self.num_blocks, slots_per_block=self.slots_per_block)  # fmt: skip
 
@@ -136,14 +157,6 @@ class NasTrainConfig(TrainingOptions):
 
 def train_nas(cfg: NasTrainConfig, resume: bool = False) -> Path:
     """Train the block supernets of ``cfg`` (the blocks ``cfg.blocks``); returns the run folder."""
-    from lvbert.data.masking import MaskingConfig, fixed_mask_validation
-    from lvbert.data.packed import check_positions, open_data
-    from lvbert.data.tokenizer import check_teacher_vocab
-    from lvbert.model_dir import check_model_weights
-    from lvbert.nas.latency import NasLatencyTable
-    from lvbert.nas.supernet import TeacherBlocks
-    from lvbert.training.run import check_run_output
-    from lvbert.utils import atomic_write_json, check_out_dir
 
     # a folder holding nas.json is this command's run: blocks may be trained by separate jobs sharing it
     # (nas.json's settings are checked below, and each block's run by prepare_run_dir)
@@ -205,13 +218,6 @@ def train_nas(cfg: NasTrainConfig, resume: bool = False) -> Path:
 
 
 def _train_block(cfg, n, folder, space, size, cands, params, bins, tblocks, data, valid, masking, resume) -> None:
-    from lvbert.nas.supernet import NasBlock, block_loss, sublayer_config
-    from lvbert.training.batches import PretrainBatches
-    from lvbert.training.loop import train_loop
-    from lvbert.training.optim import build_optimizer, linear_schedule
-    from lvbert.training.run import loop_config, prepare_run_dir, step_settings, write_run_config
-    from lvbert.utils import atomic_write_json, atomic_write_text, fix_permissions
-
     if (folder / "candidates.json").exists():
         print(f"nas: block {n} is trained already ({folder}/candidates.json)")
         return
@@ -273,7 +279,6 @@ def _train_block(cfg, n, folder, space, size, cands, params, bins, tblocks, data
     t1 = time.perf_counter()
     rows = sorted(({"block": str(cands[i]), "index": i, "bin": bins[i], "params": params[i], "dev_loss": dev_loss(i)}
                    for i in alive), key=lambda r: r["dev_loss"])  # fmt: skip
-    from safetensors.torch import save_file
 
     save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(folder / "block.safetensors"))
     shrink_s = sum(json.loads(x).get("seconds", 0.0) for x in log_path.read_text().splitlines()) if log_path.exists() else 0.0
@@ -312,8 +317,6 @@ class NasSearchConfig:
     overwrite: bool = option("replace an existing --out folder", default=False)
 
     def __post_init__(self) -> None:
-        from lvbert.nas.select import parse_budget
-
         for name in ("supernet", "data", "targets"):
             if not getattr(self, name):
                 raise LvBertError(f"--{name} is required")
@@ -338,9 +341,6 @@ class NasSearchConfig:
 def _check_budgets(cfg: NasSearchConfig) -> None:
     """A one-line error for a target no combination of the NAS run's candidates can meet (from its json
     files and the teacher's config: no weights loaded, no combination visited)."""
-    from lvbert.model_dir import check_model_weights, load_model_config
-    from lvbert.nas.latency import NasLatencyTable
-    from lvbert.utils import human
 
     space, shared, rows = read_nas_run(cfg.supernet)
     check_model_weights(shared["teacher"], "the NAS run's teacher")
@@ -361,13 +361,6 @@ def _check_budgets(cfg: NasSearchConfig) -> None:
 
 def search_nas(cfg: NasSearchConfig) -> Path:
     """One model per target from a trained NAS run; returns the output folder."""
-    from lvbert.data.masking import MaskingConfig, fixed_mask_validation
-    from lvbert.data.packed import open_data
-    from lvbert.nas.latency import measure_arch
-    from lvbert.nas.select import k_best
-    from lvbert.nas.supernet import extract
-    from lvbert.objectives.mlm import evaluate_mlm
-    from lvbert.utils import check_output_dir, human, staging_folder
 
     _check_budgets(cfg)  # before any weights are loaded: a target below the smallest model is known at once
     out = check_output_dir(cfg.out, inputs={"--supernet": cfg.supernet, "--data": cfg.data}, overwrite=cfg.overwrite)
@@ -437,11 +430,6 @@ def search_nas(cfg: NasSearchConfig) -> Path:
 
 
 def _write_search(out, results, evaluated, space, nets, teacher, tokenizer, lut, cfg, select_seconds, lut_error, checks):
-    from lvbert.model_dir import save_model_dir
-    from lvbert.nas.select import pareto_front
-    from lvbert.nas.supernet import extract
-    from lvbert.utils import atomic_write_json, atomic_write_text
-
     for name, r in results.items():
         best = r["best"]
         model = extract(space, best["blocks"], nets, teacher)

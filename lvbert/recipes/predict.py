@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lvbert.errors import LvBertError
-from lvbert.model_dir import load_model_config, load_tokenizer
+from lvbert.model_dir import check_model_weights, load_finetuned, load_model_config, load_tokenizer
 from lvbert.options import option
 from lvbert.tasks import (
     DEMO_TASKS,
@@ -32,7 +32,7 @@ from lvbert.tasks.encoding import encode, logits_to_predictions, predict_logits,
 from lvbert.tasks.glue import DIAGNOSTIC, DIAGNOSTIC_DIR, DIAGNOSTIC_FILE
 from lvbert.tasks.hub import hub_glue_task
 from lvbert.training.distributed import check_device, pick_device
-from lvbert.utils import atomic_write_text, warn
+from lvbert.utils import atomic_write_text, check_out_dir, check_output_file, warn
 
 RUNTIMES = ("torch", "torchao", "onnx")
 
@@ -92,8 +92,6 @@ class _Predictor:
 
     def __init__(self, model_dir: Path, max_seq_len: int | None, batch_size: int, bf16: bool, device: str = "auto",
                  runtime: str = "torch"):  # fmt: skip
-        from lvbert.model_dir import check_model_weights, load_finetuned
-
         self.model_dir = model_dir
         self.config = load_model_config(model_dir)
         self.tokenizer = load_tokenizer(model_dir, self.config.vocab_size)
@@ -138,7 +136,6 @@ def _task_files(pred: _Predictor, task: Task, data_dir: Path) -> dict[str, str]:
 def _check_outputs(out: Path, task: Task, data_dir: Path, overwrite: bool, extra: tuple[str, ...] = ()) -> None:
     """Refuse, before any prediction, a submission file of ``task`` that exists (unless ``overwrite``) or
     that is one of its test files."""
-    from lvbert.utils import check_output_file
 
     if not task.test_splits:
         raise LvBertError(f"{data_dir}: no test file for task {task.name} (expected test.tsv/.csv/.jsonl)")
@@ -175,7 +172,6 @@ def predict(
         dataset: a GLUE task's data from a hub dataset (``NAME[:CONFIG]`` or a hub-layout folder); with neither
             it nor ``data_dir``, ``nyu-mll/glue`` (see :mod:`lvbert.tasks.hub`).
     """
-    from lvbert.utils import check_out_dir
 
     if batch_size < 1 or (max_seq_len is not None and max_seq_len < 1):
         raise LvBertError("--batch-size and --max-seq-len must be at least 1")

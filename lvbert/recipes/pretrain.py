@@ -22,8 +22,20 @@ from pathlib import Path
 
 import torch
 
+from lvbert.arch import GENERATOR_HIDDEN
+from lvbert.data.masking import MaskingConfig, fixed_mask_validation
+from lvbert.data.packed import check_positions, open_data
 from lvbert.errors import LvBertError
+from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM, LvBertForPreTraining
+from lvbert.objectives import ElectraPretrainer, electra_objective, evaluate_mlm, mlm_objective
+from lvbert.objectives.electra import evaluate_electra
 from lvbert.options import TrainingOptions, option
+from lvbert.training.batches import PretrainBatches
+from lvbert.training.distributed import cleanup, setup_distributed
+from lvbert.training.loop import train_loop
+from lvbert.training.optim import build_optimizer, linear_schedule
+from lvbert.training.run import loop_config, prepare_run_dir, step_settings, write_run_config
+from lvbert.utils import atomic_write_json, fix_permissions
 
 
 @dataclass
@@ -56,9 +68,6 @@ class PretrainConfig(TrainingOptions):
 
 def build_model(cfg: PretrainConfig, vocab_size: int, pad_token_id: int):
     """The model trained: an ElectraPretrainer (discriminator + generator) or an LvBertForMaskedLM."""
-    from lvbert.arch import GENERATOR_HIDDEN
-    from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM, LvBertForPreTraining
-    from lvbert.objectives import ElectraPretrainer
 
     common = dict(
         vocab_size=vocab_size,
@@ -87,16 +96,6 @@ def build_model(cfg: PretrainConfig, vocab_size: int, pad_token_id: int):
 
 def pretrain(cfg: PretrainConfig, resume: bool = False) -> Path:
     """Pre-train as configured; returns the output folder."""
-    from lvbert.data.masking import MaskingConfig, fixed_mask_validation
-    from lvbert.data.packed import check_positions, open_data
-    from lvbert.objectives import electra_objective, evaluate_mlm, mlm_objective
-    from lvbert.objectives.electra import evaluate_electra
-    from lvbert.training.batches import PretrainBatches
-    from lvbert.training.distributed import cleanup, setup_distributed
-    from lvbert.training.loop import train_loop
-    from lvbert.training.optim import build_optimizer, linear_schedule
-    from lvbert.training.run import loop_config, prepare_run_dir, step_settings, write_run_config
-    from lvbert.utils import atomic_write_json, fix_permissions
 
     out = Path(cfg.out)
     data = open_data(cfg.data)  # the tokenizer checked against the manifest once, here

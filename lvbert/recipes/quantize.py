@@ -31,9 +31,38 @@ from pathlib import Path
 
 import torch
 
+from lvbert.data.tokenizer import check_teacher_vocab
 from lvbert.errors import LvBertError
-from lvbert.objectives.distill import kdlsq_objective
-from lvbert.options import option
+from lvbert.export.onnx import export_checked, require_deploy
+from lvbert.model_dir import check_model_weights, load_finetuned, load_tokenizer, save_model_dir
+from lvbert.objectives.distill import (
+    DistillLoss,
+    DistillModel,
+    align,
+    kdlsq_objective,
+    load_teacher,
+    num_parameters,
+    slot_pair_layers,
+)
+from lvbert.options import check_non_negative, check_rates, option
+from lvbert.quantization import (
+    INIT_METHODS,
+    QuantSpec,
+    calibrate_activations,
+    check_bits,
+    init_weight_alphas,
+    quantize_model,
+    quantizers,
+    save_packed,
+)
+from lvbert.tasks import task_for_model
+from lvbert.tasks.encoding import IndexedBatches, encode_task, evaluate_splits, resolve_max_seq_len
+from lvbert.tasks.metrics import summarise
+from lvbert.training.distributed import pick_device
+from lvbert.training.loop import LoopConfig, train_loop
+from lvbert.training.optim import build_optimizer, linear_schedule
+from lvbert.training.run import check_run_output, prepare_run_dir, write_run_config
+from lvbert.utils import atomic_write_json, fix_permissions
 
 PACKED_FILE = "quantized.safetensors"
 
@@ -85,9 +114,6 @@ class QuantizeConfig:
     overwrite: bool = option("replace an existing --out folder (its old contents are removed first)", default=False)
 
     def __post_init__(self) -> None:
-        from lvbert.options import check_non_negative, check_rates
-        from lvbert.quantization import INIT_METHODS, check_bits
-
         for name in ("model", "task", "out"):
             if not getattr(self, name):
                 raise LvBertError(f"--{name} is required")
@@ -112,7 +138,6 @@ class QuantizeConfig:
 
 def _export(model, out: Path, calib: list[dict], dev: dict, pad: int) -> dict:
     """``model.onnx`` and its agreement with the fake-quant model on the first dev split (or why not)."""
-    from lvbert.export.onnx import export_checked, require_deploy
 
     try:
         require_deploy()
@@ -124,32 +149,6 @@ def _export(model, out: Path, calib: list[dict], dev: dict, pad: int) -> dict:
 
 def quantize(cfg: QuantizeConfig, resume: bool = False) -> Path:
     """Quantization-aware training as configured (module docstring); returns the output folder."""
-    from lvbert.data.tokenizer import check_teacher_vocab
-    from lvbert.model_dir import check_model_weights, load_finetuned, load_tokenizer, save_model_dir
-    from lvbert.objectives.distill import (
-        DistillLoss,
-        DistillModel,
-        align,
-        load_teacher,
-        num_parameters,
-        slot_pair_layers,
-    )
-    from lvbert.quantization import (
-        QuantSpec,
-        calibrate_activations,
-        init_weight_alphas,
-        quantize_model,
-        quantizers,
-        save_packed,
-    )
-    from lvbert.tasks import task_for_model
-    from lvbert.tasks.encoding import IndexedBatches, encode_task, evaluate_splits, resolve_max_seq_len
-    from lvbert.tasks.metrics import summarise
-    from lvbert.training.distributed import pick_device
-    from lvbert.training.loop import LoopConfig, train_loop
-    from lvbert.training.optim import build_optimizer, linear_schedule
-    from lvbert.training.run import check_run_output, prepare_run_dir, write_run_config
-    from lvbert.utils import atomic_write_json, fix_permissions
 
     check_model_weights(cfg.model, "--model")
     if cfg.teacher:

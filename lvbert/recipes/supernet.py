@@ -19,10 +19,22 @@ from pathlib import Path
 
 import torch
 
+from lvbert.arch import get_size
+from lvbert.data.masking import MaskingConfig, fixed_mask_validation
+from lvbert.data.packed import check_positions, open_data
+from lvbert.data.tokenizer import load_tokenizer
 from lvbert.errors import LvBertError
 from lvbert.model_dir import load_supernet
+from lvbert.objectives import evaluate_mlm, mlm_objective
 from lvbert.options import TrainingOptions, option
-from lvbert.space import ArchSampler, probe_archs
+from lvbert.space import ArchSampler, SearchSpace, normalize_choices, probe_archs
+from lvbert.supernet import LvBertSupernet, normalize_allowed
+from lvbert.training.batches import PretrainBatches
+from lvbert.training.distributed import cleanup, setup_distributed
+from lvbert.training.loop import train_loop
+from lvbert.training.optim import build_optimizer, linear_schedule
+from lvbert.training.run import loop_config, prepare_run_dir, step_settings, write_run_config
+from lvbert.utils import atomic_write_json, check_out_dir, fix_permissions, staging_folder
 
 
 @dataclass
@@ -39,25 +51,12 @@ class SupernetTrainConfig(TrainingOptions):
         super().__post_init__()
         if self.sampling not in ("uniform", "fair"):
             raise LvBertError(f"unknown sampling {self.sampling!r}; choose uniform or fair")
-        from lvbert.space import normalize_choices
 
         normalize_choices(self.allowed, 1)  # a one-line error for a bad --allowed now, not after loading
 
 
 def train_supernet(cfg: SupernetTrainConfig, resume: bool = False) -> Path:
     """Train a supernet as configured; returns the run folder."""
-    from lvbert.arch import get_size
-    from lvbert.data.masking import MaskingConfig, fixed_mask_validation
-    from lvbert.data.packed import check_positions, open_data
-    from lvbert.objectives import evaluate_mlm, mlm_objective
-    from lvbert.space import SearchSpace
-    from lvbert.supernet import LvBertSupernet, normalize_allowed
-    from lvbert.training.batches import PretrainBatches
-    from lvbert.training.distributed import cleanup, setup_distributed
-    from lvbert.training.loop import train_loop
-    from lvbert.training.optim import build_optimizer, linear_schedule
-    from lvbert.training.run import loop_config, prepare_run_dir, step_settings, write_run_config
-    from lvbert.utils import atomic_write_json, fix_permissions
 
     out = Path(cfg.out)
     size = get_size(cfg.size)
@@ -169,8 +168,6 @@ class ExtractConfig:
 
 def extract_arch(cfg: ExtractConfig) -> Path:
     """Write ``cfg.arch``'s path of the supernet as a standalone ``LvBertForMaskedLM`` folder with the tokenizer."""
-    from lvbert.data.tokenizer import load_tokenizer
-    from lvbert.utils import check_out_dir, staging_folder
 
     out = check_out_dir(cfg.out)
     if out.is_dir() and any(out.iterdir()):

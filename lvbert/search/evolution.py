@@ -35,6 +35,7 @@ from typing import Callable
 from lvbert.arch import type_counts
 from lvbert.errors import LvBertError
 from lvbert.search.history import BEST, CONFIG, HISTORY, TOP, read_history
+from lvbert.search.report import markdown_table, plot_fitness, plot_top_archs
 from lvbert.space import SearchSpace
 from lvbert.utils import atomic_write_json, atomic_write_text
 
@@ -402,7 +403,6 @@ def _prepare_out_dir(
 
 def write_outputs(result: SearchResult) -> None:
     """``best.json``, ``top.md`` and the two plots (each written atomically)."""
-    from lvbert.search.report import markdown_table, plot_fitness, plot_top_archs
 
     out = result.out_dir
     assert out is not None

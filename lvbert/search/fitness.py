@@ -29,9 +29,17 @@ agrees to float rounding (it is summed in another order).
 
 from __future__ import annotations
 
+import os
+import shutil
 from typing import Callable
 
 import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from lvbert import threads
+from lvbert.modeling_lvbert import attention_bias
+from lvbert.objectives.mlm import unigram_accuracy
 
 BATCH_KEYS = ("input_ids", "attention_mask", "token_type_ids", "labels")
 DEFAULT_CACHE_MB = 512.0
@@ -40,8 +48,6 @@ DEFAULT_HEAD_ROWS = 128
 
 def cxx_compiler() -> str | None:
     """The C++ compiler torch.compile's CPU backend would use (``$CXX``, else g++, c++ or clang++), or None."""
-    import os
-    import shutil
 
     for name in (os.environ.get("CXX"), "g++", "c++", "clang++"):
         if name and shutil.which(name):
@@ -208,7 +214,6 @@ class SupernetFitness:
 
     def unigram_accuracy(self) -> float:
         """The fitness of a path that predicts the most frequent masked word everywhere (the plateau)."""
-        from lvbert.objectives.mlm import unigram_accuracy
 
         return unigram_accuracy(self.batch)
 
@@ -242,7 +247,6 @@ class SupernetFitness:
     def _prepare_chunks(self, device: torch.device) -> list[dict]:
         """Per chunk of ``batch_size`` sequences: what every path needs, the embeddings' output included
         (computed as the supernet's forward does; call under the evaluation's autocast)."""
-        from lvbert.modeling_lvbert import attention_bias
 
         if self._chunks is not None:
             return self._chunks
@@ -290,7 +294,6 @@ class SupernetFitness:
     def _head(self, h: torch.Tensor, chunk: dict, decoder: tuple) -> tuple[int, float]:
         """(correct, summed cross-entropy) of the MLM head at the chunk's masked positions;
         ``decoder``: :meth:`_decoder`'s weight and bias."""
-        import torch.nn.functional as F
 
         head = self.supernet.mlm_head
         z = head.LayerNorm(head.act(head.dense(h[chunk["selected"]])))  # as the head's forward, before the decoder
@@ -310,8 +313,6 @@ class SupernetFitness:
         return correct, loss_sum
 
     def _evaluate_all(self, archs: list[str]) -> list[dict]:
-        from lvbert import threads
-
         threads.restore()  # the thread count a training stage's governor lowered: numbers must not follow the load
         net = self.supernet
         device = next(net.parameters()).device
@@ -361,7 +362,6 @@ class SupernetFitness:
 def _head_block(z: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor):
     """(correct, summed cross-entropy) of one block of masked positions: the decoder, then the
     first maximum (as ``masked_accuracy``) and fp32 cross-entropy; targets -100 count for nothing."""
-    import torch.nn.functional as F
 
     logits = F.linear(z, weight, bias)
     correct = (logits.max(-1).indices == targets).sum()
@@ -378,8 +378,6 @@ def distributed_fitness(fitness_fn: Callable[[list[str]], list[dict]]) -> Callab
     """
 
     def call(archs: list[str]) -> list[dict]:
-        import torch.distributed as dist
-
         if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
             return fitness_fn(archs)
         rank, world = dist.get_rank(), dist.get_world_size()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import random
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,7 +32,6 @@ from pathlib import Path
 from lvbert.arch import LAYER_TYPES, Arch, Op, SizeConfig, get_size
 from lvbert.errors import LvBertError
 from lvbert.utils import atomic_write_json, lvbert_home
-
 
 
 def default_latency_cache() -> Path:
@@ -218,7 +218,6 @@ def _measured_ops(ops, size: SizeConfig) -> list:
 def calibration_archs(ops: list, num_slots: int, count: int, seed: int = 12345) -> list[str]:
     """``count`` archs for calibration: each draws its own mix of the ops (so the type counts vary
     widely, which the fit needs), then a slot-by-slot order; reproducible."""
-    import random
 
     rng = random.Random(seed)
     tokens = [str(op) for op in ops]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lvbert.arch import TYPE_NAMES, Arch
 from lvbert.plots import pyplot, save
+from lvbert.search.history import CONFIG, HISTORY, read_history
 from lvbert.utils import human
 
 TYPE_COLOURS = {"C": "#4c72b0", "A": "#dd8452", "F": "#55a868", "I": "#aaaaaa"}
@@ -68,7 +69,6 @@ def generation_curve(records: list[dict]) -> tuple[list[int], list[float], list[
 
 def _searches_beside(out_dir: Path) -> list[tuple[str, Path]]:
     """(strategy, folder) of this search and of sibling folders holding a search with another strategy."""
-    from lvbert.search.history import CONFIG, HISTORY
 
     def strategy_of(d: Path) -> str | None:
         try:
@@ -88,7 +88,6 @@ def _searches_beside(out_dir: Path) -> list[tuple[str, Path]]:
 
 def plot_fitness(out_dir: str | Path) -> Path:
     """``fitness.png``: best-so-far and mean fitness per generation, with sibling searches of the other strategy."""
-    from lvbert.search.history import read_history
 
     plt = pyplot()
     from matplotlib.ticker import MaxNLocator

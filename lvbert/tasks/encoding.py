@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -192,8 +193,6 @@ class IndexedBatches:
     from ``(seed, e)``, so a resumed run sees exactly the batches of an uninterrupted one."""
 
     def __init__(self, enc: Encoded, batch_size: int, seed: int, pad_id: int, grad_accum: int = 1):
-        import numpy as np
-
         self.enc, self.batch_size, self.seed, self.pad_id, self.grad_accum = enc, batch_size, seed, pad_id, grad_accum
         self.per_epoch = max(1, math.ceil(len(enc) / batch_size))
         self._np = np

@@ -9,6 +9,7 @@ of the training file, sorted (numerically when they are all integers).
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -128,7 +129,6 @@ def demo_task(name: str, data_dir: str | Path | None = None, labels=None, need_t
 def demo_labels(name: str, path: Path) -> tuple[str, ...] | None:
     """A demo task's fixed classes: a label outside them in any split is an error, not a new class.
     bbc-topic's come from the demo's ``manifest.json`` (``<demo>/tasks/<name>`` lies two levels below it)."""
-    import json
 
     try:
         manifest = json.loads((path.parent.parent / "manifest.json").read_text(encoding="utf-8"))

@@ -9,11 +9,15 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
+from transformers import AutoModelForQuestionAnswering
 
 from lvbert.errors import LvBertError
-from lvbert.tasks.encoding import batched_outputs
-from lvbert.tasks.squad import QAExample, encode_windows, predict_answers
+from lvbert.model_dir import load_model_config, load_tokenizer, quiet_transformers
+from lvbert.tasks.encoding import batched_outputs, pad_rows
+from lvbert.tasks.squad import QAExample, apply_threshold, best_threshold, encode_windows, predict_answers, squad_scores
+from lvbert.training.distributed import pick_device
 
 QA_FILE = "qa.json"  # the SQuAD settings saved beside a fine-tuned model (version, lengths, threshold)
 
@@ -22,8 +26,6 @@ class WindowBatches:
     """Training batches of windows as a function ``(step, micro)``, epoch permutations from ``(seed, epoch)``."""
 
     def __init__(self, windows, batch_size: int, seed: int, pad: int):
-        import numpy as np
-
         self.w, self.batch_size, self.seed, self.pad = windows, batch_size, seed, pad
         self.per_epoch = max(1, math.ceil(len(windows) / batch_size))
         self._np, self._epoch, self._perm = np, -1, None
@@ -39,8 +41,6 @@ class WindowBatches:
 
 
 def collate_windows(w, rows: list[int], pad: int, labels: bool = False) -> dict:
-    from lvbert.tasks.encoding import pad_rows
-
     batch = pad_rows(w.input_ids, w.token_type_ids, rows, pad)
     if labels:
         batch["start_positions"] = torch.tensor([w.start_positions[i] for i in rows])
@@ -65,12 +65,6 @@ def window_logits(model, w, batch_size: int, pad: int, bf16: bool = False) -> tu
 def score_dev(model, examples, windows, version: str, pad: int, batch_size: int, bf16: bool,
               threshold: float | None = None) -> dict:  # fmt: skip
     """EM / F1 (and for 2.0 the best threshold and the scores at it, or at ``threshold``)."""
-    from lvbert.tasks.squad import (
-        apply_threshold,
-        best_threshold,
-        predict_answers,
-        squad_scores,
-    )
 
     s, e = window_logits(model, windows, batch_size, pad, bf16)
     best, nbest, margins = predict_answers(examples, windows, s, e)
@@ -92,15 +86,6 @@ class QuestionAnswerer:
     ``lvbert predict``; for a SQuAD 2.0 model ``answer`` is "" when the null score wins."""
 
     def __init__(self, model_dir, device: str = "auto"):
-        from transformers import AutoModelForQuestionAnswering
-
-        from lvbert.model_dir import (
-            load_model_config,
-            load_tokenizer,
-            quiet_transformers,
-        )
-        from lvbert.training.distributed import pick_device
-
         model_dir = Path(model_dir)
         if not (model_dir / QA_FILE).is_file():
             raise LvBertError(f"{model_dir} is not a SQuAD model (no {QA_FILE})")

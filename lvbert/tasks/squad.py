@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lvbert.errors import LvBertError
+from lvbert.utils import read_text_file
 
 MAX_LEN, DOC_STRIDE, MAX_QUERY, N_BEST, MAX_ANSWER = 384, 128, 64, 20, 30
 
@@ -44,7 +45,6 @@ def read_squad(path: str | Path, version: str = "1.1") -> list[QAExample]:
     """Examples of a SQuAD JSON file; ``version`` 2.0 allows (and keeps) unanswerable questions.
 
     A field of the wrong type is a one-line error naming the question (id and position) and the field."""
-    from lvbert.utils import read_text_file
 
     path = Path(path)
     if not path.is_file():

@@ -9,6 +9,7 @@ header-less files such as CoLA's, the positions) that hold each field.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import sys
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from lvbert.errors import LvBertError
 from lvbert.tasks import metrics as M
+from lvbert.utils import atomic_write_text, read_text_file
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # some GLUE rows (QNLI) are long
 
@@ -161,9 +163,7 @@ def _rows(path: Path, layout: Layout):
     Read through :func:`lvbert.utils.read_text_file` (every command reads task files this one way): a
     binary file or a byte that is not UTF-8 is a one-line error naming the file and line; a BOM
     (MRPC's files start with one) is dropped."""
-    import io
 
-    from lvbert.utils import read_text_file
 
     text = read_text_file(path, "task file")
     with io.StringIO(text, newline="") as f:
@@ -273,9 +273,7 @@ def data_rows(path: str | Path, layout: Layout) -> tuple[list | None, list]:
 
 def write_rows(path: str | Path, layout: Layout, header: list | None, rows: list) -> None:
     """Write rows in the split file's own format (tsv without quoting, csv, or jsonl), atomically."""
-    import io
 
-    from lvbert.utils import atomic_write_text
 
     buf = io.StringIO()
     if layout.fmt == "jsonl":

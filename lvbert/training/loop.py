@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from lvbert import threads
+from lvbert.errors import LvBertError
 from lvbert.training.checkpoint import load_latest_good, save_checkpoint
 from lvbert.training.distributed import DistInfo, barrier, mean_across
 
@@ -45,8 +46,6 @@ class LoopConfig:
     tensorboard: bool = True  # also write TensorBoard events
 
     def __post_init__(self) -> None:
-        from lvbert.errors import LvBertError
-
         if self.max_steps <= 0:
             raise LvBertError(f"the number of steps must be positive, got {self.max_steps}")
         if self.grad_accum <= 0:
