@@ -160,3 +160,59 @@ def test_cbert_bad_input(lm, tmp_path, capsys):
         if words:
             assert words in err, err
     assert not (tmp_path / "o").exists()
+
+
+def test_cbert_killed_then_resumed_is_bit_identical(lm, tmp_path, monkeypatch, capsys):
+    import torch
+    from safetensors.torch import load_file
+    from test_finetune_recipe import write_synthetic
+
+    import lvbert.training.loop as loop
+
+    data = write_synthetic(tmp_path / "task", n_train=24, n_dev=8)
+
+    def argv(out, *extra):
+        return ["augment", "--method", "cbert", "--model", str(lm), "--task", "good-word", "--data-dir", str(data),
+                "--text-column", "text", "--epochs", "3", "--copies", "2", "--no-progress", "--out", str(out), *extra]  # fmt: skip
+
+    straight, killed = tmp_path / "a", tmp_path / "b"
+    assert main(argv(straight)) == 0
+    real_save = loop.save_checkpoint
+    saved = []
+
+    def save_then_die(out_dir, step, *a, **k):
+        path = real_save(out_dir, step, *a, **k)
+        saved.append(step)
+        if len(saved) == 2:
+            raise KeyboardInterrupt
+        return path
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
+    assert main(argv(killed)) == 130
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    import lvbert.objectives as objectives
+
+    real_objective, trained = objectives.mlm_objective, []
+
+    def counting(*a, **k):
+        trained.append(1)
+        return real_objective(*a, **k)
+
+    monkeypatch.setattr(objectives, "mlm_objective", counting)  # steps the resumed run trains
+    work = tmp_path / ".b.cmlm-run"
+    assert not killed.exists() and (work / "checkpoints").is_dir()
+    capsys.readouterr()
+    assert main(argv(killed)) == 2  # the unfinished fine-tuning is not silently thrown away
+    assert "--resume" in capsys.readouterr().err
+    assert main(argv(killed, "--resume")) == 0
+    assert not work.exists()
+
+    def losses(run):
+        rows = map(json.loads, (run / "cmlm" / "logs" / "metrics.jsonl").read_text().splitlines())
+        return [(r["step"], r["loss"]) for r in rows if "loss" in r]
+
+    assert losses(straight) and losses(straight) == losses(killed)
+    assert len(trained) == losses(straight)[-1][0] - saved[1]  # it went on from the checkpoint, not from scratch
+    a, b = (load_file(run / "cmlm" / "model" / "model.safetensors") for run in (straight, killed))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (straight / "train.tsv").read_text() == (killed / "train.tsv").read_text()

@@ -229,8 +229,9 @@ def test_demo_graphs_end_to_end(kg_setup, tmp_path, monkeypatch, capsys):
 def test_kg_bad_input(kg_setup, tmp_path, capsys, other_vocab_data):
     model, graph = kg_setup
     base = ["kg", "train", "--dataset", str(graph), "--no-progress"]
+    (tmp_path / "empty").mkdir()
     for extra, words in (
-        (["--model", str(tmp_path), "--out", str(tmp_path / "o")], "not a model directory"),
+        (["--model", str(tmp_path / "empty"), "--out", str(tmp_path / "o")], "not a model directory"),
         (["--model", str(model), "--task", "links", "--out", str(tmp_path / "o")], "--task must be one of"),
         (["--model", str(model), "--dataset", str(tmp_path / "none"), "--out", str(tmp_path / "o")], "neither a demo graph"),
     ):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from lvbert.recipes.options import add_options, resolve
+from lvbert.recipes.options import add_options, resolve, resolve_run
 
 
 def register(sub) -> None:
@@ -20,7 +20,7 @@ def register(sub) -> None:
         "filtered corrupted triples (--task triple or link); KG-BERT(b): [CLS] head [SEP] tail [SEP] classified into "
         "the relations (--task relation). Graphs: umls, kinships, nations (the demo), or a folder. See docs/kg.md.",
     )
-    add_options(t, KgTrainConfig)
+    add_options(t, KgTrainConfig, resume=True)
     t.set_defaults(func=run_train, config_class=KgTrainConfig)
     e = ksub.add_parser("eval", help="triple accuracy; link prediction MR/MRR/Hits@k, raw and filtered; relation ranks")
     add_options(e, KgEvalConfig)
@@ -33,7 +33,8 @@ def register(sub) -> None:
 def run_train(args) -> int:
     from lvbert.recipes.kg import KgTrainConfig, train_kg
 
-    train_kg(resolve(KgTrainConfig, args))
+    cfg, resume = resolve_run(KgTrainConfig, args)
+    train_kg(cfg, resume=resume)
     return 0
 
 

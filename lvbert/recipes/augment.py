@@ -28,7 +28,7 @@ from __future__ import annotations
 import random
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -83,6 +83,7 @@ class AugmentConfig:
     label_column: str | None = option("file tasks: column with the label", default=None)
     device: str = option("auto, cpu, cuda", default="auto")
     progress: bool = option("progress bar", default=True)
+    overwrite: bool = option("replace the contents of an existing non-empty --out folder", default=False)
 
     def __post_init__(self) -> None:
         for name in ("task", "out"):
@@ -234,10 +235,14 @@ def make_conditional(model, num_labels: int) -> None:
         model.config.type_vocab_size = num_labels
 
 
-def train_cmlm(model, tokenizer, texts: list[str], label_ids: list[int], cfg: AugmentConfig, out: Path):
+def train_cmlm(model, tokenizer, texts: list[str], label_ids: list[int], cfg: AugmentConfig, out: Path,
+               work: Path | None = None, resume: bool = False):  # fmt: skip
     """Fine-tune the conditional MLM on the labelled sentences (BERT's masking, redrawn every epoch;
     the official code fixes each sentence's mask once and draws "random" tokens from the sentence,
-    which this does not copy); the model is saved in ``out`` (reusable with ``--cmlm``)."""
+    which this does not copy); the model is saved in ``out`` (reusable with ``--cmlm``).
+
+    ``work``: the training run's folder (checkpoints after every epoch, so a killed run continues
+    exactly with ``resume``); it becomes ``out/logs`` when training ends."""
     from lvbert.data.masking import MaskingConfig, MlmCollator
     from lvbert.model_dir import save_model_dir
     from lvbert.objectives import mlm_objective
@@ -262,10 +267,16 @@ def train_cmlm(model, tokenizer, texts: list[str], label_ids: list[int], cfg: Au
     lr = cfg.lr if cfg.lr is not None else (3e-4 if model.config.hidden_size <= 384 else 5e-5)
     optimizer = build_optimizer(model, lr, 0.01)
     scheduler = linear_schedule(optimizer, round(0.1 * steps), steps)
-    loop = LoopConfig(out_dir=str(out / "logs"), max_steps=steps, save_every=0, save_final=False, seed=cfg.seed,
-                      progress=cfg.progress, tensorboard=False, log_every=max(1, min(50, base.per_epoch)))  # fmt: skip
-    train_loop(model, mlm_objective, batches, optimizer, scheduler, loop)
+    work = work or out / "logs"
+    loop = LoopConfig(out_dir=str(work), max_steps=steps, save_every=base.per_epoch, keep_last=1, save_final=False,
+                      seed=cfg.seed, progress=cfg.progress, tensorboard=False,
+                      log_every=max(1, min(50, base.per_epoch)))  # fmt: skip
+    train_loop(model, mlm_objective, batches, optimizer, scheduler, loop, resume=resume)
+    shutil.rmtree(work / "checkpoints", ignore_errors=True)  # finished: nothing left to resume
     save_model_dir(model, tokenizer, out / "model")
+    if work != out / "logs":
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(work), str(out / "logs"))
     return model
 
 
@@ -365,24 +376,25 @@ def flipped(label_id: int, num_labels: int) -> int:
 # ============================================================================ the recipe
 
 
-def augment(cfg: AugmentConfig) -> Path:
-    """Write the augmented task folder (see the module docstring); returns it."""
+def augment(cfg: AugmentConfig, resume: bool = False) -> Path:
+    """Write the augmented task folder (see the module docstring); returns it.
+
+    ``resume``: continue the C-MLM fine-tuning (``--method cbert``) of a killed run from its last
+    checkpoint, kept beside ``out`` in ``.<name>.cmlm-run`` until the folder is written."""
     from lvbert.model_dir import load_mlm
+    from lvbert.recipes.common import prepare_run_dir, write_run_config
     from lvbert.tasks import DEMO_TASKS, demo_data_dir, get_task
     from lvbert.tasks.task import data_rows, with_texts, write_rows
     from lvbert.training.distributed import pick_device
-    from lvbert.utils import check_out_dir, staging_folder
+    from lvbert.utils import check_output_dir, staging_folder
 
     task = get_task(cfg.task, cfg.data_dir, text_column=cfg.text_column, text_pair_column=cfg.text_pair_column,
                     label_column=cfg.label_column)  # fmt: skip
     data_dir = Path(cfg.data_dir) if cfg.data_dir else (demo_data_dir(task.name) if task.name in DEMO_TASKS else None)
     if data_dir is None or not data_dir.is_dir():
         raise LvBertError(f"task {task.name} needs --data-dir, the folder with its files")
-    out = check_out_dir(cfg.out)
-    if out.resolve() == data_dir.resolve():
-        raise LvBertError("--out must be a new folder, not the task's own (its files are copied, never changed)")
-    if out.is_dir() and any(out.iterdir()):
-        raise LvBertError(f"--out {out} exists and is not empty; choose a new folder")
+    out = check_output_dir(cfg.out, inputs={"--data-dir": data_dir, "--model": cfg.model, "--cmlm": cfg.cmlm},
+                           overwrite=cfg.overwrite and not resume, own_run=resume)  # fmt: skip
     if cfg.method == "cbert":
         if task.is_regression:
             raise LvBertError(f"task {task.name} is a regression task: conditional BERT conditions on a class label, "
@@ -399,6 +411,18 @@ def augment(cfg: AugmentConfig) -> Path:
     if cfg.method != "random":
         model, tokenizer, kind = load_mlm(cfg.cmlm or cfg.model)
         model.to(pick_device(cfg.device))
+    work = out.parent / f".{out.name}.cmlm-run"  # the C-MLM fine-tuning, resumable until the folder is written
+    if cfg.method == "cbert" and cfg.cmlm is None:
+        identity = {"kind": "augment-cbert", "task": task.name, "model": str(cfg.model), "seed": cfg.seed,
+                    "epochs": cfg.epochs, "lr": cfg.lr, "max_seq_len": cfg.max_seq_len}  # fmt: skip
+        if cfg.overwrite and not resume:
+            shutil.rmtree(work, ignore_errors=True)
+        prepare_run_dir(work, resume, identity)
+        work.mkdir(parents=True, exist_ok=True)
+        write_run_config(work, asdict(cfg), identity)
+    elif resume:
+        raise LvBertError("--resume continues the C-MLM fine-tuning of --method cbert (without --cmlm); run the "
+                          "command again without --resume")  # fmt: skip
     new_labels = None
     with staging_folder(out) as tmp:
         if cfg.method == "mlm":
@@ -416,7 +440,8 @@ def augment(cfg: AugmentConfig) -> Path:
             n_labels = len(task.labels)
             if cfg.cmlm is None:
                 make_conditional(model, n_labels)
-                model = train_cmlm(model, tokenizer, [ex.text for ex in examples], label_ids, cfg, tmp / "cmlm")
+                model = train_cmlm(model, tokenizer, [ex.text for ex in examples], label_ids, cfg, tmp / "cmlm", work,
+                                   resume)  # fmt: skip
             elif model.config.type_vocab_size < n_labels:
                 raise LvBertError(f"--cmlm {cfg.cmlm} has {model.config.type_vocab_size} label embeddings, the task "
                                   f"{n_labels} labels")  # fmt: skip

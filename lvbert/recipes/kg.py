@@ -17,6 +17,7 @@ and scored in large batches (bf16 optional).
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -61,12 +62,21 @@ class KgTrainConfig:
     seed: int = option("seed of the negatives, the data order and the head", default=0)
     device: str = option("auto, cpu, cuda", default="auto")
     progress: bool = option("progress bars", default=True)
+    overwrite: bool = option("replace the contents of an existing non-empty --out folder", default=False)
 
     def __post_init__(self) -> None:
         for name in ("model", "dataset", "out"):
             if not getattr(self, name):
                 raise LvBertError(f"--{name} is required")
         _check_common(self)
+        if self.lr is not None and not self.lr > 0:
+            raise LvBertError(f"--lr must be positive, got {self.lr}")
+        if self.batch_size < 1:
+            raise LvBertError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if not 0 <= self.warmup <= 1:
+            raise LvBertError(f"--warmup must be a fraction between 0 and 1, got {self.warmup}")
+        if self.max_seq_len is not None and self.max_seq_len < 8:
+            raise LvBertError(f"--max-seq-len must be at least 8, got {self.max_seq_len}")
         if self.negative_filter not in FILTERS:
             raise LvBertError(f"--negative-filter must be all or split, got {self.negative_filter!r}")
         if self.epochs is not None and self.epochs < 1:
@@ -112,11 +122,15 @@ class KgScoreConfig:
     out: str | None = option("write the scores here (default: stdout)", default=None)
     eval_batch_size: int = option("inputs per forward pass", default=1024)
     device: str = option("auto, cpu, cuda", default="auto")
+    overwrite: bool = option("replace an existing --out file", default=False)
+    allow_unknown: bool = option("skip triples whose entity or relation --dataset lacks (a warning each) instead of failing",
+                                 default=False)  # fmt: skip
 
     def __post_init__(self) -> None:
         for name in ("model", "triples"):
             if not getattr(self, name):
                 raise LvBertError(f"--{name} is required")
+        _check_common(self)
 
 
 def _check_common(cfg) -> None:
@@ -198,23 +212,29 @@ def score_inputs(model, enc, batch_size: int, pad: int, bf16: bool = False, colu
 # ============================================================================ training
 
 
-def train_kg(cfg: KgTrainConfig) -> dict:
-    """Train a KG-BERT model as configured; writes ``cfg.out`` and returns the results dict."""
+def train_kg(cfg: KgTrainConfig, resume: bool = False) -> dict:
+    """Train a KG-BERT model as configured; writes ``cfg.out`` and returns the results dict.
+
+    The run trains in ``cfg.out`` with a checkpoint after every epoch; ``resume`` continues a killed
+    run exactly (weights, optimizer, data order, and the per-epoch dev scores that pick the best epoch)."""
     from lvbert.model_dir import load_classifier, load_model_config, load_tokenizer, save_model_dir
     from lvbert.objectives import classification_objective
+    from lvbert.recipes.common import prepare_run_dir, write_run_config
     from lvbert.tasks.encoding import IndexedBatches
     from lvbert.tasks.kg import load_graph, negatives
     from lvbert.training.distributed import pick_device
     from lvbert.training.loop import LoopConfig, train_loop
     from lvbert.training.optim import build_optimizer, linear_schedule
-    from lvbert.utils import atomic_write_json, check_out_dir, fix_permissions, staging_folder
+    from lvbert.utils import atomic_write_json, check_output_dir, fix_permissions
 
-    out = check_out_dir(cfg.out)
-    if out.is_dir() and any(out.iterdir()):
-        raise LvBertError(f"--out {out} exists and is not empty; choose a new folder")
+    inputs = {"--model": cfg.model}
+    if Path(cfg.dataset).expanduser().is_dir():
+        inputs["--dataset"] = cfg.dataset
+    out = check_output_dir(cfg.out, inputs=inputs, overwrite=cfg.overwrite and not resume, own_run=resume)
     model_config = load_model_config(cfg.model)
     tokenizer = load_tokenizer(cfg.model, model_config.vocab_size)
     graph = load_graph(cfg.dataset, cfg.long_text)
+    graph.check_split("train")
     epochs = cfg.epochs or DEFAULT_EPOCHS[cfg.task]
     n_neg = cfg.negatives if cfg.negatives is not None else DEFAULT_NEGATIVES[cfg.task]
     inputs = Inputs(tokenizer, graph, cfg.max_seq_len, cfg.task)
@@ -243,41 +263,53 @@ def train_kg(cfg: KgTrainConfig) -> dict:
     optimizer = build_optimizer(model, lr, cfg.weight_decay)
     scheduler = linear_schedule(optimizer, round(cfg.warmup * steps), steps)
     kg_meta = {"task": cfg.task, "dataset": str(cfg.dataset), "max_seq_len": inputs.max_len, "long_text": cfg.long_text,
-               "labels": list(labels)}  # fmt: skip
-    history, best = [], {}
-    with staging_folder(out) as stage:
-        eval_cfg = KgEvalConfig(model=str(stage), dataset=str(cfg.dataset), split=cfg.eval_split, bf16=cfg.bf16,
-                                seed=cfg.seed, eval_batch_size=cfg.eval_batch_size, progress=False)  # fmt: skip
+               "labels": list(labels), "graph_fingerprint": graph_fingerprint(graph)}  # fmt: skip
+    identity = {"kind": "kg", "task": cfg.task, "model": str(cfg.model), "graph": kg_meta["graph_fingerprint"],
+                "seed": cfg.seed, "epochs": epochs, "negatives": n_neg, "batch_size": cfg.batch_size, "lr": lr}  # fmt: skip
+    if resume and (out / KG_FILE).is_file():
+        raise LvBertError(f"{out} holds a finished KG model; nothing to resume (evaluate it with lvbert kg eval)")
+    prepare_run_dir(out, resume, identity)
+    out.mkdir(parents=True, exist_ok=True)
+    write_run_config(out, asdict(cfg), identity)
+    evals_file = out / "evals.json"
+    history = json.loads(evals_file.read_text(encoding="utf-8")) if resume and evals_file.exists() else []
+    eval_cfg = KgEvalConfig(model=str(out), dataset=str(cfg.dataset), split=cfg.eval_split, bf16=cfg.bf16,
+                            seed=cfg.seed, eval_batch_size=cfg.eval_batch_size, progress=False)  # fmt: skip
 
-        def evaluate(m, step: int) -> dict:
-            r = _evaluate_model(m, tokenizer, graph, kg_meta, eval_cfg, quick=True)
-            score = r["accuracy"] if cfg.task != "relation" else r["filtered"]["mrr"]
-            if best.get("score") is None or score > best["score"]:
-                best.update(score=score, step=step)
-                save_model_dir(m, tokenizer, stage / "best")
-            history.append({"step": step, "epoch": round(step / batches.per_epoch, 3), "score": score})
-            return {"score": score}
+    def evaluate(m, step: int) -> dict:
+        r = _evaluate_model(m, tokenizer, graph, kg_meta, eval_cfg, quick=True)
+        score = r["accuracy"] if cfg.task != "relation" else r["filtered"]["mrr"]
+        if all(score > h["score"] for h in history if h["step"] != step):  # the first best epoch is kept
+            save_model_dir(m, tokenizer, out / "best")
+        history[:] = [h for h in history if h["step"] != step]  # a resumed run may score a step again
+        history.append({"step": step, "epoch": round(step / batches.per_epoch, 3), "score": score})
+        atomic_write_json(evals_file, history)
+        return {"score": score}
 
-        loop = LoopConfig(out_dir=str(stage / "logs"), max_steps=steps, eval_every=batches.per_epoch, save_every=0,
-                          save_final=False, seed=cfg.seed, progress=cfg.progress, bf16=cfg.bf16, tensorboard=False,
-                          log_every=max(1, min(50, batches.per_epoch)))  # fmt: skip
-        t0 = time.perf_counter()
-        train_loop(model, classification_objective, batches, optimizer, scheduler, loop, evaluate=evaluate)
-        train_seconds = time.perf_counter() - t0
-        for f in (stage / "best").iterdir():
-            f.replace(stage / f.name)
-        (stage / "best").rmdir()
-        atomic_write_json(stage / KG_FILE, kg_meta)
-        results = {"config": asdict(cfg), "kg": kg_meta, "graph": graph.describe(), "train_inputs": len(train),
-                   "history": history, "best": best, "train_seconds": round(train_seconds, 1)}  # fmt: skip
-        if cfg.test:
-            best_model = load_classifier(stage, labels, cfg.seed).to(device)
-            test_cfg = KgEvalConfig(model=str(stage), dataset=str(cfg.dataset), split="test", bf16=cfg.bf16,
-                                    seed=cfg.seed, eval_batch_size=cfg.eval_batch_size, max_test=cfg.max_test,
-                                    progress=cfg.progress)  # fmt: skip
-            results["test"] = _evaluate_model(best_model, tokenizer, graph, kg_meta, test_cfg)
-        atomic_write_json(stage / "results.json", results)
-        fix_permissions(stage)
+    loop = LoopConfig(out_dir=str(out / "logs"), max_steps=steps, eval_every=batches.per_epoch,
+                      save_every=batches.per_epoch, keep_last=1, save_final=False, seed=cfg.seed, progress=cfg.progress,
+                      bf16=cfg.bf16, tensorboard=False, log_every=max(1, min(50, batches.per_epoch)))  # fmt: skip
+    t0 = time.perf_counter()
+    train_loop(model, classification_objective, batches, optimizer, scheduler, loop, evaluate=evaluate, resume=resume)
+    train_seconds = time.perf_counter() - t0
+    shutil.rmtree(out / "logs" / "checkpoints", ignore_errors=True)  # finished: nothing left to resume
+    top = max(history, key=lambda h: h["score"])
+    best = {"score": top["score"], "step": top["step"]}
+    for f in (out / "best").iterdir():
+        f.replace(out / f.name)
+    (out / "best").rmdir()
+    evals_file.unlink()
+    results = {"config": asdict(cfg), "kg": kg_meta, "graph": graph.describe(), "train_inputs": len(train),
+               "history": history, "best": best, "train_seconds": round(train_seconds, 1)}  # fmt: skip
+    if cfg.test:
+        best_model = load_classifier(out, labels, cfg.seed).to(device)
+        test_cfg = KgEvalConfig(model=str(out), dataset=str(cfg.dataset), split="test", bf16=cfg.bf16,
+                                seed=cfg.seed, eval_batch_size=cfg.eval_batch_size, max_test=cfg.max_test,
+                                progress=cfg.progress)  # fmt: skip
+        results["test"] = _evaluate_model(best_model, tokenizer, graph, kg_meta, test_cfg)
+    atomic_write_json(out / "results.json", results)
+    atomic_write_json(out / KG_FILE, kg_meta)  # last: a folder with kg.json is a finished KG model
+    fix_permissions(out)
     if "test" in results:
         print(format_results(results["test"]))
     return results
@@ -298,12 +330,24 @@ def evaluate_kg(cfg: KgEvalConfig) -> dict:
     config = load_model_config(cfg.model)
     tokenizer = load_tokenizer(cfg.model, config.vocab_size)
     graph = load_graph(cfg.dataset, meta.get("long_text", False))
+    graph.check_split(cfg.split)
+    if meta.get("graph_fingerprint") not in (None, graph_fingerprint(graph)):
+        raise LvBertError(f"{cfg.model} was trained on the graph {meta['dataset']}, whose entities and relations differ "
+                          f"from {cfg.dataset}'s; evaluate it with --dataset {meta['dataset']}")  # fmt: skip
     with quiet_transformers():
         model = AutoModelForSequenceClassification.from_pretrained(cfg.model, local_files_only=True)
     model.to(pick_device(cfg.device))
     if meta["task"] == "relation" and list(meta["labels"]) != list(graph.relations):
         raise LvBertError(f"{cfg.model} was trained on other relations than {cfg.dataset}'s; evaluate on its own graph")
     return _evaluate_model(model, tokenizer, graph, meta, cfg)
+
+
+def graph_fingerprint(graph) -> str:
+    """A digest of a graph's entity and relation sets: tells two graphs apart whatever their paths."""
+    import hashlib
+
+    text = "\n".join(sorted(graph.entities)) + "\n\t\n" + "\n".join(sorted(graph.relations))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def read_kg_meta(model_dir) -> dict:
@@ -409,7 +453,7 @@ def score_triples(cfg: KgScoreConfig) -> list[float]:
     from lvbert.model_dir import load_model_config, load_tokenizer, quiet_transformers
     from lvbert.tasks.kg import KnowledgeGraph, _read_triples, clean_name, load_graph
     from lvbert.training.distributed import pick_device
-    from lvbert.utils import atomic_write_text
+    from lvbert.utils import atomic_write_text, check_output_file
 
     meta = read_kg_meta(cfg.model)
     if meta["task"] == "relation":
@@ -417,16 +461,15 @@ def score_triples(cfg: KgScoreConfig) -> list[float]:
     path = Path(cfg.triples)
     if not path.is_file():
         raise LvBertError(f"--triples {path} does not exist")
+    if cfg.out:
+        check_output_file(cfg.out, inputs={"--triples": cfg.triples, "--model": cfg.model}, overwrite=cfg.overwrite)
     triples, _ = _read_triples(path)
+    if not triples:
+        raise LvBertError(f"{path} holds no triples; give a file of head<TAB>relation<TAB>tail lines")
     if cfg.dataset:
         graph = load_graph(cfg.dataset, meta.get("long_text", False))
-        unknown = [x for h, r, t in triples for x in (h, t) if x not in graph.entity_text]
-        if unknown:
-            raise LvBertError(f"{path}: unknown entity {unknown[0]!r} (not in {cfg.dataset}); leave out --dataset to "
-                              "score by the names")  # fmt: skip
+        triples = _known_triples(triples, graph, path, cfg)
         e_text, r_text = dict(graph.entity_text), dict(graph.relation_text)
-        for _, r, _ in triples:
-            r_text.setdefault(r, clean_name(r))
     else:
         e_text = {x: clean_name(x) for h, _, t in triples for x in (h, t)}
         r_text = {r: clean_name(r) for _, r, _ in triples}
@@ -445,3 +488,30 @@ def score_triples(cfg: KgScoreConfig) -> list[float]:
     else:
         sys.stdout.write(text)
     return probs
+
+
+def _known_triples(triples: list, graph, path: Path, cfg: KgScoreConfig) -> list:
+    """The triples whose entities and relation ``graph`` knows; an unknown name is an error unless
+    ``--allow-unknown`` (then one warning per unknown name, and its triples are left out of the output)."""
+    known = set(graph.entity_text) | set(graph.entities)
+    relations = set(graph.relations)
+    unknown: dict[str, str] = {}
+    for h, r, t in triples:
+        for kind, x, names in (("entity", h, known), ("relation", r, relations), ("entity", t, known)):
+            if x not in names:
+                unknown.setdefault(x, kind)
+    if not unknown:
+        return triples
+    if not cfg.allow_unknown:
+        name, kind = next(iter(unknown.items()))
+        raise LvBertError(f"{path}: unknown {kind} {name!r} (not in {cfg.dataset}); pass --allow-unknown to skip such "
+                          "triples or leave out --dataset to score by the names")  # fmt: skip
+    for name, kind in unknown.items():
+        print(f"lvbert: warning: {path}: unknown {kind} {name!r} (not in {cfg.dataset}); its triples are skipped",
+              file=sys.stderr)  # fmt: skip
+    kept = [tr for tr in triples if not any(x in unknown for x in tr)]
+    print(f"lvbert: warning: skipped {len(triples) - len(kept)} of {len(triples)} triples with unknown names",
+          file=sys.stderr)  # fmt: skip
+    if not kept:
+        raise LvBertError(f"{path}: every triple names something {cfg.dataset} lacks; nothing to score")
+    return kept

@@ -45,6 +45,13 @@ class KnowledgeGraph:
     relation_text: dict[str, str]
     entities: list[str] = field(default_factory=list)
     relations: list[str] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)  # split -> the file it was read from
+
+    def check_split(self, split: str) -> None:
+        """A one-line error when ``split`` has no triples (nothing to train on or to evaluate)."""
+        if not self.splits.get(split):
+            raise LvBertError(f"{self.files.get(split, self.name + ' ' + split)} holds no triples; give a file of "
+                              "head<TAB>relation<TAB>tail lines")  # fmt: skip
 
     @property
     def true_triples(self) -> set[Triple]:
@@ -65,8 +72,10 @@ class KnowledgeGraph:
 
 
 def _read_pairs(path: Path) -> dict[str, str]:
+    from lvbert.utils import read_text_file
+
     out = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text_file(path, "text file").splitlines(), 1):
         if not line.strip():
             continue
         key, _, text = line.partition("\t")
@@ -77,8 +86,10 @@ def _read_pairs(path: Path) -> dict[str, str]:
 
 
 def _read_triples(path: Path) -> tuple[list[Triple], list[int] | None]:
+    from lvbert.utils import read_text_file
+
     triples, labels = [], []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text_file(path, "triple file").splitlines(), 1):
         if not line.strip():
             continue
         parts = [p.strip() for p in line.split("\t")]
@@ -110,12 +121,13 @@ def load_graph(dataset: str | Path, long_text: bool = False) -> KnowledgeGraph:
             raise LvBertError(f"the demo graph {name} is not in {path.parent}; run 'lvbert data fetch demo' first")
     if not path.is_dir():
         raise LvBertError(f"knowledge graph {dataset!r} is neither a demo graph ({', '.join(DEMO_GRAPHS)}) nor a folder")
-    splits, labels = {}, {}
+    splits, labels, files = {}, {}, {}
     for split, names in SPLIT_FILES.items():
         f = next((path / n for n in names if (path / n).is_file()), None)
         if f is None:
             raise LvBertError(f"{path} has no {split} file ({' or '.join(names)})")
         splits[split], lab = _read_triples(f)
+        files[split] = f
         if lab is not None:
             labels[split] = lab
     ent_file = path / ("entity2textlong.txt" if long_text and (path / "entity2textlong.txt").exists() else "entity2text.txt")
@@ -147,7 +159,7 @@ def load_graph(dataset: str | Path, long_text: bool = False) -> KnowledgeGraph:
             raise LvBertError(f"{ent_file} has no text for entity {missing[0]!r}")
     entity_text = {e: entity_text.get(e, clean_name(e)) for e in entities}
     relation_text = {r: relation_text.get(r, clean_name(r)) for r in relations}
-    return KnowledgeGraph(name, splits, labels, entity_text, relation_text, entities, relations)
+    return KnowledgeGraph(name, splits, labels, entity_text, relation_text, entities, relations, files)
 
 
 # ----------------------------------------------------------------------------- negatives
