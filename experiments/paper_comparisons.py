@@ -82,8 +82,8 @@ def _atomic_json(path: Path, obj) -> None:
 
 
 def job_supernet(out: str, data: str, b: Budget, allowed: str, device: str) -> None:
-    from lvbert.recipes.common import RUN_CONFIG
     from lvbert.recipes.supernet import SupernetTrainConfig, train_supernet
+    from lvbert.training.run import RUN_CONFIG
 
     run = Path(out)
     cfg = SupernetTrainConfig(data=data, out=out, size=b.size, allowed=allowed, steps=b.supernet_steps,
@@ -114,10 +114,11 @@ def job_search(out: str, data: str, b: Budget, supernet: str, strategy: str, max
 
 def job_model(out: str, data: str, b: Budget, arch: str, seed: int, ood: str, task_dir: str, device: str) -> None:
     """Pre-train ``arch`` with ``seed``, evaluate it on the out-of-domain text, fine-tune it on polarity."""
-    from lvbert.recipes.common import RUN_CONFIG, read_json
     from lvbert.recipes.eval import EvalConfig, evaluate
     from lvbert.recipes.finetune import finetune
     from lvbert.recipes.pretrain import PretrainConfig, pretrain
+    from lvbert.training.run import RUN_CONFIG
+    from lvbert.utils import read_json
 
     root = Path(out)
     t0 = time.time()

@@ -37,13 +37,13 @@ def main(argv=None) -> int:
 
     from lvbert.arch import LV_BERT_SMALL
     from lvbert.data.masking import fixed_mask_validation
-    from lvbert.objectives import unigram_accuracy
     from lvbert.model_dir import load_supernet
-    from lvbert.recipes.common import RUN_CONFIG
+    from lvbert.objectives import unigram_accuracy
     from lvbert.recipes.pretrain import PretrainConfig, pretrain
     from lvbert.recipes.supernet import SupernetTrainConfig, train_supernet
     from lvbert.search.evolution import fitness_noise
     from lvbert.search.fitness import SupernetFitness
+    from lvbert.training.run import RUN_CONFIG
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "lvbert.commands.kg",
     "lvbert.commands.quantize",
     "lvbert.commands.quickstart",
+    "lvbert.commands.convert",
 ]
 
 

@@ -41,8 +41,9 @@ def quiet_transformers():
 
 def load_config(model_dir: str | Path, allowed_types: tuple[str, ...] = ("lvbert",)):
     """The folder's ``config.json`` as a transformers config; its ``model_type`` must be in ``allowed_types``."""
-    import lvbert  # noqa: F401  (registers the Auto classes)
     from transformers import AutoConfig
+
+    import lvbert  # noqa: F401  (registers the Auto classes)
 
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
@@ -226,3 +227,21 @@ def load_supernet(path: str | Path):
     path = check_supernet_dir(path)
     with quiet_transformers():
         return LvBertSupernet.from_pretrained(str(path))
+
+
+def check_model_weights(folder, option: str) -> None:
+    """A one-line error for a ``.safetensors`` file in ``folder`` that is empty, truncated or not one
+    (safetensors' own error names no file); folders without such files are left to the loaders."""
+    from safetensors import safe_open
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt"):
+                pass
+        except Exception as e:  # SafetensorError, or an OSError for an unreadable file
+            raise LvBertError(f"{option} {folder}: {path.name} is empty, truncated or not a safetensors file "
+                              f"({str(e).splitlines()[0][:100] if str(e) else type(e).__name__}); write the model "
+                              "again") from None  # fmt: skip

@@ -8,9 +8,15 @@ import json
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr, as the CLI prints Python warnings (``lvbert: warning: ...``)."""
+    print(f"lvbert: warning: {message}", file=sys.stderr)
 
 
 def lvbert_home() -> Path:
@@ -267,3 +273,7 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.xfail(strict=False, reason="recipes' helpers still movi
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lvbert"
 # Recipe infrastructure every recipe may import (the typed options), not a recipe itself.
-RECIPE_INFRASTRUCTURE = {"lvbert.recipes.options"}
+RECIPE_INFRASTRUCTURE = {"lvbert.options"}
 # Pipelines: their job is to run other recipes through their public entry points.
 PIPELINES = {"lvbert.recipes.quickstart", "lvbert.recipes.compress"}
 FRONT = ("lvbert.recipes", "lvbert.commands", "lvbert.cli", "lvbert.__main__")

@@ -23,7 +23,6 @@ from test_nas import _train_argv, nas_run, nas_teacher  # noqa: F401  (module fi
 from test_quantize import _quantize_argv, finetuned  # noqa: F401  (module fixture)
 from test_reliability import _one_line, small_fs  # noqa: F401  (fixture)
 
-TASK_XFAIL = pytest.mark.xfail(strict=False, reason="task reading fixed on another branch")
 needs_deploy = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="needs the deploy extra")
 
 
@@ -134,7 +133,6 @@ def test_distill_broken_inputs_are_one_line(teachers, finetuned, real_data, tmp_
     assert not (tmp_path / "o").exists()
 
 
-@TASK_XFAIL
 @pytest.mark.parametrize("data", ["text\tlabel\ncaf\xe9\t1\n".encode("latin-1"), b"\x00\x01\x02\x03"])
 def test_task_distill_with_an_undecodable_task_file_is_one_line(finetuned, tmp_path, capsys, data):
     folder = _copy(finetuned["data"], tmp_path / "data")
@@ -176,7 +174,6 @@ def test_quantize_bad_options_and_broken_models_are_one_line(finetuned, tmp_path
     assert not out.exists()
 
 
-@TASK_XFAIL
 @pytest.mark.parametrize("data", ["text\tother\tlabel\ncaf\xe9\tx\t1\n".encode("latin-1"), b"\x00\x01\x02\x03"])
 def test_quantize_with_an_undecodable_task_file_is_one_line(finetuned, tmp_path, capsys, data):
     folder = _copy(finetuned["data"], tmp_path / "data")
@@ -250,7 +247,6 @@ def test_predict_broken_models_are_one_line(finetuned, tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-@TASK_XFAIL
 @pytest.mark.parametrize("data", ["text\tother\tlabel\ncaf\xe9\tx\t1\n".encode("latin-1"), b"\x00\x01\x02\x03"])
 def test_predict_with_an_undecodable_test_file_is_one_line(finetuned, tmp_path, capsys, data):
     folder = _copy(finetuned["data"], tmp_path / "data")

@@ -11,7 +11,7 @@ import yaml
 
 from lvbert.cli import build_parser
 from lvbert.errors import LvBertError
-from lvbert.recipes.options import collect, config_fields, field_type, flag_name
+from lvbert.options import collect, config_fields, field_type, flag_name
 
 # A valid value of each base type, as typed on a command line and as written in YAML (YAML reads
 # ``1e-3`` as a string, which is exactly what has to arrive as a float).

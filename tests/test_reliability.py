@@ -80,14 +80,26 @@ _PAYLOAD = textwrap.dedent(
 
 
 @pytest.mark.parametrize("name", ["rng.pt", "optimizer.pt", "scheduler.pt"])
-def test_resume_refuses_a_planted_pickle_and_runs_no_code(real_data, tmp_path, capsys, name):
+def test_resume_refuses_a_planted_pickle_and_runs_no_code(real_data, tmp_path, capsys, name, monkeypatch):
+    from lvbert.training import loop
+
+    real_save = loop.save_checkpoint
+
+    def save_then_stop(*args, **kwargs):  # an interrupted run: killed right after its step-2 checkpoint
+        path = real_save(*args, **kwargs)
+        if path.name.endswith("2"):
+            raise KeyboardInterrupt
+        return path
+
     run = tmp_path / "run"
-    assert main(_sn(real_data, run, "--steps", "2", "--save-every", "1", "--keep-last", "1")) == 0
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_stop)
+    assert main(_sn(real_data, run, "--steps", "3", "--save-every", "1", "--keep-last", "1")) == 130
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
     marker = tmp_path / "code-ran"
     target = list_checkpoints(run)[-1] / name
     subprocess.run([sys.executable, "-c", _PAYLOAD.format(marker=marker, target=target)], check=True)
     capsys.readouterr()
-    assert main(_sn(real_data, run, "--steps", "3", "--resume")) == 2
+    assert main(_sn(real_data, run, "--steps", "3", "--save-every", "1", "--keep-last", "1", "--resume")) == 2
     err = capsys.readouterr().err
     _one_line(err, "no checkpoint", "can be read")
     assert "refusing to load it" in err and name in err

@@ -154,3 +154,32 @@ def test_squad_from_a_hub_layout(tmp_path, version):
     assert len(train) == 6 and train[1].answers == [("the park", train[1].context.index("the park"))]
     dev = read_squad(dev_file, version)
     assert [ex.is_impossible for ex in dev] == ([False, False, False, True] if version == "2.0" else [False] * 4)
+
+
+def test_finetune_and_predict_read_glue_from_a_hub_layout(glue_repo, tmp_path, capsys):
+    """The commands a user types: `--dataset FOLDER:sst2` (a hub copy), a save_to_disk folder as
+    --data-dir, and no data option at all (the hub, unreachable here: one line naming --data-dir)."""
+    import json
+
+    from lvbert.cli import main
+    from test_finetune_recipe import make_model_dir
+
+    model = make_model_dir(tmp_path / "pre")
+    common = ["--model", str(model), "--task", "sst2", "--epochs", "1", "--no-progress", "--batch-size", "4"]
+    assert main(["finetune", *common, "--dataset", f"{glue_repo}:sst2", "--out", str(tmp_path / "a")]) == 0
+    res = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert res["num_train"] == 12 and res["num_dev"] == {"dev": 6}
+    saved = tmp_path / "saved"
+    load_dataset_dict(str(glue_repo), "sst2").save_to_disk(str(saved))
+    assert main(["finetune", *common, "--data-dir", str(saved), "--out", str(tmp_path / "b")]) == 0
+    assert json.loads((tmp_path / "b" / "results.json").read_text())["num_train"] == 12
+    capsys.readouterr()
+    assert main(["finetune", *common, "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "nyu-mll/glue" in err and "--data-dir" in err and "Traceback" not in err
+    assert not (tmp_path / "c").exists()
+    # the GLUE submission file from the hub copy's test split
+    assert main(["predict", "--model", str(tmp_path / "a"), "--task", "sst2", "--dataset", f"{glue_repo}:sst2",
+                 "--out", str(tmp_path / "sub")]) == 0  # fmt: skip
+    lines = (tmp_path / "sub" / "SST-2.tsv").read_text().splitlines()
+    assert lines[0] == "index\tprediction" and len(lines) == 5 and {ln.split("\t")[1] for ln in lines[1:]} <= {"0", "1"}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from lvbert.arch import NAMED_ARCHS, arch_info, strip_diagram
 from lvbert.errors import LvBertError
-from lvbert.recipes.options import add_options, option, resolve
+from lvbert.options import add_options, option, resolve
 from lvbert.utils import human
 
 

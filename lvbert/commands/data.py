@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lvbert.errors import LvBertError
-from lvbert.recipes.options import add_options, option, resolve
+from lvbert.options import add_options, option, resolve
 from lvbert.utils import human
 
 DOC_MODES = ("blank-line", "line")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from lvbert.recipes.options import add_options, resolve
+from lvbert.options import add_options, resolve
 
 
 def register(sub) -> None:

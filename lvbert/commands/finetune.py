@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from lvbert.recipes.options import add_options, resolve, resolve_run
+import dataclasses
+
+from lvbert.options import add_options, resolve, resolve_run
 
 
 def register(sub) -> None:
@@ -30,16 +32,31 @@ def register(sub) -> None:
     pr.set_defaults(func=run_predict, config_class=PredictConfig)
 
 
+QA_TASKS = ("squad", "squad2")  # extractive question answering: its own recipe (recipes/squad.py)
+
+
 def run_finetune(args) -> int:
     from lvbert.recipes.finetune import FinetuneConfig, run_finetune
+    from lvbert.recipes.squad import finetune_squad
 
     cfg, resume = resolve_run(FinetuneConfig, args)
-    run_finetune(cfg, resume=resume)
+    task = (cfg.task or "").strip().lower()
+    if task in QA_TASKS:
+        cfg.check_required()
+        finetune_squad(dataclasses.replace(cfg, task=task), resume)
+    else:
+        run_finetune(cfg, resume=resume)
     return 0
 
 
 def run_predict(args) -> int:
     from lvbert.recipes.predict import PredictConfig, run_predict
+    from lvbert.recipes.squad import predict_squad
 
-    run_predict(resolve(PredictConfig, args))
+    cfg = resolve(PredictConfig, args)
+    task = (cfg.task or "").strip().lower()
+    if task in QA_TASKS and cfg.model and cfg.out:
+        predict_squad(cfg.model, task, cfg.dev_file, cfg.out, cfg.batch_size, cfg.bf16, cfg.device, cfg.overwrite)
+    else:
+        run_predict(cfg)
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lvbert.recipes.options import add_options, resolve, resolve_run
+from lvbert.options import add_options, resolve, resolve_run
 
 
 def register(sub) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lvbert.errors import LvBertError
-from lvbert.recipes.options import add_options, option, resolve
+from lvbert.options import add_options, option, resolve
 
 TASKS = ("polarity", "uncertainty", "bbc-topic")
 

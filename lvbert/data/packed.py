@@ -70,7 +70,6 @@ class PreparedData:
         for name in self.manifest["splits"]:
             _load_arrays(self.path, self.manifest, name)  # a truncated or missing array: one line now, not mid-run
 
-
     def identity(self) -> dict:
         """What a run trained on this data must keep on resume: sequence length, tokenizer, vocabulary size."""
         return {"seq_len": self.seq_len, "tokenizer": self.fingerprint, "vocab_size": len(self.tokenizer)}
@@ -164,3 +163,11 @@ class PackedDataset(torch.utils.data.Dataset):
 
     def __repr__(self) -> str:
         return f"PackedDataset({str(self.data_dir)!r}, split={self.split!r}, sequences={len(self)}, seq_len={self.seq_len})"
+
+
+def check_positions(seq_len: int, max_positions: int) -> None:
+    if seq_len > max_positions:
+        raise LvBertError(
+            f"the data's sequences have {seq_len} tokens but the model has {max_positions} positions; "
+            f"prepare the data with --seq-len {max_positions} or less, or raise max_position_embeddings"
+        )

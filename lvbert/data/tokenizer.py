@@ -205,3 +205,16 @@ def check_tokenizer_matches(tokenizer, vocab_size: int) -> None:
             f"the model has {vocab_size} embeddings but the tokenizer only {size} tokens; {vocab_size - size} rows stay unused",
             stacklevel=2,
         )
+
+
+def check_teacher_vocab(teacher_dir: Path, tokenizer, what: str) -> None:
+    """The teacher must read the same ids: its tokenizer's vocabulary equals the data's."""
+    try:
+        t_tok = load_tokenizer(teacher_dir)
+    except LvBertError:
+        raise LvBertError(f"{teacher_dir} has no tokenizer; save the teacher's tokenizer next to it (the vocabulary must "
+                          f"match {what})") from None  # fmt: skip
+    if vocab_fingerprint(t_tok) != vocab_fingerprint(tokenizer):
+        raise LvBertError(f"the teacher's vocabulary ({len(t_tok):,} tokens) is not the one of {what} "
+                          f"({len(tokenizer):,}); the student must read the teacher's token ids: prepare the data "
+                          "with the teacher's tokenizer")  # fmt: skip

@@ -286,3 +286,24 @@ def agreement(model: nn.Module, onnx_model: OnnxClassifier, batches) -> dict:
             total += a.shape[0]
             worst = max(worst, float((a - o).abs().max()))
     return {"agreement": same / max(total, 1), "examples": total, "max_abs_logit_diff": worst}
+
+
+def export_checked(model, out: Path, calib: list[dict] | None, dev_enc, pad: int, dynamic_int8: bool = False) -> dict:
+    """``out/model.onnx`` and, given ``dev_enc`` (an encoded dev split), its agreement with ``model``."""
+    from lvbert.tasks.encoding import collate
+    from lvbert.utils import warn
+
+    model = model.cpu().eval()
+    path = export_onnx(model, out, calib, dynamic_int8=dynamic_int8)
+    res = {"file": path.name, "bytes": path.stat().st_size}
+    if dev_enc is None:
+        print(f"ONNX model written to {path} ({res['bytes']:,} bytes)")
+        return res
+    n = len(dev_enc)
+    batches = [collate(dev_enc, list(range(s, min(s + 64, n))), pad) for s in range(0, n, 64)]
+    res.update(agreement(model, OnnxClassifier(out), batches))
+    print(f"ONNX model written to {path} ({res['bytes']:,} bytes): predictions agree with the torch model on "
+          f"{100 * res['agreement']:.2f}% of {res['examples']} dev examples")  # fmt: skip
+    if res["agreement"] < 0.99 and not dynamic_int8:
+        warn(f"the ONNX model agrees with the torch model on only {100 * res['agreement']:.2f}% of dev examples")
+    return res

@@ -372,3 +372,71 @@ def mlm_kd_objective(model, batch: dict, teacher: nn.Module, weight: float = 0.5
     correct, total = masked_accuracy(out.logits.detach(), batch["labels"])
     return {"loss": (1.0 - weight) * out.loss + weight * kd, "mlm_loss": out.loss.detach(), "kd_loss": kd.detach(),
             "mlm_accuracy": correct / max(total, 1)}  # fmt: skip
+
+
+class DistillModel(nn.Module):
+    """What the loop trains: the student and the loss module (its projections). The teacher is held
+    outside the module tree, so it is neither trained nor saved in checkpoints."""
+
+    def __init__(self, student: nn.Module, loss: nn.Module, teacher: nn.Module, mlm_weight: float = 0.0):
+        super().__init__()
+        self.student = student
+        self.loss = loss
+        object.__setattr__(self, "_teacher", teacher)  # not a submodule
+        self.mlm_weight = mlm_weight
+
+    @property
+    def teacher(self):
+        return self._teacher
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None, prediction: bool = False,
+                **_) -> dict:  # fmt: skip
+        """Teacher and student read the same ``input_ids`` (masked or not: the batches decide)."""
+        t = self.teacher(input_ids, attention_mask, token_type_ids, with_attentions=not prediction)
+        kw = dict(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                  output_hidden_states=not prediction, output_attentions=not prediction)  # fmt: skip
+        if self.mlm_weight > 0:
+            kw["labels"] = labels
+        out = self.student(**kw)
+        res = self.loss(out, t, attention_mask, prediction=prediction)
+        if self.mlm_weight > 0:
+            res["loss"] = res["loss"] + self.mlm_weight * out.loss
+            res["mlm_loss"] = out.loss.detach()
+        return res
+
+
+def distill_objective(model, batch: dict, prediction: bool = False) -> dict:
+    keys = ("input_ids", "attention_mask", "token_type_ids", "labels")
+    return model(**{k: batch[k] for k in keys if k in batch}, prediction=prediction)
+
+
+def num_parameters(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def kdlsq_objective(kd: bool, gold_weight: float, regression: bool):
+    """KDLSQ's loss for quantization-aware training (Jin et al. 2021): the TinyBERT hidden-state and
+    attention terms plus the prediction term (soft cross-entropy, or MSE to the label for regression),
+    with ``gold_weight`` x the labels' cross-entropy; without ``kd``, the labels' loss alone. The
+    model is a :class:`DistillModel` (``student``, ``teacher``, ``loss``)."""
+
+    def objective(model, batch: dict) -> dict:
+        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
+        if not kd:
+            return {"loss": model.student(**inputs, labels=batch["labels"]).loss}
+        t = model.teacher(inputs["input_ids"], inputs.get("attention_mask"), inputs.get("token_type_ids"))
+        out = model.student(**inputs, output_hidden_states=True, output_attentions=True)
+        inter = model.loss(out, t, inputs.get("attention_mask"))
+        if regression:  # KDLSQ: the logit term of a regression task is the MSE to the label
+            pred = F.mse_loss(out.logits.squeeze(-1).float(), batch["labels"].float())
+        else:
+            pred = model.loss.prediction_loss(out.logits, t.logits)
+        loss = inter["loss"] + pred
+        res = {"hidden_loss": inter["hidden_loss"], "attention_loss": inter["attention_loss"], "pred_loss": pred.detach()}
+        if gold_weight > 0 and not regression:
+            gold = F.cross_entropy(out.logits.float(), batch["labels"].long())
+            loss = loss + gold_weight * gold
+            res["gold_loss"] = gold.detach()
+        return {"loss": loss, **res}
+
+    return objective

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from lvbert.errors import LvBertError
-from lvbert.recipes.options import option
+from lvbert.options import option
 
 METHODS = ("mlm", "cbert", "random")
 DEFAULT_COPIES = {"mlm": 20, "cbert": 4, "random": 4}
@@ -382,7 +382,7 @@ def augment(cfg: AugmentConfig, resume: bool = False) -> Path:
     ``resume``: continue the C-MLM fine-tuning (``--method cbert``) of a killed run from its last
     checkpoint, kept beside ``out`` in ``.<name>.cmlm-run`` until the folder is written."""
     from lvbert.model_dir import load_mlm
-    from lvbert.recipes.common import prepare_run_dir, write_run_config
+    from lvbert.training.run import prepare_run_dir, write_run_config
     from lvbert.tasks import DEMO_TASKS, demo_data_dir, get_task
     from lvbert.tasks.task import data_rows, with_texts, write_rows
     from lvbert.training.distributed import pick_device

@@ -30,12 +30,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 
+from lvbert.data.tokenizer import check_teacher_vocab
 from lvbert.errors import LvBertError
-from lvbert.recipes.checks import check_model_weights, check_non_negative, check_rates, check_run_output
-from lvbert.recipes.common import check_teacher_vocab
-from lvbert.recipes.options import option
+from lvbert.model_dir import check_model_weights
+from lvbert.objectives.distill import DistillModel, distill_objective, num_parameters
+from lvbert.options import check_non_negative, check_rates, option
+from lvbert.training.run import check_run_output
 
 
 @dataclass
@@ -128,46 +129,6 @@ class DistillConfig:
         return {"--teacher": self.teacher, "--data": self.data, "--student": self.student, "--data-dir": self.data_dir}
 
 
-class DistillModel(nn.Module):
-    """What the loop trains: the student and the loss module (its projections). The teacher is held
-    outside the module tree, so it is neither trained nor saved in checkpoints."""
-
-    def __init__(self, student: nn.Module, loss: nn.Module, teacher: nn.Module, mlm_weight: float = 0.0):
-        super().__init__()
-        self.student = student
-        self.loss = loss
-        object.__setattr__(self, "_teacher", teacher)  # not a submodule
-        self.mlm_weight = mlm_weight
-
-    @property
-    def teacher(self):
-        return self._teacher
-
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None, prediction: bool = False,
-                **_) -> dict:  # fmt: skip
-        """Teacher and student read the same ``input_ids`` (masked or not: the batches decide)."""
-        t = self.teacher(input_ids, attention_mask, token_type_ids, with_attentions=not prediction)
-        kw = dict(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                  output_hidden_states=not prediction, output_attentions=not prediction)  # fmt: skip
-        if self.mlm_weight > 0:
-            kw["labels"] = labels
-        out = self.student(**kw)
-        res = self.loss(out, t, attention_mask, prediction=prediction)
-        if self.mlm_weight > 0:
-            res["loss"] = res["loss"] + self.mlm_weight * out.loss
-            res["mlm_loss"] = out.loss.detach()
-        return res
-
-
-def _distill_objective(model, batch: dict, prediction: bool = False) -> dict:
-    keys = ("input_ids", "attention_mask", "token_type_ids", "labels")
-    return model(**{k: batch[k] for k in keys if k in batch}, prediction=prediction)
-
-
-def _params(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())
-
-
 def run_distill(cfg: DistillConfig, resume: bool = False) -> Path:
     """Run general or task distillation as configured; returns the output folder."""
     return general_distill(cfg, resume) if cfg.data is not None else task_distill(cfg, resume)
@@ -178,14 +139,14 @@ def run_distill(cfg: DistillConfig, resume: bool = False) -> Path:
 
 def general_distill(cfg: DistillConfig, resume: bool = False) -> Path:
     from lvbert.data.masking import MaskingConfig, fixed_mask_validation
-    from lvbert.data.packed import open_data
+    from lvbert.data.packed import check_positions, open_data
     from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM
     from lvbert.objectives.distill import DistillLoss, align, load_teacher, slot_pair_layers
-    from lvbert.recipes.common import check_positions, loop_config, prepare_run_dir, save_tokenizer, write_run_config
     from lvbert.training.batches import PretrainBatches
     from lvbert.training.distributed import cleanup, setup_distributed
     from lvbert.training.loop import train_loop
     from lvbert.training.optim import build_optimizer, linear_schedule
+    from lvbert.training.run import loop_config, prepare_run_dir, write_run_config
     from lvbert.utils import atomic_write_json, fix_permissions
 
     check_model_weights(cfg.teacher, "--teacher")
@@ -205,9 +166,9 @@ def general_distill(cfg: DistillConfig, resume: bool = False) -> Path:
         alignment = align(slot_pair_layers(student_cfg.arch), teacher.layers, cfg.mapping)
         loss = DistillLoss(alignment, student_cfg.hidden_size, teacher.hidden_size, cfg.projection, cfg.temperature)
         model = DistillModel(student, loss, teacher, cfg.mlm_weight)
-        if _params(student.lvbert) > _params(teacher.model):
-            warnings.warn(f"the student ({_params(student.lvbert):,} parameters) is larger than the teacher "
-                          f"({_params(teacher.model):,}); distillation usually shrinks a model", stacklevel=2)  # fmt: skip
+        if num_parameters(student.lvbert) > num_parameters(teacher.model):
+            warnings.warn(f"the student ({num_parameters(student.lvbert):,} parameters) is larger than the teacher "
+                          f"({num_parameters(teacher.model):,}); distillation usually shrinks a model", stacklevel=2)  # fmt: skip
         identity = {"kind": "distill-general", "arch": student_cfg.arch, "size": cfg.size, "teacher": str(teacher_dir),
                     "mapping": cfg.mapping, "projection": cfg.projection, **data.identity()}  # fmt: skip
         resuming = prepare_run_dir(out, resume, identity)
@@ -217,8 +178,8 @@ def general_distill(cfg: DistillConfig, resume: bool = False) -> Path:
         if info.is_main:
             out.mkdir(parents=True, exist_ok=True)
             write_run_config(out, {**asdict(cfg), "lr": lr, "processes": info.world_size}, identity)
-            print(f"distill (general): student {student_cfg.arch} at {cfg.size} ({_params(student.lvbert):,} parameters) "
-                  f"from {teacher_dir} ({_params(teacher.model):,}); {cfg.steps} steps x {cfg.batch_size}, lr {lr}; "
+            print(f"distill (general): student {student_cfg.arch} at {cfg.size} ({num_parameters(student.lvbert):,} parameters) "
+                  f"from {teacher_dir} ({num_parameters(teacher.model):,}); {cfg.steps} steps x {cfg.batch_size}, lr {lr}; "
                   f"{alignment.describe()}")  # fmt: skip
         model.to(info.device)
         teacher.to(info.device)
@@ -240,14 +201,14 @@ def general_distill(cfg: DistillConfig, resume: bool = False) -> Path:
         def evaluate(m, step: int) -> dict:
             return evaluate_distill(m, valid, masked=cfg.mask)
 
-        result = train_loop(model, _distill_objective, batches, optimizer, scheduler, loop_config(cfg, out),
+        result = train_loop(model, distill_objective, batches, optimizer, scheduler, loop_config(cfg, out),
                             dist_info=info, evaluate=evaluate if info.is_main else None,
-                            on_checkpoint=lambda folder: save_tokenizer(tokenizer, folder), resume=resuming)  # fmt: skip
+                            on_checkpoint=lambda folder: tokenizer.save_pretrained(str(folder)), resume=resuming)  # fmt: skip
         if info.is_main:
             student.save_pretrained(str(out))
-            save_tokenizer(tokenizer, out)
+            tokenizer.save_pretrained(str(out))
             atomic_write_json(out / "summary.json", {"stage": "general", "arch": student_cfg.arch, "step": result["step"],
-                                                     "params": _params(student.lvbert), "validation": result["eval"],
+                                                     "params": num_parameters(student.lvbert), "validation": result["eval"],
                                                      "alignment": {"hidden": alignment.hidden,
                                                                    "attention": alignment.attention}})  # fmt: skip
             fix_permissions(out)
@@ -289,13 +250,13 @@ def task_distill(cfg: DistillConfig, resume: bool = False) -> Path:
     """Intermediate-layer then prediction-layer distillation on a task; writes a fine-tuned model folder."""
     from lvbert.model_dir import load_classifier, load_model_config, load_tokenizer, save_model_dir
     from lvbert.objectives.distill import DistillLoss, align, load_teacher, slot_pair_layers
-    from lvbert.recipes.common import prepare_run_dir, write_run_config
-    from lvbert.recipes.finetune import resolve_max_seq_len, summarise
     from lvbert.tasks import DEMO_TASKS, demo_data_dir, get_task
-    from lvbert.tasks.encoding import IndexedBatches, encode_task, evaluate_splits
+    from lvbert.tasks.encoding import IndexedBatches, encode_task, evaluate_splits, resolve_max_seq_len
+    from lvbert.tasks.metrics import summarise
     from lvbert.training.distributed import pick_device
     from lvbert.training.loop import LoopConfig, train_loop
     from lvbert.training.optim import build_optimizer, linear_schedule
+    from lvbert.training.run import prepare_run_dir, write_run_config
     from lvbert.utils import atomic_write_json, fix_permissions
 
     check_model_weights(cfg.student, "--student")
@@ -336,8 +297,8 @@ def task_distill(cfg: DistillConfig, resume: bool = False) -> Path:
     loss = DistillLoss(alignment, student.config.hidden_size, teacher.hidden_size, cfg.projection, cfg.temperature)
     model = DistillModel(student, loss, teacher).to(device)
     teacher.to(device)
-    print(f"distill ({task.name}): student {student.config.arch} ({_params(student.lvbert):,} parameters) from "
-          f"{teacher_dir} ({_params(teacher.model):,}); {len(train)} train, {cfg.epochs} + {cfg.pred_epochs} epochs; "
+    print(f"distill ({task.name}): student {student.config.arch} ({num_parameters(student.lvbert):,} parameters) from "
+          f"{teacher_dir} ({num_parameters(teacher.model):,}); {len(train)} train, {cfg.epochs} + {cfg.pred_epochs} epochs; "
           f"{alignment.describe()}")  # fmt: skip
 
     batches = IndexedBatches(train, cfg.batch_size, cfg.seed, pad)
@@ -349,7 +310,7 @@ def task_distill(cfg: DistillConfig, resume: bool = False) -> Path:
     loop1 = LoopConfig(out_dir=str(phase1), max_steps=steps1, clip_norm=cfg.clip_norm, bf16=cfg.bf16,
                        log_every=cfg.log_every, save_every=cfg.save_every, keep_last=cfg.keep_last, seed=cfg.seed,
                        progress=cfg.progress, tensorboard=False)  # fmt: skip
-    train_loop(model, _distill_objective, batches, optimizer, constant, loop1, resume=resume)  # its own checkpoints
+    train_loop(model, distill_objective, batches, optimizer, constant, loop1, resume=resume)  # its own checkpoints
 
     # phase 2: the prediction layer, warm-up + linear decay, dev scored every epoch, the best kept
     steps2 = batches.steps(cfg.pred_epochs)
@@ -370,7 +331,7 @@ def task_distill(cfg: DistillConfig, resume: bool = False) -> Path:
                        log_every=cfg.log_every, save_every=0, eval_every=batches.per_epoch, save_final=False,
                        seed=cfg.seed, progress=cfg.progress, tensorboard=False)  # fmt: skip
     t0 = time.perf_counter()
-    train_loop(model, lambda m, b: _distill_objective(m, b, prediction=True), IndexedBatches(train, cfg.batch_size,
+    train_loop(model, lambda m, b: distill_objective(m, b, prediction=True), IndexedBatches(train, cfg.batch_size,
                cfg.seed + 1, pad), optimizer, scheduler, loop2, evaluate=evaluate)  # fmt: skip
     top = max(history, key=lambda h: h["score"])
     run = {"seed": cfg.seed, "best_step": top["step"], "best_epoch": top["epoch"], "score": top["score"],

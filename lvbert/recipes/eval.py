@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lvbert.errors import LvBertError
-from lvbert.recipes.options import option
+from lvbert.options import option
 
 
 @dataclass
@@ -52,7 +52,7 @@ class EvalConfig:
             raise LvBertError(f"--seq-len must be at least 8, got {self.seq_len}")
         if self.mask_mode not in ("bert", "electra"):
             raise LvBertError(f"--mask-mode must be bert or electra, got {self.mask_mode!r}")
-        from lvbert.recipes.finetune import check_device
+        from lvbert.training.distributed import check_device
 
         check_device(self.device)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lvbert.errors import LvBertError
-from lvbert.recipes.options import option
+from lvbert.options import option
 
 EXPORT_JSON = "export.json"
 
@@ -44,35 +44,12 @@ class ExportConfig:
             raise LvBertError("--calib-batches and --batch-size must be at least 1")
 
 
-def export_checked(model, out: Path, calib: list[dict] | None, dev_enc, pad: int, dynamic_int8: bool = False) -> dict:
-    """``out/model.onnx`` and, given ``dev_enc`` (an encoded dev split), its agreement with ``model``."""
-    from lvbert.export.onnx import OnnxClassifier, agreement, export_onnx
-    from lvbert.tasks.encoding import collate, warn
-
-    model = model.cpu().eval()
-    path = export_onnx(model, out, calib, dynamic_int8=dynamic_int8)
-    res = {"file": path.name, "bytes": path.stat().st_size}
-    if dev_enc is None:
-        print(f"ONNX model written to {path} ({res['bytes']:,} bytes)")
-        return res
-    n = len(dev_enc)
-    batches = [collate(dev_enc, list(range(s, min(s + 64, n))), pad) for s in range(0, n, 64)]
-    res.update(agreement(model, OnnxClassifier(out), batches))
-    print(f"ONNX model written to {path} ({res['bytes']:,} bytes): predictions agree with the torch model on "
-          f"{100 * res['agreement']:.2f}% of {res['examples']} dev examples")  # fmt: skip
-    if res["agreement"] < 0.99 and not dynamic_int8:
-        warn(f"the ONNX model agrees with the torch model on only {100 * res['agreement']:.2f}% of dev examples")
-    return res
-
-
 def export(cfg: ExportConfig) -> Path:
     """Write ``model.onnx`` as configured (module docstring); returns its path."""
-    from lvbert.export.onnx import ONNX_FILE, require_deploy
-    from lvbert.model_dir import load_finetuned, load_tokenizer
-    from lvbert.recipes.checks import check_model_weights
-    from lvbert.recipes.finetune import resolve_max_seq_len
-    from lvbert.recipes.predict import task_for_model
-    from lvbert.tasks.encoding import IndexedBatches, encode_task
+    from lvbert.export.onnx import ONNX_FILE, export_checked, require_deploy
+    from lvbert.model_dir import check_model_weights, load_finetuned, load_tokenizer
+    from lvbert.tasks import task_for_model
+    from lvbert.tasks.encoding import IndexedBatches, encode_task, resolve_max_seq_len
     from lvbert.utils import atomic_write_json, check_out_dir, check_output_file
 
     model_dir = Path(cfg.model)
@@ -93,7 +70,8 @@ def export(cfg: ExportConfig) -> Path:
     if cfg.task:
         tokenizer = load_tokenizer(model_dir, model.config.vocab_size)
         pad = tokenizer.pad_token_id or 0
-        task, data_dir = task_for_model(cfg, model.config, model_dir)
+        task, data_dir = task_for_model(cfg.task, cfg.data_dir, model.config, model_dir, cfg.text_column, cfg.text_pair_column,
+                                     cfg.label_column)
         max_len = resolve_max_seq_len(None, model.config.max_position_embeddings)
         train, dev = encode_task(task, data_dir, tokenizer, max_len)
         batches = IndexedBatches(train, cfg.batch_size, 0, pad)

@@ -27,26 +27,30 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import re
-import shutil
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from lvbert.errors import LvBertError
 from lvbert.model_dir import load_classifier, load_model_config, load_tokenizer, save_model_dir
 from lvbert.objectives import classification_objective
-from lvbert.recipes.options import option
+from lvbert.options import option
 from lvbert.tasks import DEMO_TASKS, Task, demo_data_dir, get_task, glue_tasks_in
-from lvbert.tasks.encoding import IndexedBatches, encode_task, evaluate_splits, warn
-from lvbert.training.distributed import pick_device
-from lvbert.training.loop import LoopConfig, train_loop
+from lvbert.tasks.encoding import IndexedBatches, encode_task, evaluate_splits, resolve_max_seq_len
+from lvbert.tasks.hub import hub_glue_task
+from lvbert.tasks.metrics import summarise
+from lvbert.training.distributed import check_device, pick_device
+from lvbert.training.loop import train_loop
 from lvbert.training.optim import build_optimizer, linear_schedule
-from lvbert.utils import atomic_write_json, check_output_dir, fix_permissions, remove_stale_staging, replace_dir
+from lvbert.training.seeds import (
+    check_seeds_out,
+    examples_seen,
+    finish_stage,
+    finished_run,
+    run_seeds,
+    seed_loop_config,
+)
+from lvbert.utils import atomic_write_json
 
 # ============================================================================ configuration
 
@@ -61,8 +65,12 @@ class FinetuneConfig:
                        "uncertainty bbc-topic), squad or squad2 (with --train-file, --dev-file), or your own name "
                        "with --text-column for CSV/TSV/JSONL files",
                        default=None)  # fmt: skip
-    data_dir: str | None = option("the task's folder (e.g. glue/SST-2), the GLUE root for --task glue; demo tasks "
-                                  "default to the demo cache", default=None)  # fmt: skip
+    data_dir: str | None = option("the task's folder (e.g. glue/SST-2, or a DatasetDict.save_to_disk folder), the GLUE "
+                                  "root for --task glue; demo tasks default to the demo cache, GLUE and SQuAD "
+                                  "to the Hugging Face hub", default=None)  # fmt: skip
+    dataset: str | None = option("GLUE / SQuAD from another hub dataset: NAME[:CONFIG] or a local folder in a hub "
+                                 "repository's layout (default nyu-mll/glue, rajpurkar/squad, rajpurkar/squad_v2 "
+                                 "when no --data-dir is given)", default=None)  # fmt: skip
     out: str = option("output folder: the best model, its tokenizer, results.json", default=None)
     lr: float | None = option("peak learning rate (default 3e-4 for hidden <= 384, else 1e-4)", default=None)
     layer_decay: float | None = option("LR factor per pair of slots going down (1 or none: off)", default=0.8)
@@ -123,7 +131,7 @@ class FinetuneConfig:
     def hyper_parameters(self) -> dict:
         """The training settings (what ``results.json`` records as ``config``)."""
         skip = {"model", "task", "data_dir", "out", "text_column", "text_pair_column", "label_column", "labels",
-                "regression", "train_file", "dev_file", "overwrite"}  # fmt: skip
+                "regression", "train_file", "dev_file", "overwrite", "dataset"}  # fmt: skip
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
     def resolve(self, task: Task, hidden_size: int, max_positions: int) -> "FinetuneConfig":
@@ -135,23 +143,6 @@ class FinetuneConfig:
             both_orders=task.both_orders if self.both_orders is None else self.both_orders,
             max_seq_len=resolve_max_seq_len(self.max_seq_len, max_positions),
         )
-
-
-def check_device(name: str) -> None:
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
-        raise LvBertError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise LvBertError(f"--device {name}: CUDA is not available on this machine")
-
-
-def resolve_max_seq_len(requested: int | None, max_positions: int) -> int:
-    """128 (or ``requested``) capped at the model's positions; a warning when ``requested`` is too long."""
-    if requested is None:
-        return min(128, max_positions)
-    if requested > max_positions:
-        warn(f"--max-seq-len {requested} exceeds the model's {max_positions} positions; using {max_positions}")
-        return max_positions
-    return requested
 
 
 # ============================================================================ one seed
@@ -202,138 +193,11 @@ def _train_one_seed(task, model_dir, tokenizer, train, dev, cfg, seed, stage: Pa
         "dev": top["dev"],
         "history": history,
         "steps": total,
-        "train_examples_per_second": round(_examples_seen(len(train), cfg.batch_size, total) / max(seconds, 1e-9), 2),
+        "train_examples_per_second": round(examples_seen(len(train), cfg.batch_size, total) / max(seconds, 1e-9), 2),
     }
 
 
-def seed_loop_config(stage: Path, seed: int, total: int, steps_per_epoch: int, cfg) -> LoopConfig:
-    """The loop settings of one fine-tuning seed: evaluated and checkpointed after every epoch (the
-    checkpoint lets ``--resume`` continue the seed exactly; the best epoch is kept by the caller)."""
-    return LoopConfig(
-        out_dir=str(stage / "logs" / f"seed{seed}"),
-        max_steps=total,
-        bf16=cfg.bf16,
-        eval_every=steps_per_epoch,
-        save_every=steps_per_epoch,
-        keep_last=1,
-        save_final=False,
-        seed=seed,
-        progress=cfg.progress,
-        log_every=max(1, min(50, steps_per_epoch)),
-        tensorboard=False,
-    )
-
-
-def _examples_seen(n: int, batch_size: int, steps: int) -> int:
-    """Training examples in the first ``steps`` batches of :class:`IndexedBatches`."""
-    per_epoch = math.ceil(n / batch_size)
-    return steps // per_epoch * n + min(steps % per_epoch * batch_size, n)
-
-
-def summarise(runs: list[dict]) -> dict:
-    """{"split/metric": {"median", "min", "max"}} over the runs' best dev results (plus "score")."""
-    keys = [f"{s}/{m}" for s, r in runs[0]["dev"].items() for m in r] + ["score"]
-
-    def value(run, key):
-        if key == "score":
-            return run["score"]
-        s, m = key.split("/")
-        return run["dev"][s][m]
-
-    out = {}
-    for key in keys:
-        vals = [value(r, key) for r in runs]
-        out[key] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
-    return out
-
-
 # ============================================================================ seeds in a partial folder
-
-
-def partial_dir(out: Path) -> Path:
-    """Where the finished seeds of an unfinished fine-tuning wait (kept for ``--resume``)."""
-    return out.parent / f".{out.name}.partial"
-
-
-def check_out(out: Path, inputs: dict, overwrite: bool, resume: bool) -> Path:
-    """The output check of fine-tuning: never an input; an existing ``out`` only with ``--overwrite``,
-    or with ``--resume`` when it is this command's own (finished) result."""
-    out = Path(out)
-    marks = ("results.json", "*/results.json", ".*.partial")  # a task's result; GLUE's finished and running tasks
-    own = resume and out.is_dir() and any(p for mark in marks for p in out.glob(mark))
-    return check_output_dir(out, inputs=inputs, overwrite=overwrite and not resume, own_run=own)
-
-
-def finished_run(out: Path, options: dict, resume: bool) -> dict | None:
-    """On ``--resume``, the results of a run already finished in ``out`` with the same options (else None)."""
-    from lvbert.recipes.options import check_resume_options
-
-    if not resume or partial_dir(out).exists() or not (out / "results.json").is_file():
-        return None
-    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    check_resume_options(FinetuneConfig, options, results.get("options") or {}, out, strict=True)
-    print(f"resume: {out} is finished; nothing to run again")
-    return results
-
-
-def run_seeds(out: Path, options: dict, seeds: list[int], resume: bool, train_seed) -> tuple[Path, list[dict], dict]:
-    """Run ``train_seed(seed, stage, best, history, record) -> run`` for every seed not finished in
-    the partial folder ``stage`` (a fresh one unless resuming); returns ``(stage, runs, best)``.
-
-    ``progress.json`` there holds the options, the finished runs, the best score so far (its model
-    in ``stage / "best"``) and the running seed's evaluations; a seed's checkpoints are removed
-    once it finished. Resuming with other options is a one-line error."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_staging(out)
-    stage = partial_dir(out)
-    done = _read_partial(stage, options, out) if resume else None
-    if done is None:
-        shutil.rmtree(stage, ignore_errors=True)
-        stage.mkdir()
-        done = {"options": options, "runs": [], "best": {}, "current": None}
-        atomic_write_json(stage / "progress.json", done)
-    elif done["runs"] or done.get("current"):
-        print(f"resume: {len(done['runs'])} of {len(seeds)} seed(s) already finished in {stage}")
-    runs, best = list(done["runs"]), dict(done["best"])
-    current = done.get("current") or {}
-    for seed in seeds[len(runs) :]:
-        history = list(current.get("history") or []) if current.get("seed") == seed else []
-
-        def record(seed=seed, history=history) -> None:
-            atomic_write_json(stage / "progress.json", {"options": options, "runs": runs, "best": best,
-                                                        "current": {"seed": seed, "history": history}})  # fmt: skip
-
-        runs.append(train_seed(seed, stage, best, history, record))
-        atomic_write_json(stage / "progress.json", {"options": options, "runs": runs, "best": best, "current": None})
-        shutil.rmtree(stage / "logs" / f"seed{seed}" / "checkpoints", ignore_errors=True)
-    return stage, runs, best
-
-
-def finish_stage(stage: Path, out: Path, results: dict) -> None:
-    """The best model at the top of the partial folder, ``results.json`` written, the folder put at ``out``."""
-    for f in (stage / "best").iterdir():
-        f.rename(stage / f.name)
-    (stage / "best").rmdir()
-    (stage / "progress.json").unlink()
-    atomic_write_json(stage / "results.json", results)
-    fix_permissions(stage)
-    replace_dir(stage, out)
-
-
-def _read_partial(stage: Path, options: dict, out: Path) -> dict | None:
-    """The progress in ``stage`` when there is a readable one; a one-line error when it was run with other options."""
-    from lvbert.recipes.options import check_resume_options
-
-    try:
-        done = json.loads((stage / "progress.json").read_text(encoding="utf-8"))
-        runs, saved = list(done["runs"]), dict(done["options"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if runs and not (stage / "best").is_dir():
-        warn(f"{stage} lacks the best model of its finished seeds; starting again")
-        return None
-    check_resume_options(FinetuneConfig, options, saved, out, strict=True)
-    return done
 
 
 # ============================================================================ one task
@@ -346,17 +210,17 @@ def finetune_task(model_dir, task: Task, data_dir, out, cfg: FinetuneConfig, mod
     cfg = cfg.resolve(task, model_config.hidden_size, model_config.max_position_embeddings)
     train, dev = encode_task(task, data_dir, tokenizer, cfg.max_seq_len, cfg.both_orders)  # every input error surfaces here
     options = json.loads(json.dumps(dataclasses.asdict(cfg)))
-    done = finished_run(out, options, resume)
+    done = finished_run(out, options, resume, type(cfg))
     if done is not None:
         return done
-    check_out(out, {"--model": model_dir, "--data-dir": data_dir}, cfg.overwrite, resume)  # the inputs are good
+    check_seeds_out(out, {"--model": model_dir, "--data-dir": data_dir}, cfg.overwrite, resume)  # the inputs are good
     print(f"finetune {task.name}: {len(train)} train, " + ", ".join(f"{len(e)} {s}" for s, e in dev.items())
           + f"; {cfg.hyper_parameters()}")  # fmt: skip
 
     def train_seed(seed, stage, best, history, record):
         return _train_one_seed(task, model_dir, tokenizer, train, dev, cfg, seed, stage, best, history, record)
 
-    stage, runs, best = run_seeds(out, options, [cfg.seed + k for k in range(cfg.seeds)], resume, train_seed)
+    stage, runs, best = run_seeds(out, options, [cfg.seed + k for k in range(cfg.seeds)], resume, train_seed, type(cfg))
     results = {
         "task": task.to_dict(),
         "model": str(model_dir),
@@ -397,11 +261,6 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False) -> dict:
     """Fine-tune as configured (see :class:`FinetuneConfig`); returns the results dict
     (for ``glue``: ``{"tasks": {name: results}}``) and prints a table."""
     cfg.check_required()
-    if cfg.task.strip().lower() in ("squad", "squad2"):
-        from lvbert.recipes.squad import finetune_squad
-
-        cfg = dataclasses.replace(cfg, task=cfg.task.strip().lower())
-        return finetune_squad(cfg, resume)
     model_config = load_model_config(cfg.model)
     tokenizer = load_tokenizer(cfg.model, model_config.vocab_size)
     out = Path(cfg.out)
@@ -412,7 +271,7 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False) -> dict:
         for t, folder in found:  # check every task's files and labels before the first (long) run
             for split in ("train", *t.dev_splits):
                 t.label_ids(t.read(folder, split), f"{t.name} {split}")
-        check_out(out, {"--model": cfg.model, "--data-dir": cfg.data_dir}, cfg.overwrite, resume)  # the inputs are good
+        check_seeds_out(out, {"--model": cfg.model, "--data-dir": cfg.data_dir}, cfg.overwrite, resume)  # the inputs are good
         all_results = {}
         for t, folder in found:
             if resume and (out / t.name / "results.json").is_file():
@@ -426,6 +285,11 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False) -> dict:
     resolved = get_task(cfg.task, cfg.data_dir, text_column=cfg.text_column, text_pair_column=cfg.text_pair_column,
                         label_column=cfg.label_column, labels=cfg.labels, regression=cfg.regression)  # fmt: skip
     data_dir = cfg.data_dir
+    from_hub = hub_glue_task(resolved.name, cfg.dataset, data_dir)
+    if from_hub is not None:
+        resolved, data_dir = from_hub
+    elif cfg.dataset:
+        raise LvBertError(f"--dataset is for GLUE and SQuAD tasks, not {resolved.name}; give --data-dir")
     if data_dir is None:
         if resolved.name in DEMO_TASKS:
             data_dir = demo_data_dir(resolved.name)

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from lvbert.errors import LvBertError
-from lvbert.recipes.options import option
+from lvbert.options import option
 
 TASKS = ("triple", "link", "relation")
 DEFAULT_EPOCHS = {"triple": 3, "link": 5, "relation": 20}  # KG-BERT's README
@@ -219,7 +219,7 @@ def train_kg(cfg: KgTrainConfig, resume: bool = False) -> dict:
     run exactly (weights, optimizer, data order, and the per-epoch dev scores that pick the best epoch)."""
     from lvbert.model_dir import load_classifier, load_model_config, load_tokenizer, save_model_dir
     from lvbert.objectives import classification_objective
-    from lvbert.recipes.common import prepare_run_dir, write_run_config
+    from lvbert.training.run import prepare_run_dir, write_run_config
     from lvbert.tasks.encoding import IndexedBatches
     from lvbert.tasks.kg import load_graph, negatives
     from lvbert.training.distributed import pick_device

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from lvbert.errors import LvBertError
-from lvbert.recipes.options import TrainingOptions, option
+from lvbert.options import TrainingOptions, option
 
 NAS_JSON = "nas.json"
 LATENCY_JSON = "latency.json"
@@ -190,11 +190,12 @@ def _load_teacher(path):
 def train_nas(cfg: NasTrainConfig, resume: bool = False) -> Path:
     """Train the block supernets of ``cfg`` (the blocks ``cfg.blocks``); returns the run folder."""
     from lvbert.data.masking import MaskingConfig, fixed_mask_validation
-    from lvbert.data.packed import open_data
+    from lvbert.data.packed import check_positions, open_data
+    from lvbert.data.tokenizer import check_teacher_vocab
+    from lvbert.model_dir import check_model_weights
     from lvbert.nas.latency import NasLatencyTable
     from lvbert.nas.supernet import TeacherBlocks
-    from lvbert.recipes.common import check_positions, check_teacher_vocab
-    from lvbert.recipes.checks import check_model_weights, check_run_output
+    from lvbert.training.run import check_run_output
     from lvbert.utils import atomic_write_json, check_out_dir
 
     # a folder holding nas.json is this command's run: blocks may be trained by separate jobs sharing it
@@ -228,7 +229,7 @@ def train_nas(cfg: NasTrainConfig, resume: bool = False) -> Path:
     else:
         atomic_write_json(nas_file, shared)
     if not (out / "run_config.yaml").exists():  # what 'lvbert nas train --resume DIR' alone reads back
-        from lvbert.recipes.common import write_run_config
+        from lvbert.training.run import write_run_config
 
         write_run_config(out, {**asdict(cfg), "blocks": None}, {"kind": "nas", **shared})
     lut_file = out / LATENCY_JSON
@@ -258,10 +259,10 @@ def train_nas(cfg: NasTrainConfig, resume: bool = False) -> Path:
 
 def _train_block(cfg, n, folder, space, size, cands, params, bins, tblocks, data, valid, masking, resume) -> None:
     from lvbert.nas.supernet import NasBlock, block_loss, sublayer_config
-    from lvbert.recipes.common import loop_config, prepare_run_dir, step_settings, write_run_config
     from lvbert.training.batches import PretrainBatches
     from lvbert.training.loop import train_loop
     from lvbert.training.optim import build_optimizer, linear_schedule
+    from lvbert.training.run import loop_config, prepare_run_dir, step_settings, write_run_config
     from lvbert.utils import atomic_write_json, atomic_write_text, fix_permissions
 
     if (folder / "candidates.json").exists():
@@ -487,9 +488,8 @@ def _smallest(space, rows, size, lut) -> tuple[int, float]:
 def _check_budgets(cfg: NasSearchConfig) -> None:
     """A one-line error for a target no combination of the NAS run's candidates can meet (from its json
     files and the teacher's config: no weights loaded, no combination visited)."""
-    from lvbert.model_dir import load_model_config
+    from lvbert.model_dir import check_model_weights, load_model_config
     from lvbert.nas.latency import NasLatencyTable
-    from lvbert.recipes.checks import check_model_weights
     from lvbert.utils import human
 
     space, shared, rows = read_nas_run(cfg.supernet)

@@ -17,13 +17,22 @@ from pathlib import Path
 
 from lvbert.errors import LvBertError
 from lvbert.model_dir import load_model_config, load_tokenizer
-from lvbert.recipes.finetune import check_device, resolve_max_seq_len
-from lvbert.recipes.options import option
-from lvbert.tasks import DEMO_TASKS, GLUE_TASKS, Task, demo_data_dir, get_task, glue_tasks_in, read_examples
-from lvbert.tasks.encoding import encode, logits_to_predictions, predict_logits, warn
+from lvbert.options import option
+from lvbert.tasks import (
+    DEMO_TASKS,
+    GLUE_TASKS,
+    Task,
+    check_model_labels,
+    get_task,
+    glue_tasks_in,
+    model_labels,
+    read_examples,
+)
+from lvbert.tasks.encoding import encode, logits_to_predictions, predict_logits, resolve_max_seq_len
 from lvbert.tasks.glue import DIAGNOSTIC, DIAGNOSTIC_DIR, DIAGNOSTIC_FILE
-from lvbert.training.distributed import pick_device
-from lvbert.utils import atomic_write_text
+from lvbert.tasks.hub import hub_glue_task
+from lvbert.training.distributed import check_device, pick_device
+from lvbert.utils import atomic_write_text, warn
 
 RUNTIMES = ("torch", "torchao", "onnx")
 
@@ -46,6 +55,8 @@ class PredictConfig:
     text_column: str | None = option("file tasks: column (or JSON key) with the text", default=None)
     text_pair_column: str | None = option("file tasks: column with the second text of a pair", default=None)
     dev_file: str | None = option("squad / squad2: the SQuAD JSON file to answer", default=None)
+    dataset: str | None = option("GLUE from another hub dataset: NAME[:CONFIG] or a hub-layout folder (default "
+                                 "nyu-mll/glue when no --data-dir is given)", default=None)  # fmt: skip
     runtime: str = option("torch (the model folder's weights; a quantized model runs fake-quantized), torchao "
                           "(int8 dense layers through torchao) or onnx (the folder's model.onnx through onnxruntime: "
                           "int8 for a quantized model); torchao and onnx need the deploy extra", default="torch")  # fmt: skip
@@ -64,41 +75,10 @@ def run_predict(cfg: PredictConfig) -> list[Path]:
     for name in ("model", "task", "out"):
         if not getattr(cfg, name):
             raise LvBertError(f"--{name} is required")
-    if cfg.task.strip().lower() in ("squad", "squad2"):
-        from lvbert.recipes.squad import predict_squad
-
-        return predict_squad(cfg.model, cfg.task.strip().lower(), cfg.dev_file, cfg.out, cfg.batch_size, cfg.bf16, cfg.device)
     return predict(cfg.model, cfg.task, cfg.data_dir, cfg.out, batch_size=cfg.batch_size, max_seq_len=cfg.max_seq_len,
                    bf16=cfg.bf16, device=cfg.device, text_column=cfg.text_column,
-                   text_pair_column=cfg.text_pair_column, runtime=cfg.runtime, overwrite=cfg.overwrite)  # fmt: skip
-
-
-def _model_labels(config) -> tuple[str, ...] | None:
-    if config.num_labels == 1 or config.problem_type == "regression":
-        return None
-    return tuple(str(config.id2label[i]) for i in range(config.num_labels))
-
-
-def _check_labels(task: Task, config, model_dir: Path) -> None:
-    """A GLUE model must have been fine-tuned for this task's outputs."""
-    got = _model_labels(config)
-    if got != task.labels:
-        what = "one regression output" if got is None else f"labels {list(got)}"
-        want = "one regression output" if task.labels is None else f"labels {list(task.labels)}"
-        raise LvBertError(f"the model in {model_dir} has {what} but task {task.name} needs {want}; "
-                          f"give a model fine-tuned on {task.name}")  # fmt: skip
-
-
-def task_for_model(cfg, config, model_dir: Path) -> tuple[Task, Path]:
-    """The task of ``cfg`` (``task``, ``data_dir`` and the file-task columns) checked against a
-    fine-tuned model's head, and its folder (demo tasks default to the demo cache)."""
-    task = get_task(cfg.task, cfg.data_dir, text_column=cfg.text_column, text_pair_column=cfg.text_pair_column,
-                    label_column=cfg.label_column)  # fmt: skip
-    _check_labels(task, config, model_dir)
-    data_dir = Path(cfg.data_dir) if cfg.data_dir else (demo_data_dir(task.name) if task.name in DEMO_TASKS else None)
-    if data_dir is None:
-        raise LvBertError(f"task {task.name} needs --data-dir")
-    return task, data_dir
+                   text_pair_column=cfg.text_pair_column, runtime=cfg.runtime, overwrite=cfg.overwrite,
+                   dataset=cfg.dataset)  # fmt: skip
 
 
 def _format(task: Task, preds: list) -> list[str]:
@@ -112,8 +92,7 @@ class _Predictor:
 
     def __init__(self, model_dir: Path, max_seq_len: int | None, batch_size: int, bf16: bool, device: str = "auto",
                  runtime: str = "torch"):  # fmt: skip
-        from lvbert.model_dir import load_finetuned
-        from lvbert.recipes.checks import check_model_weights
+        from lvbert.model_dir import check_model_weights, load_finetuned
 
         self.model_dir = model_dir
         self.config = load_model_config(model_dir)
@@ -181,6 +160,7 @@ def predict(
     text_pair_column: str | None = None,
     runtime: str = "torch",
     overwrite: bool = False,
+    dataset: str | None = None,
 ) -> list[Path]:
     """Write submission files for ``task`` into the folder ``out``; returns their paths.
 
@@ -192,6 +172,8 @@ def predict(
         out: folder for the submission files (other files in it are left alone).
         runtime: ``torch``, ``torchao`` (int8 dense layers) or ``onnx`` (the folder's ``model.onnx`` through onnxruntime).
         overwrite: replace submission files already in ``out`` (else an error before any prediction).
+        dataset: a GLUE task's data from a hub dataset (``NAME[:CONFIG]`` or a hub-layout folder); with neither
+            it nor ``data_dir``, ``nyu-mll/glue`` (see :mod:`lvbert.tasks.hub`).
     """
     from lvbert.utils import check_out_dir
 
@@ -216,15 +198,18 @@ def predict(
             _check_outputs(out, t, folder, overwrite, (DIAGNOSTIC_FILE,) if t.name == "mnli" and diagnostic.is_file() else ())
         for t, folder in found:
             pred = _Predictor(model_dir / t.name, max_seq_len, batch_size, bf16, device, runtime)
-            _check_labels(t, pred.config, pred.model_dir)
+            check_model_labels(t, pred.config, pred.model_dir)
             files.update(_task_files(pred, t, folder))
             if t.name == "mnli" and diagnostic.is_file():
                 files[DIAGNOSTIC_FILE] = pred.lines(t, read_examples(diagnostic, DIAGNOSTIC.layout, "diagnostic"), "diagnostic")
     else:
         if key in GLUE_TASKS:
             resolved = get_task(key)
+            from_hub = hub_glue_task(key, dataset, data_dir)
+            if from_hub is not None:
+                resolved, data_dir = from_hub
         else:  # demo and file tasks take their labels from the fine-tuned model
-            labels = _model_labels(load_model_config(model_dir))
+            labels = model_labels(load_model_config(model_dir))
             opts = {} if key in DEMO_TASKS else {"text_column": text_column, "text_pair_column": text_pair_column,
                                                  "regression": labels is None}  # fmt: skip
             resolved = get_task(task, data_dir, labels=labels, need_train=False, **opts)
@@ -237,7 +222,7 @@ def predict(
         _check_outputs(out, resolved, Path(data_dir), overwrite)
         pred = _Predictor(model_dir, max_seq_len, batch_size, bf16, device, runtime)
         if key in GLUE_TASKS:
-            _check_labels(resolved, pred.config, model_dir)
+            check_model_labels(resolved, pred.config, model_dir)
         files.update(_task_files(pred, resolved, Path(data_dir)))
     written = []
     for name, text in files.items():

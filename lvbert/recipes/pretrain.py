@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from lvbert.errors import LvBertError
-from lvbert.recipes.options import TrainingOptions, option
+from lvbert.options import TrainingOptions, option
 
 
 @dataclass
@@ -88,21 +88,14 @@ def build_model(cfg: PretrainConfig, vocab_size: int, pad_token_id: int):
 def pretrain(cfg: PretrainConfig, resume: bool = False) -> Path:
     """Pre-train as configured; returns the output folder."""
     from lvbert.data.masking import MaskingConfig, fixed_mask_validation
-    from lvbert.data.packed import open_data
+    from lvbert.data.packed import check_positions, open_data
     from lvbert.objectives import electra_objective, evaluate_mlm, mlm_objective
     from lvbert.objectives.electra import evaluate_electra
-    from lvbert.recipes.common import (
-        check_positions,
-        loop_config,
-        prepare_run_dir,
-        save_tokenizer,
-        step_settings,
-        write_run_config,
-    )
     from lvbert.training.batches import PretrainBatches
     from lvbert.training.distributed import cleanup, setup_distributed
     from lvbert.training.loop import train_loop
     from lvbert.training.optim import build_optimizer, linear_schedule
+    from lvbert.training.run import loop_config, prepare_run_dir, step_settings, write_run_config
     from lvbert.utils import atomic_write_json, fix_permissions
 
     out = Path(cfg.out)
@@ -119,9 +112,9 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> Path:
         if cfg.teacher:
             import functools
 
+            from lvbert.data.tokenizer import check_teacher_vocab
             from lvbert.model_dir import load_mlm
             from lvbert.objectives.distill import mlm_kd_objective
-            from lvbert.recipes.common import check_teacher_vocab
 
             check_teacher_vocab(Path(cfg.teacher), tokenizer, f"the data in {data.path}")
             teacher = load_mlm(cfg.teacher)[0].eval().requires_grad_(False).to(info.device)
@@ -156,7 +149,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> Path:
             return evaluate_mlm(m, valid) if cfg.objective == "mlm" else evaluate_electra(m, valid)
 
         def write_extra(folder: Path) -> None:
-            save_tokenizer(tokenizer, folder)
+            tokenizer.save_pretrained(str(folder))
 
         loop_cfg = loop_config(cfg, out)
         result = train_loop(
@@ -173,10 +166,10 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> Path:
         )
         if info.is_main:
             kept.save_pretrained(str(out))
-            save_tokenizer(tokenizer, out)
+            tokenizer.save_pretrained(str(out))
             if cfg.objective == "electra":
                 model.generator.save_pretrained(str(out / "generator"))
-                save_tokenizer(tokenizer, out / "generator")
+                tokenizer.save_pretrained(str(out / "generator"))
             summary = {
                 "arch": kept.config.arch,
                 "objective": cfg.objective,

@@ -30,10 +30,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from lvbert.errors import LvBertError
-from lvbert.recipes.options import option
+from lvbert.objectives.distill import kdlsq_objective
+from lvbert.options import option
 
 PACKED_FILE = "quantized.safetensors"
 
@@ -85,8 +85,8 @@ class QuantizeConfig:
     overwrite: bool = option("replace an existing --out folder (its old contents are removed first)", default=False)
 
     def __post_init__(self) -> None:
+        from lvbert.options import check_non_negative, check_rates
         from lvbert.quantization import INIT_METHODS, check_bits
-        from lvbert.recipes.checks import check_non_negative, check_rates
 
         for name in ("model", "task", "out"):
             if not getattr(self, name):
@@ -110,35 +110,9 @@ class QuantizeConfig:
         return {"--model": self.model, "--teacher": self.teacher, "--data-dir": self.data_dir}
 
 
-def _objective(kd: bool, gold_weight: float, regression: bool):
-    """The KDLSQ loss (module docstring) or, without ``kd``, the labels' loss alone."""
-
-    def objective(model, batch: dict) -> dict:
-        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
-        if not kd:
-            return {"loss": model.student(**inputs, labels=batch["labels"]).loss}
-        t = model.teacher(inputs["input_ids"], inputs.get("attention_mask"), inputs.get("token_type_ids"))
-        out = model.student(**inputs, output_hidden_states=True, output_attentions=True)
-        inter = model.loss(out, t, inputs.get("attention_mask"))
-        if regression:  # KDLSQ: the logit term of a regression task is the MSE to the label
-            pred = F.mse_loss(out.logits.squeeze(-1).float(), batch["labels"].float())
-        else:
-            pred = model.loss.prediction_loss(out.logits, t.logits)
-        loss = inter["loss"] + pred
-        res = {"hidden_loss": inter["hidden_loss"], "attention_loss": inter["attention_loss"], "pred_loss": pred.detach()}
-        if gold_weight > 0 and not regression:
-            gold = F.cross_entropy(out.logits.float(), batch["labels"].long())
-            loss = loss + gold_weight * gold
-            res["gold_loss"] = gold.detach()
-        return {"loss": loss, **res}
-
-    return objective
-
-
 def _export(model, out: Path, calib: list[dict], dev: dict, pad: int) -> dict:
     """``model.onnx`` and its agreement with the fake-quant model on the first dev split (or why not)."""
-    from lvbert.export.onnx import require_deploy
-    from lvbert.recipes.export import export_checked
+    from lvbert.export.onnx import export_checked, require_deploy
 
     try:
         require_deploy()
@@ -150,18 +124,31 @@ def _export(model, out: Path, calib: list[dict], dev: dict, pad: int) -> dict:
 
 def quantize(cfg: QuantizeConfig, resume: bool = False) -> Path:
     """Quantization-aware training as configured (module docstring); returns the output folder."""
-    from lvbert.model_dir import load_finetuned, load_tokenizer, save_model_dir
-    from lvbert.objectives.distill import DistillLoss, align, load_teacher, slot_pair_layers
-    from lvbert.quantization import QuantSpec, calibrate_activations, init_weight_alphas, quantize_model, quantizers, save_packed
-    from lvbert.recipes.common import check_teacher_vocab, prepare_run_dir, write_run_config
-    from lvbert.recipes.checks import check_model_weights, check_run_output
-    from lvbert.recipes.distill import DistillModel, _params
-    from lvbert.recipes.finetune import resolve_max_seq_len, summarise
-    from lvbert.recipes.predict import task_for_model
-    from lvbert.tasks.encoding import IndexedBatches, encode_task, evaluate_splits
+    from lvbert.data.tokenizer import check_teacher_vocab
+    from lvbert.model_dir import check_model_weights, load_finetuned, load_tokenizer, save_model_dir
+    from lvbert.objectives.distill import (
+        DistillLoss,
+        DistillModel,
+        align,
+        load_teacher,
+        num_parameters,
+        slot_pair_layers,
+    )
+    from lvbert.quantization import (
+        QuantSpec,
+        calibrate_activations,
+        init_weight_alphas,
+        quantize_model,
+        quantizers,
+        save_packed,
+    )
+    from lvbert.tasks import task_for_model
+    from lvbert.tasks.encoding import IndexedBatches, encode_task, evaluate_splits, resolve_max_seq_len
+    from lvbert.tasks.metrics import summarise
     from lvbert.training.distributed import pick_device
     from lvbert.training.loop import LoopConfig, train_loop
     from lvbert.training.optim import build_optimizer, linear_schedule
+    from lvbert.training.run import check_run_output, prepare_run_dir, write_run_config
     from lvbert.utils import atomic_write_json, fix_permissions
 
     check_model_weights(cfg.model, "--model")
@@ -173,7 +160,8 @@ def quantize(cfg: QuantizeConfig, resume: bool = False) -> Path:
     if getattr(student.config, "quantization", None):
         raise LvBertError(f"{model_dir} is already quantized; give the full-precision fine-tuned model")
     tokenizer = load_tokenizer(model_dir, student.config.vocab_size)
-    task, data_dir = task_for_model(cfg, student.config, model_dir)
+    task, data_dir = task_for_model(cfg.task, cfg.data_dir, student.config, model_dir, cfg.text_column, cfg.text_pair_column,
+                                     cfg.label_column)
     teacher_dir = Path(cfg.teacher or cfg.model)
     teacher = load_teacher(teacher_dir, task_head=True) if cfg.kd else None
     if teacher is not None:
@@ -210,7 +198,7 @@ def quantize(cfg: QuantizeConfig, resume: bool = False) -> Path:
     model = DistillModel(student, loss if loss is not None else torch.nn.Identity(), teacher).to(device)
     n_w = sum(1 for _ in quantizers(student, "weight"))
     n_a = sum(1 for _ in quantizers(student, "act"))
-    print(f"quantize ({task.name}): {student.config.arch}, {_params(student.lvbert):,} parameters; weights "
+    print(f"quantize ({task.name}): {student.config.arch}, {num_parameters(student.lvbert):,} parameters; weights "
           f"{spec.weight_bits} bits ({n_w} tensors), activations {spec.act_bits or 'fp32'} ({n_a} quantizers); "
           f"{'KD from ' + str(teacher_dir) if cfg.kd else 'labels only (no KD)'}; {len(train)} train, {cfg.epochs} "
           f"epochs; dev score fp32 {task.score({**fp32_dev}):.4f}, quantized before training {task.score(ptq_dev):.4f}")  # fmt: skip
@@ -240,7 +228,7 @@ def quantize(cfg: QuantizeConfig, resume: bool = False) -> Path:
                       eval_every=batches.per_epoch, seed=cfg.seed, progress=cfg.progress, tensorboard=False,
                       save_final=False)  # fmt: skip  # the best epoch is kept by evaluate()
     t0 = time.perf_counter()
-    train_loop(model, _objective(cfg.kd, cfg.gold_weight, task.is_regression), batches, optimizer, scheduler, loop,
+    train_loop(model, kdlsq_objective(cfg.kd, cfg.gold_weight, task.is_regression), batches, optimizer, scheduler, loop,
                evaluate=evaluate, resume=resume)  # fmt: skip
     shutil.rmtree(out / "train" / "checkpoints", ignore_errors=True)  # finished: nothing left to resume
     top = max(history, key=lambda h: h["score"])

@@ -152,8 +152,8 @@ def quickstart(profile: str = "cpu-quick", out: str | Path = "runs/quickstart", 
 
     # 4. supernet
     def supernet():
-        from lvbert.recipes.common import RUN_CONFIG
         from lvbert.recipes.supernet import SupernetTrainConfig, train_supernet
+        from lvbert.training.run import RUN_CONFIG
 
         run = out / "supernet"
         cfg = SupernetTrainConfig(
@@ -222,9 +222,9 @@ def run_nas(teacher: Path, data, out: Path, p: Profile, device: str = "auto") ->
     """The tiny NAS-BERT space trained from ``teacher`` (an MLM model) and searched at two budgets, a
     third and two thirds of the way from the smallest model its blocks make to the teacher's backbone
     parameters; returns each target's model with its MLM accuracy."""
-    from lvbert.recipes.common import read_json
     from lvbert.model_dir import load_model_config
     from lvbert.recipes.nas import NasSearchConfig, NasTrainConfig, read_nas_run, search_nas, train_nas
+    from lvbert.utils import read_json
 
     steps = max(4, p.pretrain_steps // 2)
     cfg = NasTrainConfig(data=str(data), teacher=str(teacher), out=str(out / "train"), size="tiny", steps=steps,
@@ -298,8 +298,9 @@ def _path_fitness(supernet_dir, data, arch: str, p: Profile, device: str) -> flo
 
 
 def pretrain_one(name: str, arch: str, data, run: Path, p: Profile, device: str = "auto") -> dict:
-    from lvbert.recipes.common import RUN_CONFIG, read_json
     from lvbert.recipes.pretrain import PretrainConfig, pretrain
+    from lvbert.training.run import RUN_CONFIG
+    from lvbert.utils import read_json
 
     if not (run / "summary.json").exists():
         cfg = PretrainConfig(

@@ -24,10 +24,11 @@ from pathlib import Path
 
 from lvbert.errors import LvBertError
 from lvbert.model_dir import check_supernet_dir, supernet_identity, trained_space
-from lvbert.recipes.options import option
+from lvbert.options import option
 from lvbert.search.evolution import STRATEGIES, EvolutionConfig
 from lvbert.space import narrow_allowed, parse_type_counts
 from lvbert.utils import check_out_dir, file_sha256
+
 
 @dataclass
 class SearchRunConfig:
@@ -143,8 +144,7 @@ class SearchRunConfig:
 
 def check_data(data, sn_ident: dict, supernet_dir: Path, max_positions: int) -> dict:
     """The data's identity; one-line errors when its tokenizer is not the supernet's or its sequences too long."""
-    from lvbert.data.packed import open_data
-    from lvbert.recipes.common import check_positions
+    from lvbert.data.packed import check_positions, open_data
 
     data = open_data(data)
     ident = data.identity()
@@ -318,5 +318,3 @@ def check_latency(result, table: dict, budget: float, count: int, out: Path) -> 
         warnings.warn(f"the best arch takes {top['measured_ms']:.2f} ms measured, over --max-latency {budget}{alt} "
                       "(latency_check.json)", stacklevel=2)  # fmt: skip
     return rows
-
-

@@ -14,6 +14,7 @@ best epoch is kept. Components: :mod:`lvbert.tasks.squad`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -111,20 +112,24 @@ def finetune_squad(cfg, resume: bool = False) -> dict:
     """Fine-tune on SQuAD as configured (a :class:`lvbert.recipes.finetune.FinetuneConfig` with
     ``task`` squad or squad2, ``train_file`` and ``dev_file``); returns the results dict.
 
-    Seeds run, checkpoint and resume as GLUE-style fine-tuning's (:func:`lvbert.recipes.finetune.run_seeds`)."""
-    import dataclasses
+    Seeds run, checkpoint and resume as GLUE-style fine-tuning's (:func:`lvbert.training.seeds.run_seeds`)."""
 
     from transformers import AutoModelForQuestionAnswering
 
     from lvbert.model_dir import load_model_config, load_tokenizer, quiet_transformers, save_model_dir
-    from lvbert.recipes.finetune import check_out, finish_stage, finished_run, run_seeds, seed_loop_config, summarise
-    from lvbert.tasks.squad import encode_windows, read_squad, warn
+    from lvbert.tasks.metrics import summarise
+    from lvbert.tasks.hub import hub_squad_files
+    from lvbert.tasks.squad import encode_windows, read_squad
     from lvbert.training.distributed import pick_device
     from lvbert.training.loop import train_loop
     from lvbert.training.optim import build_optimizer, linear_schedule
-    from lvbert.utils import atomic_write_json
+    from lvbert.training.seeds import check_seeds_out, finish_stage, finished_run, run_seeds, seed_loop_config
+    from lvbert.utils import atomic_write_json, warn
 
     version = VERSIONS[cfg.task]
+    if cfg.dataset or not (cfg.train_file or cfg.dev_file):  # the hub's SQuAD, or another hub copy
+        train_file, dev_file = hub_squad_files(cfg.task, cfg.dataset, cfg.train_file, cfg.dev_file)
+        cfg = dataclasses.replace(cfg, train_file=str(train_file), dev_file=str(dev_file))
     if not cfg.train_file or not cfg.dev_file:
         raise LvBertError(f"task {cfg.task} needs --train-file and --dev-file (SQuAD JSON files)")
     out = Path(cfg.out)
@@ -144,10 +149,10 @@ def finetune_squad(cfg, resume: bool = False) -> dict:
     epochs = cfg.epochs or 2
     cfg = dataclasses.replace(cfg, lr=lr, epochs=epochs)
     options = json.loads(json.dumps(dataclasses.asdict(cfg)))
-    done = finished_run(out, options, resume)
+    done = finished_run(out, options, resume, type(cfg))
     if done is not None:
         return done
-    check_out(out, inputs, cfg.overwrite, resume)  # the inputs are good
+    check_seeds_out(out, inputs, cfg.overwrite, resume)  # the inputs are good
     pad = tokenizer.pad_token_id or 0
     print(f"finetune {cfg.task}: {len(train_ex):,} questions in {len(train_w):,} windows, {len(dev_ex):,} dev questions in "
           f"{len(dev_w):,} windows; {settings}; lr {lr}, {epochs} epochs")  # fmt: skip
@@ -185,7 +190,7 @@ def finetune_squad(cfg, resume: bool = False) -> dict:
         return {"seed": seed, "score": top["f1"], "dev": {"dev": {"exact": top["exact"], "f1": top["f1"]}},
                 "best_epoch": top["epoch"], "history": history, "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
 
-    stage, runs, best = run_seeds(out, options, [cfg.seed + k for k in range(cfg.seeds)], resume, train_seed)
+    stage, runs, best = run_seeds(out, options, [cfg.seed + k for k in range(cfg.seeds)], resume, train_seed, type(cfg))
     qa = {"version": version, **settings, "threshold": best.get("threshold")}
     atomic_write_json(stage / QA_FILE, qa)
     results = {"task": {"name": cfg.task}, "model": str(cfg.model), "train_file": str(cfg.train_file),
@@ -199,14 +204,14 @@ def finetune_squad(cfg, resume: bool = False) -> dict:
 
 
 def predict_squad(model_dir, task: str, dev_file, out, batch_size: int = 128, bf16: bool = False,
-                  device: str = "auto") -> list[Path]:  # fmt: skip
+                  device: str = "auto", overwrite: bool = False) -> list[Path]:  # fmt: skip
     """``predictions.json`` (qid -> answer) and ``nbest_predictions.json`` (and for 2.0 ``null_odds.json``)."""
     from transformers import AutoModelForQuestionAnswering
 
     from lvbert.model_dir import load_model_config, load_tokenizer, quiet_transformers
     from lvbert.tasks.squad import encode_windows, read_squad
     from lvbert.training.distributed import pick_device
-    from lvbert.utils import atomic_write_json
+    from lvbert.utils import atomic_write_json, check_output_file
 
     if not dev_file:
         raise LvBertError(f"task {task} needs --dev-file, the SQuAD JSON file to answer")
@@ -217,6 +222,9 @@ def predict_squad(model_dir, task: str, dev_file, out, batch_size: int = 128, bf
     qa = json.loads(qa_path.read_text(encoding="utf-8"))
     if qa["version"] != VERSIONS[task]:
         raise LvBertError(f"{model_dir} was fine-tuned on SQuAD {qa['version']}, not {VERSIONS[task]}; use its own task")
+    names = ["predictions.json", "nbest_predictions.json", "eval.json"] + (["null_odds.json"] if qa["version"] == "2.0" else [])
+    for name in names:  # before any work: never over a file of the user's or an input
+        check_output_file(out / name, inputs={"--model": model_dir, "--dev-file": dev_file}, overwrite=overwrite)
     config = load_model_config(model_dir)
     tokenizer = load_tokenizer(model_dir, config.vocab_size)
     with quiet_transformers():
@@ -236,7 +244,6 @@ def predict_squad(model_dir, task: str, dev_file, out, batch_size: int = 128, bf
     for p in written:
         print(f"wrote {p}")
     return written
-
 
 
 class QuestionAnswerer:

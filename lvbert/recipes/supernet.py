@@ -21,7 +21,7 @@ import torch
 
 from lvbert.errors import LvBertError
 from lvbert.model_dir import load_supernet
-from lvbert.recipes.options import TrainingOptions, option
+from lvbert.options import TrainingOptions, option
 from lvbert.space import ArchSampler, probe_archs
 
 
@@ -48,22 +48,15 @@ def train_supernet(cfg: SupernetTrainConfig, resume: bool = False) -> Path:
     """Train a supernet as configured; returns the run folder."""
     from lvbert.arch import get_size
     from lvbert.data.masking import MaskingConfig, fixed_mask_validation
-    from lvbert.data.packed import open_data
+    from lvbert.data.packed import check_positions, open_data
     from lvbert.objectives import evaluate_mlm, mlm_objective
-    from lvbert.recipes.common import (
-        check_positions,
-        loop_config,
-        prepare_run_dir,
-        save_tokenizer,
-        step_settings,
-        write_run_config,
-    )
     from lvbert.space import SearchSpace
     from lvbert.supernet import LvBertSupernet, normalize_allowed
     from lvbert.training.batches import PretrainBatches
     from lvbert.training.distributed import cleanup, setup_distributed
     from lvbert.training.loop import train_loop
     from lvbert.training.optim import build_optimizer, linear_schedule
+    from lvbert.training.run import loop_config, prepare_run_dir, step_settings, write_run_config
     from lvbert.utils import atomic_write_json, fix_permissions
 
     out = Path(cfg.out)
@@ -123,7 +116,7 @@ def train_supernet(cfg: SupernetTrainConfig, resume: bool = False) -> Path:
             return res
 
         def write_extra(folder: Path) -> None:
-            save_tokenizer(tokenizer, folder)
+            tokenizer.save_pretrained(str(folder))
 
         loop_cfg = loop_config(cfg, out)
         result = train_loop(
@@ -142,7 +135,7 @@ def train_supernet(cfg: SupernetTrainConfig, resume: bool = False) -> Path:
         )
         if info.is_main:
             model.save_pretrained(str(out))
-            save_tokenizer(tokenizer, out)
+            tokenizer.save_pretrained(str(out))
             space = SearchSpace(num_slots=num_slots, allowed=allowed, size=model.config.size_config(), seq_len=data_id["seq_len"])
             atomic_write_json(out / "space.json", space.to_dict())
             final = {"step": result["step"], "probes": probes, "validation": result["eval"]}

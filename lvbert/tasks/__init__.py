@@ -84,3 +84,32 @@ def glue_tasks_in(data_dir: str | Path) -> list[tuple[Task, Path]]:
         folders = ", ".join(t.glue_dir for t in GLUE_TASKS.values())
         raise LvBertError(f"no GLUE task folders ({folders}) under {root}")
     return found
+
+
+def model_labels(config) -> tuple[str, ...] | None:
+    if config.num_labels == 1 or config.problem_type == "regression":
+        return None
+    return tuple(str(config.id2label[i]) for i in range(config.num_labels))
+
+
+def check_model_labels(task: Task, config, model_dir: Path) -> None:
+    """A GLUE model must have been fine-tuned for this task's outputs."""
+    got = model_labels(config)
+    if got != task.labels:
+        what = "one regression output" if got is None else f"labels {list(got)}"
+        want = "one regression output" if task.labels is None else f"labels {list(task.labels)}"
+        raise LvBertError(f"the model in {model_dir} has {what} but task {task.name} needs {want}; "
+                          f"give a model fine-tuned on {task.name}")  # fmt: skip
+
+
+def task_for_model(name: str, data_dir, config, model_dir: Path, text_column: str | None = None,
+                   text_pair_column: str | None = None, label_column: str | None = None) -> tuple[Task, Path]:
+    """The task ``name`` (with ``data_dir`` and the file-task columns) checked against a fine-tuned
+    model's head (its ``config``), and its folder (demo tasks default to the demo cache)."""
+    task = get_task(name, data_dir, text_column=text_column, text_pair_column=text_pair_column,
+                    label_column=label_column)  # fmt: skip
+    check_model_labels(task, config, model_dir)
+    data_dir = Path(data_dir) if data_dir else (demo_data_dir(task.name) if task.name in DEMO_TASKS else None)
+    if data_dir is None:
+        raise LvBertError(f"task {task.name} needs --data-dir")
+    return task, data_dir

@@ -14,16 +14,12 @@ Inputs longer than the limit are truncated (longest part first) and counted in o
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 
 import torch
 
 from lvbert.tasks.task import Example, Task
-
-
-def warn(message: str) -> None:
-    print(f"lvbert: warning: {message}", file=sys.stderr)
+from lvbert.utils import warn
 
 
 @dataclass
@@ -233,3 +229,13 @@ class PieceCache:
             max((a, c), key=len).pop()
             cut = True
         return [self.cls, *a, self.sep, *c, self.sep], [0] * (len(a) + 2) + [1] * (len(c) + 1), cut
+
+
+def resolve_max_seq_len(requested: int | None, max_positions: int) -> int:
+    """128 (or ``requested``) capped at the model's positions; a warning when ``requested`` is too long."""
+    if requested is None:
+        return min(128, max_positions)
+    if requested > max_positions:
+        warn(f"--max-seq-len {requested} exceeds the model's {max_positions} positions; using {max_positions}")
+        return max_positions
+    return requested

@@ -86,8 +86,8 @@ def load_dataset_dict(name: str, config: str | None = None):
         reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         where = f"{name}" + (f" ({config})" if config else "")
         raise LvBertError(f"cannot load the dataset {where} from the Hugging Face hub: {reason}; without network "
-                          "access download the files and give --data-dir (the official layout or a "
-                          "DatasetDict.save_to_disk folder)") from None  # fmt: skip
+                          "access download the files and give them: --data-dir (the official layout or a "
+                          "DatasetDict.save_to_disk folder), --train-file and --dev-file for SQuAD") from None  # fmt: skip
 
 
 def _fingerprint(dd, *parts) -> str:
@@ -179,3 +179,26 @@ def squad_from_hub(dd, version: str, cache: Path | None = None, source: str = ""
                 atomic_write_text(tmp / f"{ours}.json", json.dumps(doc, ensure_ascii=False))
             atomic_write_text(tmp / "done.json", json.dumps({"task": name, "source": source}) + "\n")
     return folder / "train.json", folder / "dev.json"
+
+
+def hub_glue_task(task_name: str, dataset: str | None, data_dir) -> tuple[Task, Path] | None:
+    """Where a GLUE task's data comes from: ``--dataset`` (a hub copy or hub-layout folder), a
+    ``save_to_disk`` folder given as ``--data-dir``, or, with neither and no ``--data-dir``, the hub's
+    ``nyu-mll/glue``; returns None when ``data_dir`` is the official layout (read as before)."""
+    if task_name not in GLUE_TASKS or (data_dir is not None and not dataset and not is_saved_dataset(data_dir)):
+        return None
+    if dataset or data_dir is None:
+        name, config = parse_dataset_spec(dataset, task_name)
+        return glue_from_hub(task_name, load_dataset_dict(name, config), source=f"{name}:{config}")
+    return glue_from_hub(task_name, load_dataset_dict(str(data_dir)), source=str(Path(data_dir).resolve()))
+
+
+def hub_squad_files(task_name: str, dataset: str | None, train_file, dev_file) -> tuple:
+    """SQuAD's (train, dev) files: as given, or from ``--dataset`` / the hub (``rajpurkar/squad``,
+    ``rajpurkar/squad_v2``) when neither file is given; a ``save_to_disk`` folder may be given as
+    ``--dataset`` too."""
+    if not dataset and (train_file or dev_file):
+        return train_file, dev_file
+    version = "2.0" if task_name == "squad2" else "1.1"
+    name, config = parse_dataset_spec(dataset, task_name)
+    return squad_from_hub(load_dataset_dict(name, config), version, source=f"{name}:{config}")

@@ -9,6 +9,7 @@ NaN, so that results stay valid JSON and "best epoch" comparisons stay ordered.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 
 
@@ -108,3 +109,20 @@ METRICS = {
 def compute(names: Sequence[str], preds: Sequence, labels: Sequence) -> dict[str, float]:
     """Compute each named metric of :data:`METRICS`; returns ``{name: value}``."""
     return {name: float(METRICS[name][0](preds, labels)) for name in names}
+
+
+def summarise(runs: list[dict]) -> dict:
+    """{"split/metric": {"median", "min", "max"}} over the runs' best dev results (plus "score")."""
+    keys = [f"{s}/{m}" for s, r in runs[0]["dev"].items() for m in r] + ["score"]
+
+    def value(run, key):
+        if key == "score":
+            return run["score"]
+        s, m = key.split("/")
+        return run["dev"][s][m]
+
+    out = {}
+    for key in keys:
+        vals = [value(r, key) for r in runs]
+        out[key] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
+    return out

@@ -23,7 +23,6 @@ import collections
 import json
 import re
 import string
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -287,7 +286,3 @@ def best_threshold(examples: list[QAExample], predictions: dict[str, str], margi
 def apply_threshold(predictions: dict[str, str], margins: dict[str, float], threshold: float) -> dict[str, str]:
     """2.0: the empty answer where the null score beats the best span by more than ``threshold``."""
     return {q: ("" if margins.get(q, float("inf")) > threshold else a) for q, a in predictions.items()}
-
-
-def warn(message: str) -> None:
-    print(f"lvbert: warning: {message}", file=sys.stderr)

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from lvbert.errors import LvBertError
 
 
 @dataclass(frozen=True)
@@ -88,3 +91,10 @@ def mean_across(value: float, info: DistInfo) -> float:
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def check_device(name: str) -> None:
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
+        raise LvBertError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise LvBertError(f"--device {name}: CUDA is not available on this machine")

@@ -315,3 +315,19 @@ class TrainingOptions:
             raise LvBertError(f"--lr must be positive, got {self.lr}")
         if self.warmup_steps is not None and self.warmup_steps < 0:
             raise LvBertError(f"--warmup-steps must be 0 or more, got {self.warmup_steps}")
+
+
+def check_rates(cfg, *names: str) -> None:
+    """A one-line error for a learning rate (or other option) that is set and not positive."""
+    for name in names:
+        value = getattr(cfg, name)
+        if value is not None and not value > 0:
+            raise LvBertError(f"--{name.replace('_', '-')} must be positive, got {value}")
+
+
+def check_non_negative(cfg, *names: str) -> None:
+    """A one-line error for an option (a weight decay, a clip, a step count where 0 means off) below 0."""
+    for name in names:
+        value = getattr(cfg, name)
+        if not value >= 0:
+            raise LvBertError(f"--{name.replace('_', '-')} must be 0 or more, got {value}")

@@ -1,16 +1,17 @@
-"""Set-up shared by the training recipes (supernet, pretrain): run folders, data checks,
-step settings, and saving the tokenizer and the resolved config."""
+"""Run folders of the training commands: the output check, the saved ``run_config.yaml`` that a
+``--resume`` is checked against, the step settings (micro-batch, default learning rates, warm-up)
+and the loop settings a config maps to."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import yaml
 
 from lvbert.errors import LvBertError
 from lvbert.training.checkpoint import latest_checkpoint
-from lvbert.utils import atomic_write_text, check_out_dir
+from lvbert.training.loop import LoopConfig
+from lvbert.utils import atomic_write_text, check_out_dir, check_output_dir
 
 RUN_CONFIG = "run_config.yaml"
 
@@ -46,19 +47,7 @@ def write_run_config(out: str | Path, cfg_dict: dict, identity: dict) -> None:
     atomic_write_text(Path(out) / RUN_CONFIG, text)
 
 
-def check_positions(seq_len: int, max_positions: int) -> None:
-    if seq_len > max_positions:
-        raise LvBertError(
-            f"the data's sequences have {seq_len} tokens but the model has {max_positions} positions; "
-            f"prepare the data with --seq-len {max_positions} or less, or raise max_position_embeddings"
-        )
-
-
-def save_tokenizer(tokenizer, folder: Path) -> None:
-    tokenizer.save_pretrained(str(folder))
-
-
-def default_lr(size: str) -> float:
+def pretrain_lr(size: str) -> float:
     """Pre-training peak learning rate of the official recipe (ELECTRA's: 2e-4 for base, else 5e-4)."""
     return 2e-4 if size == "base" else 5e-4
 
@@ -70,15 +59,13 @@ def step_settings(cfg, world_size: int) -> tuple[int, float, int]:
             f"--batch-size {cfg.batch_size} must be divisible by processes x --grad-accum = {world_size * cfg.grad_accum}"
         )
     micro = cfg.batch_size // (world_size * cfg.grad_accum)
-    lr = cfg.lr if cfg.lr is not None else default_lr(cfg.size)
+    lr = cfg.lr if cfg.lr is not None else pretrain_lr(cfg.size)
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else min(10000, cfg.steps // 10)
     return micro, lr, warmup
 
 
-def loop_config(cfg, out: Path):
+def loop_config(cfg, out: Path) -> LoopConfig:
     """The loop settings shared by the supernet and pre-training configs."""
-    from lvbert.training.loop import LoopConfig
-
     return LoopConfig(
         out_dir=str(out),
         max_steps=cfg.steps,
@@ -94,20 +81,19 @@ def loop_config(cfg, out: Path):
     )
 
 
-def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
+def check_run_output(out, inputs: dict, overwrite: bool, resume: bool, own_run: bool | None = None) -> Path:
+    """The --out folder of a training command (distill, quantize, nas train), checked before any work.
 
-
-def check_teacher_vocab(teacher_dir: Path, tokenizer, what: str) -> None:
-    """The teacher must read the same ids: its tokenizer's vocabulary equals the data's."""
-    from lvbert.data.tokenizer import load_tokenizer, vocab_fingerprint
-
-    try:
-        t_tok = load_tokenizer(teacher_dir)
-    except LvBertError:
-        raise LvBertError(f"{teacher_dir} has no tokenizer; save the teacher's tokenizer next to it (the vocabulary must "
-                          f"match {what})") from None  # fmt: skip
-    if vocab_fingerprint(t_tok) != vocab_fingerprint(tokenizer):
-        raise LvBertError(f"the teacher's vocabulary ({len(t_tok):,} tokens) is not the one of {what} "
-                          f"({len(tokenizer):,}); the student must read the teacher's token ids: prepare the data "
-                          "with the teacher's tokenizer")  # fmt: skip
+    Never one of ``inputs``; an existing non-empty folder only when it is this command's own run and
+    ``--resume`` was given (``own_run``, default: it holds a ``run_config.yaml``; the run's settings are
+    then checked by ``prepare_run_dir``), or with ``--overwrite`` (its old contents removed).
+    """
+    out = check_out_dir(out)
+    if resume and overwrite:
+        raise LvBertError("--resume continues the run in --out and --overwrite replaces it; pass one of them")
+    if own_run is None:
+        own_run = resume and (out / RUN_CONFIG).is_file()
+    if resume and not own_run:
+        raise LvBertError(f"cannot resume: {out} holds no run of this command ({RUN_CONFIG} missing); start it without "
+                          "--resume")  # fmt: skip
+    return check_output_dir(out, inputs=inputs, overwrite=overwrite, own_run=own_run)

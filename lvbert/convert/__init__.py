@@ -1,0 +1,1 @@
+"""TensorFlow checkpoints (the released LV-BERT and ELECTRA models) into lvbert models, without TensorFlow."""

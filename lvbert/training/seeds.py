@@ -1,0 +1,125 @@
+"""Several seeds of one fine-tuning, kept resumable, and the best evaluation kept: the one way every
+task-training recipe (fine-tuning, SQuAD) trains "with per-epoch dev evaluation, keep the best".
+
+A run writes into the hidden partial folder ``.OUT.partial`` beside ``OUT``: ``progress.json`` (the
+options, the finished seeds' results, the best score so far, the running seed's evaluations), the
+best model so far in ``best/`` and the running seed's checkpoints in ``logs/seed<N>``. ``--resume``
+re-runs only the seeds that did not finish, the interrupted one from its last checkpoint; at the end
+the best model moves to the top, ``results.json`` is written and the folder is put at ``OUT``."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+from lvbert.options import check_resume_options
+from lvbert.training.loop import LoopConfig
+from lvbert.utils import atomic_write_json, check_output_dir, fix_permissions, remove_stale_staging, replace_dir, warn
+
+
+def seed_loop_config(stage: Path, seed: int, total: int, steps_per_epoch: int, cfg) -> LoopConfig:
+    """The loop settings of one fine-tuning seed: evaluated and checkpointed after every epoch (the
+    checkpoint lets ``--resume`` continue the seed exactly; the best epoch is kept by the caller)."""
+    return LoopConfig(
+        out_dir=str(stage / "logs" / f"seed{seed}"),
+        max_steps=total,
+        bf16=cfg.bf16,
+        eval_every=steps_per_epoch,
+        save_every=steps_per_epoch,
+        keep_last=1,
+        save_final=False,
+        seed=seed,
+        progress=cfg.progress,
+        log_every=max(1, min(50, steps_per_epoch)),
+        tensorboard=False,
+    )
+
+
+def examples_seen(n: int, batch_size: int, steps: int) -> int:
+    """Training examples in the first ``steps`` batches of :class:`IndexedBatches`."""
+    per_epoch = math.ceil(n / batch_size)
+    return steps // per_epoch * n + min(steps % per_epoch * batch_size, n)
+
+
+def partial_dir(out: Path) -> Path:
+    """Where the finished seeds of an unfinished fine-tuning wait (kept for ``--resume``)."""
+    return out.parent / f".{out.name}.partial"
+
+
+def check_seeds_out(out: Path, inputs: dict, overwrite: bool, resume: bool) -> Path:
+    """The output check of fine-tuning: never an input; an existing ``out`` only with ``--overwrite``,
+    or with ``--resume`` when it is this command's own (finished) result."""
+    out = Path(out)
+    marks = ("results.json", "*/results.json", ".*.partial")  # a task's result; GLUE's finished and running tasks
+    own = resume and out.is_dir() and any(p for mark in marks for p in out.glob(mark))
+    return check_output_dir(out, inputs=inputs, overwrite=overwrite and not resume, own_run=own)
+
+
+def finished_run(out: Path, options: dict, resume: bool, config_cls) -> dict | None:
+    """On ``--resume``, the results of a run already finished in ``out`` with the same options (else None)."""
+    if not resume or partial_dir(out).exists() or not (out / "results.json").is_file():
+        return None
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    check_resume_options(config_cls, options, results.get("options") or {}, out, strict=True)
+    print(f"resume: {out} is finished; nothing to run again")
+    return results
+
+
+def run_seeds(out: Path, options: dict, seeds: list[int], resume: bool, train_seed, config_cls) -> tuple[Path, list[dict], dict]:
+    """Run ``train_seed(seed, stage, best, history, record) -> run`` for every seed not finished in
+    the partial folder ``stage`` (a fresh one unless resuming); returns ``(stage, runs, best)``.
+
+    ``progress.json`` there holds the options, the finished runs, the best score so far (its model
+    in ``stage / "best"``) and the running seed's evaluations; a seed's checkpoints are removed
+    once it finished. Resuming with other options is a one-line error."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(out)
+    stage = partial_dir(out)
+    done = read_partial(stage, options, out, config_cls) if resume else None
+    if done is None:
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir()
+        done = {"options": options, "runs": [], "best": {}, "current": None}
+        atomic_write_json(stage / "progress.json", done)
+    elif done["runs"] or done.get("current"):
+        print(f"resume: {len(done['runs'])} of {len(seeds)} seed(s) already finished in {stage}")
+    runs, best = list(done["runs"]), dict(done["best"])
+    current = done.get("current") or {}
+    for seed in seeds[len(runs) :]:
+        history = list(current.get("history") or []) if current.get("seed") == seed else []
+
+        def record(seed=seed, history=history) -> None:
+            atomic_write_json(stage / "progress.json", {"options": options, "runs": runs, "best": best,
+                                                        "current": {"seed": seed, "history": history}})  # fmt: skip
+
+        runs.append(train_seed(seed, stage, best, history, record))
+        atomic_write_json(stage / "progress.json", {"options": options, "runs": runs, "best": best, "current": None})
+        shutil.rmtree(stage / "logs" / f"seed{seed}" / "checkpoints", ignore_errors=True)
+    return stage, runs, best
+
+
+def finish_stage(stage: Path, out: Path, results: dict) -> None:
+    """The best model at the top of the partial folder, ``results.json`` written, the folder put at ``out``."""
+    for f in (stage / "best").iterdir():
+        f.rename(stage / f.name)
+    (stage / "best").rmdir()
+    (stage / "progress.json").unlink()
+    atomic_write_json(stage / "results.json", results)
+    fix_permissions(stage)
+    replace_dir(stage, out)
+
+
+def read_partial(stage: Path, options: dict, out: Path, config_cls) -> dict | None:
+    """The progress in ``stage`` when there is a readable one; a one-line error when it was run with other options."""
+    try:
+        done = json.loads((stage / "progress.json").read_text(encoding="utf-8"))
+        runs, saved = list(done["runs"]), dict(done["options"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if runs and not (stage / "best").is_dir():
+        warn(f"{stage} lacks the best model of its finished seeds; starting again")
+        return None
+    check_resume_options(config_cls, options, saved, out, strict=True)
+    return done
