@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lvbert.options import add_options, resolve, resolve_run
+from lvbert.options import add_options, resolve_run
 
 
 def register(sub) -> None:
@@ -29,7 +29,7 @@ def register(sub) -> None:
         "its place. --method random: random swaps and deletions, no model. --copies per example; dev and test copied "
         "unchanged. See docs/augment.md.",
     )
-    add_options(a, AugmentConfig)
+    add_options(a, AugmentConfig, resume=True)
     a.set_defaults(func=run_augment, config_class=AugmentConfig)
 
 
@@ -45,5 +45,6 @@ def run_distill(args) -> int:
 def run_augment(args) -> int:
     from lvbert.recipes.augment import AugmentConfig, augment
 
-    augment(resolve(AugmentConfig, args))
+    cfg, resume = resolve_run(AugmentConfig, args)
+    augment(cfg, resume=resume)
     return 0

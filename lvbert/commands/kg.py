@@ -39,7 +39,8 @@ def run_train(args) -> int:
 
 
 def run_eval(args) -> int:
-    from lvbert.recipes.kg import KgEvalConfig, evaluate_kg, format_results
+    from lvbert.recipes.kg import KgEvalConfig, evaluate_kg
+    from lvbert.tasks.kg import format_results
 
     cfg = resolve(KgEvalConfig, args)
     r = evaluate_kg(cfg)

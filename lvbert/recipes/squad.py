@@ -123,6 +123,7 @@ def finetune_squad(cfg, resume: bool = False) -> dict:
     from lvbert.training.distributed import pick_device
     from lvbert.training.loop import train_loop
     from lvbert.training.optim import build_optimizer, linear_schedule
+    from lvbert.training.run import finetune_lr
     from lvbert.training.seeds import check_seeds_out, finish_stage, finished_run, run_seeds, seed_loop_config
     from lvbert.utils import atomic_write_json, warn
 
@@ -145,7 +146,7 @@ def finetune_squad(cfg, resume: bool = False) -> dict:
     if len(train_w) == 0:
         raise LvBertError(f"{cfg.train_file}: no training window holds an answer; check the file (answer_start)")
     dev_w, _ = encode_windows(tokenizer, dev_ex, settings["max_len"], settings["doc_stride"], settings["max_query"])
-    lr = cfg.lr if cfg.lr is not None else (3e-4 if config.hidden_size <= 384 else 1e-4)
+    lr = cfg.lr if cfg.lr is not None else finetune_lr(config.hidden_size, 1e-4)
     epochs = cfg.epochs or 2
     cfg = dataclasses.replace(cfg, lr=lr, epochs=epochs)
     options = json.loads(json.dumps(dataclasses.asdict(cfg)))
