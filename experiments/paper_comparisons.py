@@ -224,7 +224,7 @@ def mean_interval(xs: list[float]) -> dict:
 
 def bootstrap_tau(x: list[float], y: list[float], n: int = 2000, seed: int = 0) -> list[float]:
     """95 % percentile interval of Kendall tau, resampling architectures with replacement."""
-    from lvbert.recipes.nas import kendall_tau
+    from lvbert.tasks.metrics import kendall_tau
 
     rng = random.Random(seed)
     taus = []
@@ -367,7 +367,7 @@ def collect(out: Path, b: Budget, archs: dict, searches: dict, search_runs: list
     from lvbert.arch import count_params
     from lvbert.data.masking import MaskingConfig, fixed_mask_validation
     from lvbert.objectives import unigram_accuracy
-    from lvbert.recipes.nas import kendall_tau
+    from lvbert.tasks.metrics import kendall_tau
     from lvbert.search.fitness import SupernetFitness
     from lvbert.supernet import LvBertSupernet
     from lvbert.training.distributed import pick_device

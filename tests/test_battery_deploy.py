@@ -408,18 +408,18 @@ def test_nas_search_checks_targets_before_loading_anything(nas_run, real_data, t
 
 
 def _smallest_of(run: Path, per_block: int | None = None):
-    """(params, ms) of :func:`lvbert.recipes.nas._smallest` over the first ``per_block`` candidates of each
+    """(params, ms) of :func:`lvbert.nas.run.smallest_combination` over the first ``per_block`` candidates of each
     block, with what it needs: (space, rows, size, lut)."""
     from lvbert.model_dir import load_model_config
     from lvbert.nas.latency import NasLatencyTable
-    from lvbert.recipes.nas import LATENCY_JSON, _smallest, read_nas_run
+    from lvbert.nas.run import LATENCY_JSON, read_nas_run, smallest_combination
 
     space, shared, rows = read_nas_run(run)
     rows = [r[:per_block] for r in rows]
     tc = load_model_config(shared["teacher"])
     size = space.student_size(tc.embedding_size, tc.vocab_size, tc.max_position_embeddings, tc.type_vocab_size)
     lut = NasLatencyTable.from_dict(json.loads((run / LATENCY_JSON).read_text()))
-    return (*_smallest(space, rows, size, lut), (space, rows, size, lut))
+    return (*smallest_combination(space, rows, size, lut), (space, rows, size, lut))
 
 
 def test_smallest_combination_is_the_brute_force_minimum(nas_run):

@@ -198,7 +198,6 @@ def test_augment_empty_train_file(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.xfail(strict=False, reason="task reading fixed on another branch")
 @pytest.mark.parametrize("case", ["latin-1", "binary"])
 def test_augment_undecodable_train_file(tmp_path, capsys, case):
     data = _task(tmp_path)

@@ -33,7 +33,7 @@ def test_mean_interval_is_the_t_interval(pc):
 def test_bootstrap_interval_brackets_tau(pc):
     x = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
     y = [0.15, 0.1, 0.35, 0.3, 0.55, 0.5, 0.75, 0.7]
-    from lvbert.recipes.nas import kendall_tau
+    from lvbert.tasks.metrics import kendall_tau
 
     tau = kendall_tau(x, y)
     lo, hi = pc.bootstrap_tau(x, y, n=500)

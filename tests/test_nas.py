@@ -16,7 +16,7 @@ from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM, LvBertModel
 from lvbert.nas.select import k_best, pareto_front, parse_budget
 from lvbert.nas.space import Block, get_space
 from lvbert.nas.supernet import NasBlock, TeacherBlocks, chain_forward, extract, sublayer_config, teacher_boundaries
-from lvbert.recipes.nas import assign_bins, rounds_needed, shrink_steps
+from lvbert.nas.shrink import assign_bins, rounds_needed, shrink_steps
 
 # ----------------------------------------------------------------------------- notation and counting
 

@@ -185,7 +185,7 @@ def test_finetune_predict_and_pipeline(qa_model, tmp_path, task, version):
     assert (tmp_path / "pred" / "null_odds.json").exists() == (version == "2.0")
     from transformers import AutoModelForQuestionAnswering
 
-    from lvbert.recipes.squad import QuestionAnswerer
+    from lvbert.tasks.qa import QuestionAnswerer
 
     assert type(AutoModelForQuestionAnswering.from_pretrained(out)).__name__ == "LvBertForQuestionAnswering"
     context = "the cat keeps the socket. the dog keeps the file."

@@ -32,27 +32,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from lvbert.errors import LvBertError
+from lvbert.nas.report import pareto_md, pareto_png
+from lvbert.nas.run import (
+    LATENCY_JSON,
+    NAS_JSON,
+    load_nas_run,
+    load_teacher,
+    read_nas_run,
+    read_run_json,
+    smallest_combination,
+)
+from lvbert.nas.shrink import BlockTrainer, assign_bins, dev_batches, rounds_needed, shrink_round, shrink_steps
 from lvbert.options import TrainingOptions, option
-
-NAS_JSON = "nas.json"
-LATENCY_JSON = "latency.json"
-
-
-def _read_json(path: Path) -> dict:
-    """A JSON file of a NAS run; one line naming the file when it is not UTF-8 or not JSON."""
-    from lvbert.utils import read_text_file
-
-    try:
-        data = json.loads(read_text_file(path, "the NAS run's file"))
-    except json.JSONDecodeError as e:
-        raise LvBertError(f"the NAS run's file {path} is not valid JSON ({e.msg} on line {e.lineno}); train that part "
-                          "again (lvbert nas train)") from None  # fmt: skip
-    if not isinstance(data, dict):
-        raise LvBertError(f"the NAS run's file {path} is not one lvbert nas train writes; train that part again")
-    return data
+from lvbert.tasks.metrics import kendall_tau
 
 
 def _int_list(text, name: str) -> tuple[int, ...] | None:
@@ -127,64 +121,17 @@ class NasTrainConfig(TrainingOptions):
 # ============================================================================ bins and shrinking
 
 
-def assign_bins(params: list[int], latency: list[float] | None, bins: int) -> list[int]:
-    """NAS-BERT's bins: bin b holds the candidates with (b-1)/B < p/p_max <= b/B; with ``latency``, a
-    candidate slower than its bin's bound (b/B of the slowest) is dropped (-1)."""
-    p_top = max(params)
-    l_top = max(latency) if latency else None
-    out = []
-    for i, p in enumerate(params):
-        b = min(bins - 1, max(0, math.ceil(p / p_top * bins) - 1))
-        if latency is not None and latency[i] > (b + 1) / bins * l_top * (1 + 1e-9):
-            b = -1
-        out.append(b)
-    return out
 
 
-def shrink_steps(steps: int, start: float, rounds: int) -> list[int]:
-    """The steps after which a shrinking round runs: evenly from ``start`` x steps to the last step."""
-    first = max(1, round(start * steps))
-    if rounds <= 0:
-        return []
-    if rounds == 1:
-        return [steps]
-    return sorted({min(steps, first + round(k * (steps - first) / (rounds - 1))) for k in range(rounds)})
 
 
-def rounds_needed(bin_sizes: list[int], sample: int, keep: int) -> int:
-    """Rounds until every bin holds at most ``keep``: each round drops half of ``sample`` (or of the bin)."""
-    worst = 0
-    for n in bin_sizes:
-        r = 0
-        while n > keep:
-            n -= max(1, min(min(n, sample) // 2, n - keep))
-            r += 1
-        worst = max(worst, r)
-    return worst
 
 
-class BlockTrainer(nn.Module):
-    """What the loop trains for one block: the block supernet, and (as buffers, saved in checkpoints)
-    which candidates are alive and how many shrinking rounds ran."""
-
-    def __init__(self, block_net: nn.Module, num_candidates: int):
-        super().__init__()
-        self.net = block_net
-        self.register_buffer("alive", torch.ones(num_candidates, dtype=torch.bool))
-        self.register_buffer("rounds_done", torch.zeros((), dtype=torch.long))
 
 
 # ============================================================================ nas train
 
 
-def _load_teacher(path):
-    from lvbert.model_dir import load_mlm
-
-    model, tokenizer, kind = load_mlm(path)
-    if kind != "lvbert":
-        raise LvBertError(f"{path} is a {kind} model; the NAS teacher must be an lvbert masked-LM model (its embeddings and "
-                          "MLM head go into the chosen models): pre-train one with lvbert pretrain --objective mlm")  # fmt: skip
-    return model, tokenizer
 
 
 def train_nas(cfg: NasTrainConfig, resume: bool = False) -> Path:
@@ -205,7 +152,7 @@ def train_nas(cfg: NasTrainConfig, resume: bool = False) -> Path:
     out = check_run_output(cfg.out, {"--data": cfg.data, "--teacher": cfg.teacher}, cfg.overwrite, resume, own_run)
     space = cfg.nas_space()
     data = open_data(cfg.data)
-    teacher, _ = _load_teacher(cfg.teacher)
+    teacher, _ = load_teacher(cfg.teacher)
     check_teacher_vocab(Path(cfg.teacher), data.tokenizer, f"the data in {data.path}")
     check_positions(data.seq_len, teacher.config.max_position_embeddings)
     tblocks = TeacherBlocks(teacher, space.num_blocks)  # the one-line error for a shallow teacher
@@ -221,7 +168,7 @@ def train_nas(cfg: NasTrainConfig, resume: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     nas_file = out / NAS_JSON
     if nas_file.exists():
-        before = _read_json(nas_file)
+        before = read_run_json(nas_file)
         for key, value in shared.items():
             if before.get(key) != value:
                 raise LvBertError(f"{out} holds a NAS run whose {key} differs ({before.get(key)!r} vs {value!r}); use "
@@ -234,7 +181,7 @@ def train_nas(cfg: NasTrainConfig, resume: bool = False) -> Path:
         write_run_config(out, {**asdict(cfg), "blocks": None}, {"kind": "nas", **shared})
     lut_file = out / LATENCY_JSON
     if lut_file.exists():
-        lut = NasLatencyTable.from_dict(_read_json(lut_file))
+        lut = NasLatencyTable.from_dict(read_run_json(lut_file))
     else:
         print(f"nas: measuring the latency table ({len(space.widths) * len(space.op_tokens)} ops) ...")
         lut = NasLatencyTable.measure(space, size, cfg.latency_batch_size, cfg.latency_seq_len, repeats=cfg.latency_repeats)
@@ -290,7 +237,7 @@ def _train_block(cfg, n, folder, space, size, cands, params, bins, tblocks, data
     scheduler = linear_schedule(optimizer, warmup, cfg.steps)
     batches = PretrainBatches(data, micro, cfg.grad_accum, 0, 1, masking, cfg.seed + 7919 * n,
                               max_positions=tblocks.model.config.max_position_embeddings)  # fmt: skip
-    dev = _dev_batches(valid, cfg.batch_size, cfg.dev_batches, device)
+    dev = dev_batches(valid, cfg.batch_size, cfg.dev_batches, device)
     dev_targets = [tblocks.outputs(b, upto=n + 1)[n : n + 2] for b in dev]
     log_path = folder / "shrink.jsonl"
 
@@ -312,7 +259,7 @@ def _train_block(cfg, n, folder, space, size, cands, params, bins, tblocks, data
     def evaluate(m, step: int) -> dict:
         done = int(model.rounds_done)
         if done < len(schedule) and step >= schedule[done]:
-            _shrink_round(model, per_bin, cfg, done, done == len(schedule) - 1, dev_loss, log_path, step, n)
+            shrink_round(model, per_bin, cfg.sample, cfg.keep, cfg.seed, done, done == len(schedule) - 1, dev_loss, log_path, step, n)
             model.rounds_done.fill_(done + 1)
         return {"alive": int(model.alive.sum())}
 
@@ -340,46 +287,8 @@ def _train_block(cfg, n, folder, space, size, cands, params, bins, tblocks, data
           f"({rows[0]['block']})")  # fmt: skip
 
 
-def _dev_batches(valid: dict, batch_size: int, count: int, device) -> list[dict]:
-    keys = ("input_ids", "attention_mask", "token_type_ids")
-    n = valid["input_ids"].shape[0]
-    out = []
-    for k in range(min(count, math.ceil(n / batch_size))):
-        out.append({key: valid[key][k * batch_size : (k + 1) * batch_size].to(device) for key in keys if valid.get(key) is not None})
-    return out
 
 
-def _shrink_round(model, per_bin, cfg, round_index: int, last: bool, dev_loss, log_path: Path, step: int, n: int) -> None:
-    """One round of progressive shrinking: per bin, sample up to ``cfg.sample`` alive candidates, score
-    them on the dev batches and drop the worst half (the last round keeps the best ``cfg.keep``)."""
-    from lvbert.utils import atomic_write_text
-
-    lines = []
-    was_training = model.training
-    model.eval()
-    t0 = time.perf_counter()
-    for k, members in enumerate(per_bin):
-        alive = [i for i in members if bool(model.alive[i])]
-        if len(alive) <= cfg.keep:
-            continue
-        rng = random.Random(f"{cfg.seed}/shrink/{n}/{round_index}/{k}")
-        sampled = sorted(rng.sample(alive, min(cfg.sample, len(alive))))
-        scored = sorted((dev_loss(i), i) for i in sampled)
-        if last:
-            drop = [i for _, i in scored[cfg.keep :]] + [i for i in alive if i not in set(sampled)]
-        else:
-            drop = [i for _, i in scored[len(scored) - max(1, min(len(scored) // 2, len(alive) - cfg.keep)) :]]
-        for i in drop:
-            model.alive[i] = False
-        lines.append(json.dumps({"step": step, "round": round_index, "bin": k, "alive_before": len(alive),
-                                 "sampled": len(sampled), "dropped": len(drop), "best_dev_loss": scored[0][0],
-                                 "worst_dev_loss": scored[-1][0], "seconds": round(time.perf_counter() - t0, 3)}))  # fmt: skip
-        t0 = time.perf_counter()
-    model.train(was_training)
-    old = log_path.read_text() if log_path.exists() else ""
-    # the round's lines replace any of the same round from an interrupted run (resume re-runs it)
-    keep = [ln for ln in old.splitlines() if ln and json.loads(ln).get("round") != round_index]
-    atomic_write_text(log_path, "\n".join(keep + lines) + ("\n" if keep or lines else ""))
 
 
 # ============================================================================ nas search
@@ -420,69 +329,10 @@ class NasSearchConfig:
             raise LvBertError(f"--measure must be 0 or more, got {self.measure}")
 
 
-def load_nas_run(folder):
-    """``(space, teacher, tokenizer, lut, blocks, rows)`` of a finished NAS run: the block supernets
-    and, per block, the surviving candidates sorted by dev loss."""
-    from safetensors.torch import load_file
-
-    from lvbert.nas.latency import NasLatencyTable
-    from lvbert.nas.supernet import NasBlock, sublayer_config
-
-    folder = Path(folder)
-    space, shared, rows = read_nas_run(folder)
-    teacher, tokenizer = _load_teacher(shared["teacher"])
-    lut = NasLatencyTable.from_dict(_read_json(folder / LATENCY_JSON))
-    nets = []
-    for n in range(space.num_blocks):
-        net = NasBlock(space, teacher.config.hidden_size, sublayer_config(teacher.config, 0.0))
-        net.load_state_dict(load_file(str(folder / f"block-{n}" / "block.safetensors")))
-        nets.append(net.eval())
-    return space, teacher.eval(), tokenizer, lut, nets, rows
 
 
-def read_nas_run(folder) -> tuple:
-    """``(space, nas.json, rows)`` of a finished NAS run without loading any weights: per block, the
-    surviving candidates sorted by dev loss."""
-    from lvbert.nas.space import Block, NasSpace
-
-    folder = Path(folder)
-    if not (folder / NAS_JSON).is_file():
-        raise LvBertError(f"{folder} is not a NAS run (no {NAS_JSON}); train one with lvbert nas train")
-    shared = _read_json(folder / NAS_JSON)
-    space = NasSpace.from_dict(shared["space"])
-    missing = [n for n in range(space.num_blocks) if not (folder / f"block-{n}" / "candidates.json").is_file()]
-    if missing:
-        raise LvBertError(f"{folder}: block(s) {missing} are not trained yet; run lvbert nas train --blocks "
-                          f"{','.join(map(str, missing))} --resume {folder}")  # fmt: skip
-    rows = []
-    for n in range(space.num_blocks):
-        r = _read_json(folder / f"block-{n}" / "candidates.json")["candidates"]
-        rows.append([{**x, "block": Block.parse(x["block"])} for x in sorted(r, key=lambda x: x["dev_loss"])])
-    return space, shared, rows
 
 
-def _smallest(space, rows, size, lut) -> tuple[int, float]:
-    """The fewest parameters and the lowest table latency of any combination of the trained candidates.
-
-    For fixed block widths both are sums over the blocks (a block's own count or time, plus its projection
-    from the previous width), so the smallest candidate per block and width, over every sequence of widths,
-    gives the exact minima without visiting the combinations."""
-    import itertools
-
-    per_block = []
-    for block_rows in rows:
-        widths: dict[int, list] = {}
-        for r in block_rows:
-            widths.setdefault(r["block"].width, []).append(r)
-        per_block.append({w: (min(rs, key=lambda r: r["params"])["block"], min(lut.block_ms(r["block"]) for r in rs))
-                          for w, rs in widths.items()})  # fmt: skip
-    best_params, best_ms = None, None
-    for ws in itertools.product(*(sorted(b) for b in per_block)):
-        params = space.arch_params([b[w][0] for b, w in zip(per_block, ws)], size)
-        ms = lut.predict([]) + sum(lut.projection_ms(p, w) + b[w][1] for b, p, w in zip(per_block, (None, *ws), ws))
-        best_params = params if best_params is None else min(best_params, params)
-        best_ms = ms if best_ms is None else min(best_ms, ms)
-    return best_params, best_ms
 
 
 def _check_budgets(cfg: NasSearchConfig) -> None:
@@ -496,8 +346,8 @@ def _check_budgets(cfg: NasSearchConfig) -> None:
     check_model_weights(shared["teacher"], "the NAS run's teacher")
     tc = load_model_config(shared["teacher"])
     size = space.student_size(tc.embedding_size, tc.vocab_size, tc.max_position_embeddings, tc.type_vocab_size)
-    lut = NasLatencyTable.from_dict(_read_json(Path(cfg.supernet) / LATENCY_JSON))
-    params, ms = _smallest(space, rows, size, lut)
+    lut = NasLatencyTable.from_dict(read_run_json(Path(cfg.supernet) / LATENCY_JSON))
+    params, ms = smallest_combination(space, rows, size, lut)
     for name, budget in cfg.budgets:
         if params > budget:
             raise LvBertError(f"target {name}: no combination of the trained candidates has at most {human(budget)} "
@@ -507,11 +357,6 @@ def _check_budgets(cfg: NasSearchConfig) -> None:
                           f"fastest takes {ms:.2f} ms by the latency table); raise it")  # fmt: skip
 
 
-def kendall_tau(x: list[float], y: list[float]) -> float:
-    """Kendall's tau (scipy's tau-b); NaN below two points."""
-    from scipy.stats import kendalltau
-
-    return float(kendalltau(x, y).statistic) if len(x) >= 2 else float("nan")
 
 
 def search_nas(cfg: NasSearchConfig) -> Path:
@@ -618,38 +463,13 @@ def _write_search(out, results, evaluated, space, nets, teacher, tokenizer, lut,
                                     "approx_loss": b["approx_loss"], "mlm_loss": b["loss"],
                                     "mlm_accuracy": b["mlm_accuracy"]}  # fmt: skip
     atomic_write_json(out / "results.json", summary)
-    atomic_write_text(out / "pareto.md", _pareto_md(summary, front))
-    _pareto_png(points, front, out / "pareto.png")
+    atomic_write_text(out / "pareto.md", pareto_md(summary, front))
+    pareto_png(points, front, out / "pareto.png")
 
 
 def _folder_name(target: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in target)
 
 
-def _pareto_md(summary: dict, front: list[dict]) -> str:
-    lines = ["# NAS-BERT search", "", "| target | params | latency ms (table) | measured ms | MLM loss | MLM acc | blocks |",
-             "|---|---:|---:|---:|---:|---:|---|"]  # fmt: skip
-    for name, t in summary["targets"].items():
-        m = f"{t['measured_ms']:.2f}" if t.get("measured_ms") else ""
-        lines.append(f"| {name} | {t['params']:,} | {t['latency_ms']:.2f} | {m} | {t['mlm_loss']:.4f} | "
-                     f"{t['mlm_accuracy']:.4f} | {' / '.join(t['blocks'])} |")  # fmt: skip
-    lines += ["", f"Pareto front of (MLM loss, parameters, latency) over the {summary['evaluated']} evaluated models:", "",
-              "| params | latency ms | MLM loss | blocks |", "|---:|---:|---:|---|"]  # fmt: skip
-    lines += [f"| {p['params']:,} | {p['latency_ms']:.2f} | {p['loss']:.4f} | {' / '.join(p['blocks'])} |" for p in front]
-    err = summary["latency_table_mean_abs_rel_error"]
-    if err is not None:
-        lines += ["", f"Latency table against {summary['latency_checks']} measured whole models: mean error {err:.1%}."]
-    return "\n".join(lines) + "\n"
 
 
-def _pareto_png(points: list[dict], front: list[dict], path: Path) -> None:
-    from lvbert.plots import pyplot, save
-
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.scatter([p["params"] / 1e6 for p in points], [p["loss"] for p in points], s=10, alpha=0.5, label="evaluated")
-    ax.plot([p["params"] / 1e6 for p in front], [p["loss"] for p in front], "o-", color="C3", label="Pareto front")
-    ax.set_xlabel("backbone parameters (M)")
-    ax.set_ylabel("validation MLM loss")
-    ax.legend()
-    save(fig, path)

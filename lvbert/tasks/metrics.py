@@ -126,3 +126,11 @@ def summarise(runs: list[dict]) -> dict:
         vals = [value(r, key) for r in runs]
         out[key] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
     return out
+
+
+def kendall_tau(x: list[float], y: list[float]) -> float:
+    """Kendall's tau (scipy's tau-b); NaN below two points."""
+    from scipy.stats import kendalltau
+
+    return float(kendalltau(x, y).statistic) if len(x) >= 2 else float("nan")
+
