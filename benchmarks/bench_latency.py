@@ -35,7 +35,7 @@ RESULTS = HERE / "results" / "latency.json"
 
 
 def _summary(pred: list[float], raw: list[float], meas: list[float]) -> dict:
-    from lvbert.search.constraints import pearson
+    from lvbert.search.latency import pearson
 
     def err(p):
         return statistics.fmean(abs(a - b) / b for a, b in zip(p, meas))
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     from lvbert.arch import get_size, random_arch
     from lvbert.nas.latency import NasLatencyTable, measure_arch
     from lvbert.nas.space import get_space
-    from lvbert.search.constraints import LatencyTable, calibration_archs
+    from lvbert.search.latency import LatencyTable, calibration_archs
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=1)

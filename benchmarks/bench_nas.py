@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     from lvbert.nas.select import k_best
     from lvbert.nas.space import get_space
     from lvbert.nas.supernet import NasBlock, sublayer_config
-    from lvbert.search.constraints import pearson
+    from lvbert.search.latency import pearson
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=8)

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lvbert.arch import LV_BERT_SMALL, get_size  # noqa: E402
 from lvbert.search import EvolutionConfig, run_search  # noqa: E402
-from lvbert.search.constraints import LatencyTable, latency_report  # noqa: E402
+from lvbert.search.latency import LatencyTable, latency_report  # noqa: E402
 from lvbert.search.fitness import SupernetFitness  # noqa: E402
 from lvbert.space import SearchSpace  # noqa: E402
 from lvbert.supernet import LvBertSupernet  # noqa: E402

@@ -90,7 +90,7 @@ class SearchSpace:
         max_params: backbone parameter budget (embeddings + encoder, as :func:`lvbert.arch.count_params`).
         max_macs: budget of encoder multiply-accumulates per token at ``seq_len``.
         max_latency: budget of predicted latency, in the unit of ``latency`` (milliseconds from
-            :class:`lvbert.search.constraints.LatencyTable`).
+            :class:`lvbert.search.latency.LatencyTable`).
         latency: per-op latency table ``{"C": ms, "A": ms, "F": ms, "embeddings": ms}`` (ops with
             settings by their key, e.g. ``"C_kernel5"``; ``I`` costs 0); an arch's predicted latency is
             ``embeddings + sum over slots``. Needed by ``max_latency``.

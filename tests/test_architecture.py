@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-# TEMPORARY while the recipes' helpers move down (issue 31); removed when the moves are done.
-pytestmark = pytest.mark.xfail(strict=False, reason="recipes' helpers still moving to components")
+
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lvbert"
 # Recipe infrastructure every recipe may import (the typed options), not a recipe itself.
@@ -59,6 +58,7 @@ def test_no_component_imports_a_recipe_or_a_command():
     assert not bad, "components import the front end:\n" + "\n".join(bad)
 
 
+@pytest.mark.xfail(strict=False, reason="TEMPORARY: kg's triple reader moves to a public name")
 def test_no_private_name_crosses_a_module():
     bad = [f"{m}:{line} imports {t}.{n}" for m, t, n, line in _imports()
            if n.startswith("_") and not n.startswith("__") and t != m]

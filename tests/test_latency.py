@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from lvbert.search.constraints import LatencyTable, calibration_archs, fit_latency
+from lvbert.search.latency import LatencyTable, calibration_archs, fit_latency
 from lvbert.space import SearchSpace
 
 

@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 supernet_mod = pytest.importorskip("lvbert.supernet")
 
 from lvbert.search import EvolutionConfig, run_search  # noqa: E402
-from lvbert.search.constraints import LatencyTable, latency_report, pearson  # noqa: E402
+from lvbert.search.latency import LatencyTable, latency_report, pearson  # noqa: E402
 from lvbert.search.fitness import SupernetFitness, distributed_fitness  # noqa: E402
 from lvbert.space import SearchSpace  # noqa: E402
 

@@ -1,7 +1,7 @@
 """Per-op latency lookup table of a NAS space on this device (NAS-BERT's LUT), and its check
 against measured whole models. Each op is timed as a stack of distinct sub-layers (one sub-layer
 run again and again keeps its weights in cache, which a whole model does not), fastest of
-``repeats`` runs, as :mod:`lvbert.search.constraints` times LV-BERT's ops."""
+``repeats`` runs, as :mod:`lvbert.search.latency` times LV-BERT's ops."""
 
 from __future__ import annotations
 
@@ -56,10 +56,10 @@ class NasLatencyTable:
 
     def calibrate(self, space: NasSpace, size: SizeConfig, archs: list[list[Block]], repeats: int = 10) -> dict:
         """Fit ``measured = sum_kind c_kind x table time + b`` on whole models measured now (as
-        :meth:`lvbert.search.constraints.LatencyTable.calibrate`)."""
+        :meth:`lvbert.search.latency.LatencyTable.calibrate`)."""
         import statistics
 
-        from lvbert.search.constraints import fit_latency
+        from lvbert.search.latency import fit_latency
 
         self.calibration = None
         feats = [self.features(blocks) for blocks in archs]
@@ -87,7 +87,7 @@ class NasLatencyTable:
         import torch
 
         from lvbert.modeling_lvbert import LvBertConfig, LvBertEmbeddings, make_sublayer
-        from lvbert.search.constraints import _time_ms, device_name, stack_ms
+        from lvbert.search.latency import time_ms, device_name, stack_ms
 
         dev = torch.device(device)
         config = LvBertConfig.from_size(size, arch="F")
@@ -105,10 +105,10 @@ class NasLatencyTable:
             x = torch.randn(batch_size, seq_len, d_in, generator=gen).to(dev)
             for w in space.widths:
                 lin = torch.nn.Linear(d_in, w).to(dev).eval()
-                projections[f"{'e' if w_in is None else w_in}>{w}"] = _time_ms(lambda lin=lin, x=x: lin(x), dev, "float32",
+                projections[f"{'e' if w_in is None else w_in}>{w}"] = time_ms(lambda lin=lin, x=x: lin(x), dev, "float32",
                                                                                  repeats, warmup)  # fmt: skip
         emb = LvBertEmbeddings(config).to(dev).eval()
-        return cls(ops=ops, projections=projections, embeddings=_time_ms(lambda: emb(ids), dev, "float32", repeats, warmup),
+        return cls(ops=ops, projections=projections, embeddings=time_ms(lambda: emb(ids), dev, "float32", repeats, warmup),
                    batch_size=batch_size, seq_len=seq_len, threads=torch.get_num_threads(), device=device_name(dev),
                    meta={"repeats": repeats, "stack": stack, "torch": torch.__version__})  # fmt: skip
 
@@ -116,6 +116,6 @@ class NasLatencyTable:
 def measure_arch(arch: str, size: SizeConfig, batch_size: int = 1, seq_len: int = 128, device: str = "cpu",
                  repeats: int = 10) -> float:  # fmt: skip
     """Fastest milliseconds of a whole model (embeddings + encoder) of ``arch``."""
-    from lvbert.search.constraints import measure_model
+    from lvbert.search.latency import measure_model
 
     return measure_model(arch, size, batch_size, seq_len, device, "float32", repeats)

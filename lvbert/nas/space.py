@@ -20,7 +20,7 @@ import dataclasses
 import itertools
 from dataclasses import dataclass
 
-from lvbert.arch import Arch, Op, SizeConfig, count_params, sublayer_macs, sublayer_params
+from lvbert.arch import Arch, Op, SizeConfig, count_params, sublayer_params
 from lvbert.errors import LvBertError
 
 
@@ -103,9 +103,6 @@ class NasSpace:
     def block_params(self, block: "Block", size: SizeConfig) -> int:
         """Parameters of a block's slots (its input projection is counted by :meth:`arch_params`)."""
         return sum(sublayer_params(op, size, block.width) for op in self.block_ops(block))
-
-    def block_macs(self, block: "Block", size: SizeConfig, seq_len: int) -> int:
-        return sum(sublayer_macs(op, size, seq_len, block.width) for op in self.block_ops(block))
 
     # ------------------------------------------------------------------ full archs
 

@@ -23,7 +23,6 @@ Layer mapping and losses: ``docs/distill.md``.
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -346,7 +345,3 @@ def task_distill(cfg: DistillConfig, resume: bool = False) -> Path:
     fix_permissions(out)
     print(f"{task.name}: best dev score {top['score']:.4f} at epoch {top['epoch']}")
     return out
-
-
-def read_results(out) -> dict:
-    return json.loads((Path(out) / "results.json").read_text(encoding="utf-8"))

@@ -274,7 +274,7 @@ def search(cfg: SearchRunConfig, resume: bool = False, fitness_fn=None):
 
 
 def _latency_table(cfg: SearchRunConfig, space, info) -> dict:
-    from lvbert.search.constraints import LatencyTable
+    from lvbert.search.latency import LatencyTable
 
     table = LatencyTable.load_or_measure(
         size=space.size_config,
@@ -297,7 +297,7 @@ def check_latency(result, table: dict, budget: float, count: int, out: Path) -> 
     and warn when the best one is over the budget for real."""
     import warnings
 
-    from lvbert.search.constraints import LatencyTable
+    from lvbert.search.latency import LatencyTable
     from lvbert.utils import atomic_write_json
 
     lt = LatencyTable.from_dict(table["table"])

@@ -1,5 +1,5 @@
 """Architecture search: evolution and random search (``evolution.py``), tables and plots
-(``report.py``), latency constraints (``constraints.py``, torch imported lazily) and the
+(``report.py``), the latency table (``latency.py``, torch imported lazily) and the
 supernet-backed fitness (``fitness.py``, needs torch).
 
 Importing this package does not import torch.

@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from tqdm.auto import tqdm
 
 from lvbert.tasks.task import Example, Task
 from lvbert.utils import warn
@@ -125,20 +126,33 @@ def concat(a: Encoded, b: Encoded) -> Encoded:
                    None if a.labels is None else a.labels + b.labels, a.index + b.index)  # fmt: skip
 
 
-@torch.no_grad()
-def predict_logits(model, enc: Encoded, batch_size: int, pad_id: int, bf16: bool = False) -> torch.Tensor:
-    """Logits [N, num_labels] (float32, CPU) in the split's order; the model is left in eval mode."""
+def batched_outputs(model, lengths: list[int], collate_rows, batch_size: int, bf16: bool = False,
+                    progress: bool = False, desc: str = "predict"):  # fmt: skip
+    """The one batched inference path (classification, triples, SQuAD windows): rows in batches of
+    similar length (less padding), ``collate_rows(rows) -> dict of tensors`` makes each batch, and
+    ``(rows, model output)`` is yielded per batch so the caller puts results back in input order.
+    The model is left in eval mode; ``labels`` are never passed."""
     model.eval()
     device = next(model.parameters()).device
-    # Batches of similar length waste less padding; results are put back in file order.
-    order = sorted(range(len(enc.input_ids)), key=lambda i: len(enc.input_ids[i]))
-    out = torch.empty(len(order), model.config.num_labels)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        batch = {k: v.to(device) for k, v in collate(enc, rows, pad_id).items() if k != "labels"}
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(**batch).logits
-        out[rows] = logits.float().cpu()
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    bar = tqdm(total=len(order), desc=desc, unit="input", disable=not progress, dynamic_ncols=True)
+    with torch.no_grad():
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            batch = {k: v.to(device) for k, v in collate_rows(rows).items() if k != "labels"}
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                out = model(**batch)
+            yield rows, out
+            bar.update(len(rows))
+    bar.close()
+
+
+def predict_logits(model, enc: Encoded, batch_size: int, pad_id: int, bf16: bool = False) -> torch.Tensor:
+    """Logits [N, num_labels] (float32, CPU) in the split's order; the model is left in eval mode."""
+    out = torch.empty(len(enc.input_ids), model.config.num_labels)
+    lengths = [len(ids) for ids in enc.input_ids]
+    for rows, res in batched_outputs(model, lengths, lambda rows: collate(enc, rows, pad_id), batch_size, bf16):
+        out[rows] = res.logits.float().cpu()
     return out
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from lvbert.errors import LvBertError
+from lvbert.tasks.encoding import batched_outputs
 from lvbert.tasks.squad import QAExample, encode_windows, predict_answers
 
 QA_FILE = "qa.json"  # the SQuAD settings saved beside a fine-tuned model (version, lengths, threshold)
@@ -51,19 +52,12 @@ def collate_windows(w, rows: list[int], pad: int, labels: bool = False) -> dict:
 @torch.no_grad()
 def window_logits(model, w, batch_size: int, pad: int, bf16: bool = False) -> tuple[list, list]:
     """Start and end logits of every window (lists of per-token floats), in window order."""
-    model.eval()
-    device = next(model.parameters()).device
-    order = sorted(range(len(w)), key=lambda i: len(w.input_ids[i]))
     starts, ends = [None] * len(w), [None] * len(w)
-    for k in range(0, len(order), batch_size):
-        rows = order[k : k + batch_size]
-        batch = {key: v.to(device) for key, v in collate_windows(w, rows, pad).items()}
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            out = model(**batch)
+    lengths = [len(ids) for ids in w.input_ids]
+    for rows, out in batched_outputs(model, lengths, lambda rows: collate_windows(w, rows, pad), batch_size, bf16):
         s, e = out.start_logits.float().cpu().tolist(), out.end_logits.float().cpu().tolist()
         for j, i in enumerate(rows):
-            n = len(w.input_ids[i])
-            starts[i], ends[i] = s[j][:n], e[j][:n]
+            starts[i], ends[i] = s[j][: lengths[i]], e[j][: lengths[i]]
     return starts, ends
 
 
@@ -71,7 +65,12 @@ def window_logits(model, w, batch_size: int, pad: int, bf16: bool = False) -> tu
 def score_dev(model, examples, windows, version: str, pad: int, batch_size: int, bf16: bool,
               threshold: float | None = None) -> dict:  # fmt: skip
     """EM / F1 (and for 2.0 the best threshold and the scores at it, or at ``threshold``)."""
-    from lvbert.tasks.squad import apply_threshold, best_threshold, predict_answers, squad_scores
+    from lvbert.tasks.squad import (
+        apply_threshold,
+        best_threshold,
+        predict_answers,
+        squad_scores,
+    )
 
     s, e = window_logits(model, windows, batch_size, pad, bf16)
     best, nbest, margins = predict_answers(examples, windows, s, e)
@@ -95,7 +94,11 @@ class QuestionAnswerer:
     def __init__(self, model_dir, device: str = "auto"):
         from transformers import AutoModelForQuestionAnswering
 
-        from lvbert.model_dir import load_model_config, load_tokenizer, quiet_transformers
+        from lvbert.model_dir import (
+            load_model_config,
+            load_tokenizer,
+            quiet_transformers,
+        )
         from lvbert.training.distributed import pick_device
 
         model_dir = Path(model_dir)

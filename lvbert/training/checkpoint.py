@@ -208,11 +208,6 @@ def apply_checkpoint(contents: dict, model, optimizer=None, scheduler=None, rest
     return contents["trainer_state"]
 
 
-def load_checkpoint(path, model, optimizer=None, scheduler=None, restore_rng: bool = True) -> dict:
-    """Load a checkpoint folder into ``model`` (and optimizer/scheduler); returns its trainer state."""
-    return apply_checkpoint(read_checkpoint(path), model, optimizer, scheduler, restore_rng)
-
-
 def load_latest_good(out_dir, model, optimizer=None, scheduler=None) -> tuple[Path | None, dict | None]:
     """Resume from the newest checkpoint that reads back completely.
 

@@ -53,10 +53,6 @@ class LoopConfig:
             raise LvBertError(f"gradient accumulation must be positive, got {self.grad_accum}")
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") else model
-
-
 def autocast_context(device: torch.device, bf16: bool):
     if not bf16:
         return contextlib.nullcontext()

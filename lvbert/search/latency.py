@@ -155,7 +155,7 @@ class LatencyTable:
             per_type[op.key] = stack_ms([make_sublayer(op, config) for _ in range(stack)], x, dev, dtype, repeats, warmup)
         return cls(
             per_type=per_type,
-            embeddings=_time_ms(lambda: emb(ids), dev, dtype, repeats, warmup),
+            embeddings=time_ms(lambda: emb(ids), dev, dtype, repeats, warmup),
             device=str(dev),
             device_name=device_name(dev),
             size=size_cfg.to_dict(),
@@ -298,7 +298,7 @@ def measure_model(
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(0, size_cfg.vocab_size, (batch_size, seq_len), generator=gen).to(dev)
     mask = torch.ones_like(ids)
-    return _time_ms(lambda: model(input_ids=ids, attention_mask=mask), dev, dtype, repeats, warmup)
+    return time_ms(lambda: model(input_ids=ids, attention_mask=mask), dev, dtype, repeats, warmup)
 
 
 def latency_report(table: LatencyTable, archs: list[str], repeats: int | None = None) -> dict:
@@ -374,10 +374,10 @@ def stack_ms(layers: list, x, device, dtype: str, repeats: int, warmup: int) -> 
             h = layer(h, None, None)
         return h
 
-    return _time_ms(run, device, dtype, repeats, warmup) / len(stack)
+    return time_ms(run, device, dtype, repeats, warmup) / len(stack)
 
 
-def _time_ms(fn, device, dtype: str, repeats: int, warmup: int) -> float:
+def time_ms(fn, device, dtype: str, repeats: int, warmup: int) -> float:
     """Fastest wall milliseconds of ``fn()`` over ``repeats`` runs, under inference mode (and bf16
     autocast if asked). The minimum, not the median: on a shared machine the least disturbed
     run is the one that measures the model rather than the neighbours."""
