@@ -312,28 +312,20 @@ class Inputs:
 
 def score_inputs(model, enc, batch_size: int, pad: int, bf16: bool = False, column: int | None = 1,
                  progress: bool = False, desc: str = "score") -> torch.Tensor:  # fmt: skip
-    """Logits of every input ([N] of ``column``, or [N, C] when ``column`` is None), batched by length."""
+    """Logits of every input ([N] of ``column``, or [N, C] when ``column`` is None), in input order;
+    through the one batched inference path (:func:`lvbert.tasks.encoding.batched_outputs`)."""
     import torch
-    from tqdm.auto import tqdm
 
-    from lvbert.tasks.encoding import collate
+    from lvbert.tasks.encoding import batched_outputs, collate
 
-    with torch.no_grad():
-        model.eval()
-        device = next(model.parameters()).device
-        order = sorted(range(len(enc.input_ids)), key=lambda i: len(enc.input_ids[i]))
-        out = None
-        bar = tqdm(total=len(order), desc=desc, unit="input", disable=not progress, dynamic_ncols=True)
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            batch = {k: v.to(device) for k, v in collate(enc, rows, pad).items() if k != "labels"}
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logits = model(**batch).logits.float().cpu()
-            if out is None:
-                out = torch.empty((len(order),) if column is not None else (len(order), logits.shape[-1]))
-            out[rows] = logits[:, column] if column is not None else logits
-            bar.update(len(rows))
-        bar.close()
+    lengths = [len(ids) for ids in enc.input_ids]
+    out = None
+    for rows, res in batched_outputs(model, lengths, lambda rows: collate(enc, rows, pad), batch_size, bf16,
+                                     progress, desc):  # fmt: skip
+        logits = res.logits.float().cpu()
+        if out is None:
+            out = torch.empty((len(lengths),) if column is not None else (len(lengths), logits.shape[-1]))
+        out[rows] = logits[:, column] if column is not None else logits
     return out if out is not None else torch.empty(0)
 
 
