@@ -38,17 +38,15 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=64)
     args = ap.parse_args(argv)
 
+    from lvbert.augment import MlmCandidates, augment_random, augment_texts, generate_cbert
     from lvbert.data.packed import open_data
     from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM
-    from lvbert.recipes.augment import AugmentConfig, MlmCandidates, augment_random, augment_texts, generate_cbert
     from lvbert.tasks import demo_data_dir, get_task
 
     tok = open_data(args.data).tokenizer
     task = get_task("polarity")
     examples = task.read(demo_data_dir("polarity"), "train")[: args.sentences]
     texts, labels = [ex.text for ex in examples], task.label_ids(examples)
-    cfg = AugmentConfig(method="cbert", model="-", task="polarity", out="-", copies=args.copies,
-                        batch_size=args.batch, progress=False)  # fmt: skip
     result = {"machine": machine_info(), "settings": vars(args), "matmul_peak_tflops_fp32": matmul_peak(),
               "sentences_per_second": {}, "params": {}}  # fmt: skip
 
@@ -63,7 +61,7 @@ def main(argv=None) -> int:
         model = LvBertForMaskedLM(LvBertConfig.from_size(size, arch=args.arch, vocab_size=len(tok))).eval()
         result["params"][size] = sum(p.numel() for p in model.lvbert.parameters())
         cands = MlmCandidates(model, tok, 15, args.batch, 128)
-        result["sentences_per_second"][f"cbert {size}"] = rate(lambda: generate_cbert(model, tok, texts, labels, cfg))
+        result["sentences_per_second"][f"cbert {size}"] = rate(lambda: generate_cbert(model, tok, texts, labels, args.copies, batch_size=args.batch))
         result["sentences_per_second"][f"mlm {size}"] = rate(lambda: augment_texts(texts, cands, args.copies, 0.4, 0))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")

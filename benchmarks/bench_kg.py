@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -37,8 +36,7 @@ def main(argv=None) -> int:
 
     from lvbert.data.packed import open_data
     from lvbert.modeling_lvbert import LvBertConfig, LvBertForSequenceClassification
-    from lvbert.recipes.kg import KgEvalConfig, _evaluate_model
-    from lvbert.tasks.kg import load_graph
+    from lvbert.tasks.kg import evaluate_model, load_graph
 
     tok = open_data(args.data).tokenizer
     graph = load_graph(args.dataset)
@@ -49,9 +47,8 @@ def main(argv=None) -> int:
     peak = matmul_peak()
     result = {"machine": machine_info(), "settings": vars(args), "matmul_peak_tflops_fp32": round(peak, 3), "runs": {}}
     for precision in ("bf16", "fp32"):
-        cfg = KgEvalConfig(model="-", dataset=args.dataset, split="test", max_test=args.max_test,
-                           eval_batch_size=args.batch, bf16=precision == "bf16", progress=False)  # fmt: skip
-        r = _evaluate_model(model, tok, graph, meta, cfg)
+        r = evaluate_model(model, tok, graph, meta, "test", max_test=args.max_test, batch_size=args.batch,
+                           bf16=precision == "bf16")  # fmt: skip
         result["runs"][precision] = {"seconds": r["seconds"], "inputs": r["scored"], "inputs_per_second": r["inputs_per_second"],
                                      "full_protocol": r["full_protocol"]}  # fmt: skip
         print(f"{args.dataset} {args.size} {precision}: {r['scored']:,} inputs in {r['seconds']} s "

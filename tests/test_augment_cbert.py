@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lvbert.cli import main
-from lvbert.recipes.augment import AugmentConfig, generate_cbert, make_conditional
+from lvbert.augment import generate_cbert, make_conditional
 
 
 def _mlm(vocab: int = 300, types: int = 2):
@@ -52,23 +52,21 @@ def test_generation_never_masks_special_tokens_and_is_deterministic(real_tokeniz
 
     monkeypatch.setattr(model, "forward", spy)
     texts = ["the parser reads a file and returns a list of strings", "a socket sends bytes"]
-    cfg = AugmentConfig(method="cbert", model="x", task="t", out="o", copies=3, mask_ratio=1, progress=False)
-    a = generate_cbert(model, tok, texts, [0, 1], cfg)
+    a = generate_cbert(model, tok, texts, [0, 1], 3, mask_ratio=1)
     for inputs in seen_inputs:  # mask_ratio 1: every piece masked, never [CLS] or [SEP]
         for row in inputs:
             real = row[row != tok.pad_token_id]
             assert real[0] == tok.cls_token_id and real[-1] == tok.sep_token_id
             assert (real[1:-1] == tok.mask_token_id).all()
     monkeypatch.setattr(model, "forward", real_forward)
-    assert generate_cbert(model, tok, texts, [0, 1], cfg) == a
-    cfg2 = AugmentConfig(method="cbert", model="x", task="t", out="o", copies=3, seed=1, progress=False)
-    assert generate_cbert(model, tok, texts, [0, 1], cfg2) != a
+    assert generate_cbert(model, tok, texts, [0, 1], 3, mask_ratio=1) == a
+    assert generate_cbert(model, tok, texts, [0, 1], 3, seed=1) != a
     assert all(t not in texts for versions in a for t in versions)  # copies equal to the original are dropped
 
 
 def test_only_resampled_pieces_change_the_text(real_tokenizer):
     from lvbert.data.tokenizer import load_tokenizer
-    from lvbert.recipes.augment import rebuild_text
+    from lvbert.augment import rebuild_text
 
     tok = load_tokenizer(real_tokenizer)
     text = "It's Thought-provoking,  really : a  Parser!"

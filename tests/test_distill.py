@@ -285,7 +285,7 @@ def test_augmentation_bad_input(teachers, tmp_path, capsys):
     for extra, words in (
         (["--model", str(data), "--out", str(tmp_path / "o")], "not a model directory"),
         (["--model", str(teachers["lv"]), "--out", str(tmp_path / "o"), "--copies", "0"], "at least 1"),
-        (["--model", str(teachers["lv"]), "--out", str(data)], "must be a new folder"),
+        (["--model", str(teachers["lv"]), "--out", str(data)], "is also the input --data-dir"),
     ):
         capsys.readouterr()
         assert main([*base, *extra]) == 2

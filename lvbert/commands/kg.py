@@ -10,7 +10,6 @@ from lvbert.recipes.kg import (
     KgScoreConfig,
     KgTrainConfig,
     evaluate_kg,
-    format_results,
     score_triples,
     train_kg,
 )
@@ -44,6 +43,8 @@ def run_train(args) -> int:
 
 
 def run_eval(args) -> int:
+    from lvbert.tasks.kg import format_results
+
     cfg = resolve(KgEvalConfig, args)
     r = evaluate_kg(cfg)
     print(json.dumps(r) if cfg.json else format_results(r))

@@ -1,21 +1,14 @@
-"""Recipe: task data augmentation, three methods (``lvbert augment --method mlm|cbert|random``).
+"""Recipe: task data augmentation, three methods (``lvbert augment --method mlm|cbert|random``),
+composed from :mod:`lvbert.augment`:
 
-- ``mlm``: TinyBERT's Algorithm 1 (unconditional contextual augmentation), below;
-- ``cbert``: conditional BERT (Wu et al. 2019, :func:`train_cmlm` and :func:`generate_cbert`): the
-  MLM's token-type embeddings become label embeddings, it is fine-tuned on the labelled train
-  set, then about 1/7 of each sentence's word pieces are masked and re-sampled conditioned on
-  the label (or the flipped label with ``--flip-label``: style transfer);
+- ``mlm``: TinyBERT's Algorithm 1 (unconditional contextual augmentation): N copies of every training
+  example, each word (not a stop-word, with a letter) replaced with probability p by one of the K
+  whole words a masked LM predicts at its place; labels are inherited;
+- ``cbert``: conditional BERT (Wu et al. 2019): the MLM's token-type embeddings become label
+  embeddings, it is fine-tuned on the labelled train set (resumable), then about 1/7 of each
+  sentence's word pieces are masked and re-sampled conditioned on the label (or the flipped label
+  with ``--flip-label``: style transfer);
 - ``random``: an EDA-style floor without synonyms: random swaps and deletions of words.
-
-``mlm`` in detail: for every training example, N copies are made. In each copy every word (that is not a
-stop-word and has a letter) is replaced with probability p by a word drawn uniformly from
-the K words a masked LM predicts at its place (the word replaced by one ``[MASK]``, the rest
-of the sentence as context). TinyBERT takes the MLM's top-K for single-piece words and the
-K nearest GloVe vectors for words of several pieces; GloVe is not available here, so every
-word, whatever its number of pieces, takes the MLM's top-K whole words (pieces that are not
-``##`` continuations) at its single ``[MASK]``. Labels are inherited. Copies equal to the
-original or to an earlier copy are dropped. The candidates of a sentence are computed once,
-batched across sentences; the copies then only sample.
 
 Output: a task folder in the input's layout: the train file with the augmented rows
 appended after the original ones (an index column gets ``-aug<k>`` suffixes), every other
@@ -25,30 +18,30 @@ Defaults as the paper: K = 15, p = 0.4, N = 20.
 
 from __future__ import annotations
 
-import random
-import re
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
-from torch import nn
-
+from lvbert.augment import (
+    MlmCandidates,
+    augment_random,
+    augment_texts,
+    flipped,
+    generate_cbert,
+    make_conditional,
+    train_cmlm,
+)
 from lvbert.errors import LvBertError
+from lvbert.model_dir import load_mlm
 from lvbert.options import option
+from lvbert.tasks import DEMO_TASKS, demo_data_dir, get_task
+from lvbert.tasks.task import data_rows, with_texts, write_rows
+from lvbert.training.distributed import pick_device
+from lvbert.training.run import finetune_lr, prepare_run_dir, write_run_config
+from lvbert.utils import check_output_dir, staging_folder
 
 METHODS = ("mlm", "cbert", "random")
 DEFAULT_COPIES = {"mlm": 20, "cbert": 4, "random": 4}
-# English function words left as they are (a short list of our own; TinyBERT skips NLTK's stop-words).
-STOP_WORDS = frozenset(
-    "a an the and or but if then so of to in on at by for with from as into onto over under about above below "
-    "between through during before after up down out off again further once here there when where why how all "
-    "any both each few more most other some such no nor not only own same than too very can will just should "
-    "now i me my we our you your he him his she her it its they them their what which who whom this that these "
-    "those am is are was were be been being have has had having do does did doing would could might must shall "
-    "may 's 't s t".split()
-)
-_WORDS = re.compile(r"\w+(?:'\w+)?|[^\w\s]", re.UNICODE)
 
 
 @dataclass
@@ -107,272 +100,6 @@ class AugmentConfig:
             raise LvBertError(f"--max-seq-len must be at least 8, got {self.max_seq_len}")
 
 
-def words_of(text: str) -> list[str]:
-    return _WORDS.findall(text)
-
-
-def replaceable(word: str) -> bool:
-    return any(c.isalpha() for c in word) and word.lower() not in STOP_WORDS
-
-
-class MlmCandidates:
-    """Top-K whole-word predictions of a masked LM at one masked word of a sentence, batched."""
-
-    def __init__(self, model, tokenizer, top_k: int, batch_size: int, max_len: int):
-        self.model, self.tok, self.k, self.batch_size, self.max_len = model, tokenizer, top_k, batch_size, max_len
-        vocab = tokenizer.get_vocab()
-        special = set(tokenizer.all_special_ids)
-        allowed = torch.zeros(len(tokenizer), dtype=torch.bool)
-        for token, i in vocab.items():
-            if i not in special and not token.startswith("##") and any(c.isalpha() for c in token) and i < len(allowed):
-                allowed[i] = True
-        self.allowed = allowed
-        self.id_to_token = {i: t for t, i in vocab.items()}
-
-    @torch.no_grad()
-    def __call__(self, jobs: list[tuple[list[str], int]]) -> list[list[str]]:
-        """For each (words, i): the K candidates for words[i] (never the word itself)."""
-        out: list[list[str]] = []
-        device = next(self.model.parameters()).device
-        mask = self.tok.mask_token
-        for start in range(0, len(jobs), self.batch_size):
-            chunk = jobs[start : start + self.batch_size]
-            texts = [" ".join(w[:i] + [mask] + w[i + 1 :]) for w, i in chunk]
-            enc = self.tok(texts, truncation=True, max_length=self.max_len, padding=True, return_tensors="pt")
-            enc = {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-            logits = self.model(**enc).logits  # [B, L, V]
-            where = enc["input_ids"] == self.tok.mask_token_id
-            for b, (w, i) in enumerate(chunk):
-                pos = where[b].nonzero()
-                if len(pos) == 0:  # the mask was cut off by truncation
-                    out.append([])
-                    continue
-                scores = logits[b, pos[0, 0]].float().masked_fill(~self.allowed.to(device), float("-inf"))
-                top = scores.topk(self.k + 1).indices.tolist()
-                cands = [self.id_to_token[j] for j in top if self.id_to_token[j] != w[i].lower()][: self.k]
-                out.append(cands)
-        return out
-
-
-def augment_texts(texts: list[str], candidates: MlmCandidates, copies: int, prob: float, seed: int,
-                  progress: bool = False) -> list[list[str]]:  # fmt: skip
-    """For each text, up to ``copies`` augmented versions (duplicates of the original or of each other dropped)."""
-    from tqdm.auto import tqdm
-
-    words = [words_of(t) for t in texts]
-    jobs = [(w, i) for w in words for i, x in enumerate(w) if replaceable(x)]
-    found: dict[tuple[int, int], list[str]] = {}
-    keys = [(n, i) for n, w in enumerate(words) for i, x in enumerate(w) if replaceable(x)]
-    bar = tqdm(total=len(jobs), desc="augment", unit="word", disable=not progress)
-    step = candidates.batch_size * 8
-    for start in range(0, len(jobs), step):
-        for key, cands in zip(keys[start : start + step], candidates(jobs[start : start + step])):
-            found[key] = cands
-        bar.update(min(step, len(jobs) - start))
-    bar.close()
-    out = []
-    for n, w in enumerate(words):
-        rng = random.Random(f"{seed}/{n}")
-        seen = {" ".join(w)}
-        versions = []
-        for _ in range(copies):
-            new = [rng.choice(found[(n, i)]) if (n, i) in found and found[(n, i)] and rng.random() < prob else x
-                   for i, x in enumerate(w)]  # fmt: skip
-            text = " ".join(new)
-            if text not in seen:
-                seen.add(text)
-                versions.append(text)
-        out.append(versions)
-    return out
-
-
-# ============================================================================ random (a floor)
-
-
-def augment_random(texts: list[str], copies: int, delete_prob: float, seed: int) -> list[list[str]]:
-    """EDA-style copies without synonyms: about 10% of the words swapped pairwise, then each word
-    deleted with probability ``delete_prob`` (at least one word kept); duplicates dropped."""
-    out = []
-    for n, text in enumerate(texts):
-        rng = random.Random(f"{seed}/random/{n}")
-        words = text.split()
-        seen, versions = {text}, []
-        for _ in range(copies):
-            w = list(words)
-            for _ in range(max(1, round(0.1 * len(w))) if len(w) > 1 else 0):
-                i, j = rng.randrange(len(w)), rng.randrange(len(w))
-                w[i], w[j] = w[j], w[i]
-            kept = [x for x in w if rng.random() >= delete_prob]
-            if w and not kept:
-                kept = [rng.choice(w)]
-            new = " ".join(kept)
-            if new and new not in seen:
-                seen.add(new)
-                versions.append(new)
-        out.append(versions)
-    return out
-
-
-# ============================================================================ cbert: the conditional MLM
-
-
-def _token_type_embeddings(model):
-    base = getattr(model, model.base_model_prefix, model)
-    return base.embeddings
-
-
-def make_conditional(model, num_labels: int) -> None:
-    """Turn an MLM's segment embeddings into label embeddings: ``token_type_ids`` become label ids.
-
-    Two labels reuse the two token-type rows; more labels get a fresh table of ``num_labels`` rows,
-    initialised N(0, 0.02), as the official code does for SST-5 and TREC."""
-    emb = _token_type_embeddings(model)
-    old = emb.token_type_embeddings
-    if num_labels > old.num_embeddings:
-        new = nn.Embedding(num_labels, old.embedding_dim).to(old.weight.device)
-        nn.init.normal_(new.weight, std=0.02)
-        emb.token_type_embeddings = new
-        model.config.type_vocab_size = num_labels
-
-
-def train_cmlm(model, tokenizer, texts: list[str], label_ids: list[int], cfg: AugmentConfig, out: Path,
-               work: Path | None = None, resume: bool = False):  # fmt: skip
-    """Fine-tune the conditional MLM on the labelled sentences (BERT's masking, redrawn every epoch;
-    the official code fixes each sentence's mask once and draws "random" tokens from the sentence,
-    which this does not copy); the model is saved in ``out`` (reusable with ``--cmlm``).
-
-    ``work``: the training run's folder (checkpoints after every epoch, so a killed run continues
-    exactly with ``resume``); it becomes ``out/logs`` when training ends."""
-    from lvbert.data.masking import MaskingConfig, MlmCollator
-    from lvbert.model_dir import save_model_dir
-    from lvbert.objectives import mlm_objective
-    from lvbert.tasks.encoding import IndexedBatches, encode
-    from lvbert.tasks.task import Example
-    from lvbert.training.loop import LoopConfig, train_loop
-    from lvbert.training.optim import build_optimizer, linear_schedule
-
-    enc = encode(tokenizer, [Example(str(i), t) for i, t in enumerate(texts)], cfg.max_seq_len, "cbert fine-tuning")
-    enc.token_type_ids = [[y] * len(ids) for ids, y in zip(enc.input_ids, label_ids)]  # the label at every position
-    pad = tokenizer.pad_token_id or 0
-    base = IndexedBatches(enc, 32, cfg.seed, pad)
-    collator = MlmCollator(tokenizer, MaskingConfig(mode="bert"), seed=cfg.seed)
-
-    def batches(step: int, micro: int = 0) -> dict:
-        b = base(step, micro)
-        collator.generator.manual_seed(cfg.seed * 1_000_003 + step)
-        b["input_ids"], b["labels"] = collator.mask(b["input_ids"], b["attention_mask"])
-        return b
-
-    steps = base.steps(cfg.epochs)
-    lr = cfg.lr if cfg.lr is not None else (3e-4 if model.config.hidden_size <= 384 else 5e-5)
-    optimizer = build_optimizer(model, lr, 0.01)
-    scheduler = linear_schedule(optimizer, round(0.1 * steps), steps)
-    work = work or out / "logs"
-    loop = LoopConfig(out_dir=str(work), max_steps=steps, save_every=base.per_epoch, keep_last=1, save_final=False,
-                      seed=cfg.seed, progress=cfg.progress, tensorboard=False,
-                      log_every=max(1, min(50, base.per_epoch)))  # fmt: skip
-    train_loop(model, mlm_objective, batches, optimizer, scheduler, loop, resume=resume)
-    shutil.rmtree(work / "checkpoints", ignore_errors=True)  # finished: nothing left to resume
-    save_model_dir(model, tokenizer, out / "model")
-    if work != out / "logs":
-        out.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(work), str(out / "logs"))
-    return model
-
-
-def rebuild_text(text: str, offsets: list[tuple[int, int]], pieces: list[str], changed: set[int]) -> str:
-    """The sentence with the pieces at ``changed`` positions replaced, everything else byte-for-byte.
-
-    ``offsets`` are the tokenizer's character spans, ``pieces`` the new tokens (WordPiece: a ``##``
-    piece continues the word before it, any other starts a word). A new word-start piece keeps the
-    original gap before it, or gets a space when it replaced a ``##`` continuation; a new ``##`` piece
-    is glued to what precedes it. Special tokens (empty spans) are skipped."""
-    out, prev_end = [], None
-    for p, (s, e) in enumerate(offsets):
-        if s == e:  # [CLS], [SEP]
-            continue
-        gap = text[prev_end:s] if prev_end is not None else text[:s]
-        if p in changed:
-            piece = pieces[p]
-            if piece.startswith("##"):
-                gap, piece = "", piece[2:]
-            elif gap == "" and prev_end is not None:
-                gap = " "
-            out.append(gap + piece)
-        else:
-            out.append(gap + text[s:e])
-        prev_end = e
-    return "".join(out) + (text[prev_end:] if prev_end is not None else text)
-
-
-@torch.no_grad()
-def generate_cbert(model, tokenizer, texts: list[str], labels: list[int], cfg: AugmentConfig) -> list[list[str]]:
-    """``cfg.copies`` versions of each sentence: max(n // mask_ratio, 1) of its n word pieces masked
-    (never [CLS] / [SEP]), each re-sampled from softmax(logits / temperature) with the label as
-    token type; special tokens are never drawn. Only the re-sampled pieces change: the rest of the
-    text is kept as written (:func:`rebuild_text`; a slow tokenizer without offsets falls back to
-    ``decode``). Versions equal to the original or to an earlier version are dropped."""
-    from tqdm.auto import tqdm
-
-    from lvbert.tasks.encoding import Encoded, collate
-
-    model.eval()
-    device = next(model.parameters()).device
-    fast = getattr(tokenizer, "is_fast", False)
-    tok = tokenizer(texts, truncation=True, max_length=cfg.max_seq_len, return_offsets_mapping=fast, verbose=False)
-    offsets = tok["offset_mapping"] if fast else None
-    enc = Encoded(tok["input_ids"], [[y] * len(ids) for ids, y in zip(tok["input_ids"], labels)], None,
-                  [str(i) for i in range(len(texts))])  # fmt: skip
-    special = torch.zeros(model.config.vocab_size, dtype=torch.bool)
-    special[[i for i in tokenizer.all_special_ids if i is not None and i < len(special)]] = True
-    id_to_token = {i: t for t, i in tokenizer.get_vocab().items()}
-    pad = tokenizer.pad_token_id or 0
-    out: list[list[str]] = [[] for _ in texts]
-    seen = [{t if fast else tokenizer.decode(ids[1:-1])} for t, ids in zip(texts, enc.input_ids)]
-    bar = tqdm(total=len(texts) * cfg.copies, desc="cbert", unit="sentence", disable=not cfg.progress)
-    for copy in range(cfg.copies):
-        for start in range(0, len(texts), cfg.batch_size):
-            rows = list(range(start, min(start + cfg.batch_size, len(texts))))
-            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + copy * 10_007 + start)
-            b = collate(enc, rows, pad)
-            ids = b["input_ids"]
-            masked = torch.zeros_like(ids, dtype=torch.bool)
-            for r, i in enumerate(rows):
-                n = len(enc.input_ids[i]) - 2  # the pieces between [CLS] and [SEP]
-                if n <= 0:
-                    continue
-                k = max(n // cfg.mask_ratio, 1)
-                pos = torch.randperm(n, generator=gen)[:k] + 1
-                masked[r, pos] = True
-            inputs = ids.masked_fill(masked, tokenizer.mask_token_id)
-            logits = model(input_ids=inputs.to(device), attention_mask=b["attention_mask"].to(device),
-                           token_type_ids=b["token_type_ids"].to(device)).logits  # fmt: skip
-            picked = logits[masked.to(device)].float().cpu() / cfg.temperature  # [M, V]
-            picked[:, special[: picked.shape[1]]] = float("-inf")
-            draws = torch.multinomial(torch.softmax(picked, -1), 1, generator=gen).squeeze(-1)
-            new = ids.clone()
-            new[masked] = draws
-            for r, i in enumerate(rows):
-                n = len(enc.input_ids[i])
-                if fast:
-                    changed = {p for p in masked[r, :n].nonzero().flatten().tolist() if new[r, p] != ids[r, p]}
-                    pieces = [id_to_token.get(j, "") for j in new[r, :n].tolist()]
-                    text = rebuild_text(texts[i], offsets[i], pieces, changed)
-                else:
-                    text = tokenizer.decode(new[r, 1 : n - 1].tolist())
-                if text and text not in seen[i]:
-                    seen[i].add(text)
-                    out[i].append(text)
-            bar.update(len(rows))
-    bar.close()
-    return out
-
-
-def flipped(label_id: int, num_labels: int) -> int:
-    """The "other" label of style transfer: 1 - y for two labels, the next one (cyclically) for more."""
-    return 1 - label_id if num_labels == 2 else (label_id + 1) % num_labels
-
-
 # ============================================================================ the recipe
 
 
@@ -381,12 +108,6 @@ def augment(cfg: AugmentConfig, resume: bool = False) -> Path:
 
     ``resume``: continue the C-MLM fine-tuning (``--method cbert``) of a killed run from its last
     checkpoint, kept beside ``out`` in ``.<name>.cmlm-run`` until the folder is written."""
-    from lvbert.model_dir import load_mlm
-    from lvbert.tasks import DEMO_TASKS, demo_data_dir, get_task
-    from lvbert.tasks.task import data_rows, with_texts, write_rows
-    from lvbert.training.distributed import pick_device
-    from lvbert.training.run import prepare_run_dir, write_run_config
-    from lvbert.utils import check_output_dir, staging_folder
 
     task = get_task(cfg.task, cfg.data_dir, text_column=cfg.text_column, text_pair_column=cfg.text_pair_column,
                     label_column=cfg.label_column)  # fmt: skip
@@ -440,13 +161,18 @@ def augment(cfg: AugmentConfig, resume: bool = False) -> Path:
             n_labels = len(task.labels)
             if cfg.cmlm is None:
                 make_conditional(model, n_labels)
-                model = train_cmlm(model, tokenizer, [ex.text for ex in examples], label_ids, cfg, tmp / "cmlm", work,
-                                   resume)  # fmt: skip
+                lr = cfg.lr if cfg.lr is not None else finetune_lr(model.config.hidden_size, 5e-5)
+                model = train_cmlm(model, tokenizer, [ex.text for ex in examples], label_ids, tmp / "cmlm",
+                                   epochs=cfg.epochs, lr=lr, seed=cfg.seed, max_len=cfg.max_seq_len,
+                                   progress=cfg.progress, work=work, resume=resume)  # fmt: skip
             elif model.config.type_vocab_size < n_labels:
                 raise LvBertError(f"--cmlm {cfg.cmlm} has {model.config.type_vocab_size} label embeddings, the task "
                                   f"{n_labels} labels")  # fmt: skip
             gen_labels = [flipped(y, n_labels) if cfg.flip_label else y for y in label_ids]
-            firsts = generate_cbert(model, tokenizer, [ex.text for ex in examples], gen_labels, cfg)
+            firsts = generate_cbert(model, tokenizer, [ex.text for ex in examples], gen_labels, cfg.copies,
+                                    mask_ratio=cfg.mask_ratio, temperature=cfg.temperature, seed=cfg.seed,
+                                    batch_size=cfg.batch_size, max_len=cfg.max_seq_len,
+                                    progress=cfg.progress)  # fmt: skip
             seconds = None
             if cfg.flip_label:
                 new_labels = [task.labels[y] for y in gen_labels]

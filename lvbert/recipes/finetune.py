@@ -42,6 +42,7 @@ from lvbert.tasks.metrics import summarise
 from lvbert.training.distributed import check_device, pick_device
 from lvbert.training.loop import train_loop
 from lvbert.training.optim import build_optimizer, linear_schedule
+from lvbert.training.run import finetune_lr
 from lvbert.training.seeds import (
     check_seeds_out,
     examples_seen,
@@ -138,7 +139,7 @@ class FinetuneConfig:
         """Fill the per-task and per-model defaults (a copy; ``self`` is unchanged)."""
         return dataclasses.replace(
             self,
-            lr=self.lr if self.lr is not None else (3e-4 if hidden_size <= 384 else 1e-4),
+            lr=self.lr if self.lr is not None else finetune_lr(hidden_size, 1e-4),
             epochs=self.epochs if self.epochs is not None else task.epochs,
             both_orders=task.both_orders if self.both_orders is None else self.both_orders,
             max_seq_len=resolve_max_seq_len(self.max_seq_len, max_positions),

@@ -6,12 +6,12 @@
   classification, 5 on one side for link prediction, the official code's counts).
 - ``task="relation"``: KG-BERT(b). ``[CLS] head [SEP] tail [SEP]`` classified into the relations.
 
-Evaluation (:func:`evaluate_kg`): triple-classification accuracy (on the split's own labels when
-it has them, else against seeded, filtered negatives); link prediction ranks the true head and
-tail among every entity, raw and filtered (the score is the logit of "true", as the official
-code), MR, MRR, Hits@1/3/10; relation prediction ranks the gold relation among all, raw and
-filtered. Inputs are assembled from entity and relation pieces tokenised once, sorted by length
-and scored in large batches (bf16 optional).
+Evaluation (:func:`evaluate_kg`, scoring in :mod:`lvbert.tasks.kg`): triple-classification accuracy
+(on the split's own labels when it has them, else against seeded, filtered negatives); link
+prediction ranks the true head and tail among every entity, raw and filtered (the score is the
+logit of "true", as the official code), MR, MRR, Hits@1/3/10; relation prediction ranks the gold
+relation among all, raw and filtered. Inputs are assembled from entity and relation pieces
+tokenised once, sorted by length and scored in large batches (bf16 optional).
 """
 
 from __future__ import annotations
@@ -23,16 +23,38 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
+from transformers import AutoModelForSequenceClassification
 
 from lvbert.errors import LvBertError
+from lvbert.model_dir import load_classifier, load_model_config, load_tokenizer, quiet_transformers, save_model_dir
+from lvbert.objectives import classification_objective
 from lvbert.options import option
+from lvbert.tasks.encoding import IndexedBatches
+from lvbert.tasks.kg import (
+    KG_FILE,
+    TIES,
+    Inputs,
+    KnowledgeGraph,
+    clean_name,
+    evaluate_model,
+    format_results,
+    graph_fingerprint,
+    load_graph,
+    negatives,
+    read_kg_meta,
+    read_triples,
+    score_inputs,
+)
+from lvbert.training.distributed import pick_device
+from lvbert.training.loop import LoopConfig, train_loop
+from lvbert.training.optim import build_optimizer, linear_schedule
+from lvbert.training.run import finetune_lr, prepare_run_dir, write_run_config
+from lvbert.utils import atomic_write_json, atomic_write_text, check_output_dir, check_output_file, fix_permissions
 
 TASKS = ("triple", "link", "relation")
 DEFAULT_EPOCHS = {"triple": 3, "link": 5, "relation": 20}  # KG-BERT's README
 DEFAULT_NEGATIVES = {"triple": 1, "link": 5, "relation": 0}
 FILTERS = ("all", "split")
-KG_FILE = "kg.json"
 
 
 @dataclass
@@ -106,7 +128,6 @@ class KgEvalConfig:
                 raise LvBertError(f"--{name} is required")
         if self.split not in ("dev", "test", "train"):
             raise LvBertError(f"--split must be dev, test or train, got {self.split!r}")
-        from lvbert.tasks.kg import TIES
 
         if self.ties not in TIES:
             raise LvBertError(f"--ties must be one of {', '.join(TIES)}, got {self.ties!r}")
@@ -142,73 +163,6 @@ def _check_common(cfg) -> None:
         raise LvBertError("--eval-batch-size must be at least 1")
 
 
-# ============================================================================ inputs
-
-
-def _texts(graph) -> dict:
-    return {**{("e", k): v for k, v in graph.entity_text.items()}, **{("r", k): v for k, v in graph.relation_text.items()}}
-
-
-class Inputs:
-    """Token ids of triples (KG-BERT(a)) or entity pairs (KG-BERT(b)) from pieces tokenised once."""
-
-    def __init__(self, tokenizer, graph, max_len: int | None, task: str):
-        from lvbert.tasks.encoding import PieceCache
-
-        texts = _texts(graph)
-        self.cache = PieceCache(tokenizer, {f"{k[0]}:{k[1]}": v for k, v in texts.items()})
-        self.task = task
-        longest = max((len(p) for p in self.cache.pieces.values()), default=1)
-        need = (3 * longest + 4) if task != "relation" else (2 * longest + 3)
-        self.max_len = min(max_len or min(need, 128), 512)
-        self.pad = tokenizer.pad_token_id or 0
-        self.cut = 0
-
-    def one(self, h: str, r: str | None, t: str) -> tuple[list[int], list[int]]:
-        if self.task == "relation":
-            ids, types, cut = self.cache.pair(f"e:{h}", f"e:{t}", self.max_len)
-        else:
-            ids, types, cut = self.cache.triple(f"e:{h}", f"r:{r}", f"e:{t}", self.max_len)
-        self.cut += cut
-        return ids, types
-
-    def encoded(self, items, labels=None):
-        from lvbert.tasks.encoding import Encoded
-
-        ids, types = [], []
-        for h, r, t in items:
-            i, ty = self.one(h, r, t)
-            ids.append(i)
-            types.append(ty)
-        return Encoded(ids, types, labels, [str(i) for i in range(len(ids))])
-
-
-@torch.no_grad()
-def score_inputs(model, enc, batch_size: int, pad: int, bf16: bool = False, column: int | None = 1,
-                 progress: bool = False, desc: str = "score") -> torch.Tensor:  # fmt: skip
-    """Logits of every input ([N] of ``column``, or [N, C] when ``column`` is None), batched by length."""
-    from tqdm.auto import tqdm
-
-    from lvbert.tasks.encoding import collate
-
-    model.eval()
-    device = next(model.parameters()).device
-    order = sorted(range(len(enc.input_ids)), key=lambda i: len(enc.input_ids[i]))
-    out = None
-    bar = tqdm(total=len(order), desc=desc, unit="input", disable=not progress, dynamic_ncols=True)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        batch = {k: v.to(device) for k, v in collate(enc, rows, pad).items() if k != "labels"}
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(**batch).logits.float().cpu()
-        if out is None:
-            out = torch.empty((len(order),) if column is not None else (len(order), logits.shape[-1]))
-        out[rows] = logits[:, column] if column is not None else logits
-        bar.update(len(rows))
-    bar.close()
-    return out if out is not None else torch.empty(0)
-
-
 # ============================================================================ training
 
 
@@ -217,15 +171,6 @@ def train_kg(cfg: KgTrainConfig, resume: bool = False) -> dict:
 
     The run trains in ``cfg.out`` with a checkpoint after every epoch; ``resume`` continues a killed
     run exactly (weights, optimizer, data order, and the per-epoch dev scores that pick the best epoch)."""
-    from lvbert.model_dir import load_classifier, load_model_config, load_tokenizer, save_model_dir
-    from lvbert.objectives import classification_objective
-    from lvbert.tasks.encoding import IndexedBatches
-    from lvbert.tasks.kg import load_graph, negatives
-    from lvbert.training.distributed import pick_device
-    from lvbert.training.loop import LoopConfig, train_loop
-    from lvbert.training.optim import build_optimizer, linear_schedule
-    from lvbert.training.run import prepare_run_dir, write_run_config
-    from lvbert.utils import atomic_write_json, check_output_dir, fix_permissions
 
     inputs = {"--model": cfg.model}
     if Path(cfg.dataset).expanduser().is_dir():
@@ -253,7 +198,7 @@ def train_kg(cfg: KgTrainConfig, resume: bool = False) -> dict:
     if inputs.cut:
         print(f"lvbert: warning: {inputs.cut} training inputs were longer than {inputs.max_len} tokens and were cut",
               file=sys.stderr)  # fmt: skip
-    lr = cfg.lr if cfg.lr is not None else (3e-4 if model_config.hidden_size <= 384 else 5e-5)
+    lr = cfg.lr if cfg.lr is not None else finetune_lr(model_config.hidden_size, 5e-5)
     print(f"kg train ({cfg.task}): {graph.describe()}; {len(train):,} training inputs of <= {inputs.max_len} tokens, "
           f"{epochs} epochs, lr {lr}")  # fmt: skip
     device = pick_device(cfg.device)
@@ -273,11 +218,10 @@ def train_kg(cfg: KgTrainConfig, resume: bool = False) -> dict:
     write_run_config(out, asdict(cfg), identity)
     evals_file = out / "evals.json"
     history = json.loads(evals_file.read_text(encoding="utf-8")) if resume and evals_file.exists() else []
-    eval_cfg = KgEvalConfig(model=str(out), dataset=str(cfg.dataset), split=cfg.eval_split, bf16=cfg.bf16,
-                            seed=cfg.seed, eval_batch_size=cfg.eval_batch_size, progress=False)  # fmt: skip
 
     def evaluate(m, step: int) -> dict:
-        r = _evaluate_model(m, tokenizer, graph, kg_meta, eval_cfg, quick=True)
+        r = evaluate_model(m, tokenizer, graph, kg_meta, cfg.eval_split, batch_size=cfg.eval_batch_size, bf16=cfg.bf16,
+                           seed=cfg.seed, quick=True)  # fmt: skip
         score = r["accuracy"] if cfg.task != "relation" else r["filtered"]["mrr"]
         if all(score > h["score"] for h in history if h["step"] != step):  # the first best epoch is kept
             save_model_dir(m, tokenizer, out / "best")
@@ -303,10 +247,9 @@ def train_kg(cfg: KgTrainConfig, resume: bool = False) -> dict:
                "history": history, "best": best, "train_seconds": round(train_seconds, 1)}  # fmt: skip
     if cfg.test:
         best_model = load_classifier(out, labels, cfg.seed).to(device)
-        test_cfg = KgEvalConfig(model=str(out), dataset=str(cfg.dataset), split="test", bf16=cfg.bf16,
-                                seed=cfg.seed, eval_batch_size=cfg.eval_batch_size, max_test=cfg.max_test,
-                                progress=cfg.progress)  # fmt: skip
-        results["test"] = _evaluate_model(best_model, tokenizer, graph, kg_meta, test_cfg)
+        results["test"] = evaluate_model(best_model, tokenizer, graph, kg_meta, "test", max_test=cfg.max_test,
+                                         batch_size=cfg.eval_batch_size, bf16=cfg.bf16, seed=cfg.seed,
+                                         progress=cfg.progress)  # fmt: skip
     atomic_write_json(out / "results.json", results)
     atomic_write_json(out / KG_FILE, kg_meta)  # last: a folder with kg.json is a finished KG model
     fix_permissions(out)
@@ -320,11 +263,7 @@ def train_kg(cfg: KgTrainConfig, resume: bool = False) -> dict:
 
 def evaluate_kg(cfg: KgEvalConfig) -> dict:
     """Evaluate a KG model folder on a split of its graph (module docstring)."""
-    from transformers import AutoModelForSequenceClassification
 
-    from lvbert.model_dir import load_model_config, load_tokenizer, quiet_transformers
-    from lvbert.tasks.kg import load_graph
-    from lvbert.training.distributed import pick_device
 
     meta = read_kg_meta(cfg.model)
     config = load_model_config(cfg.model)
@@ -339,108 +278,8 @@ def evaluate_kg(cfg: KgEvalConfig) -> dict:
     model.to(pick_device(cfg.device))
     if meta["task"] == "relation" and list(meta["labels"]) != list(graph.relations):
         raise LvBertError(f"{cfg.model} was trained on other relations than {cfg.dataset}'s; evaluate on its own graph")
-    return _evaluate_model(model, tokenizer, graph, meta, cfg)
-
-
-def graph_fingerprint(graph) -> str:
-    """A digest of a graph's entity and relation sets: tells two graphs apart whatever their paths."""
-    import hashlib
-
-    text = "\n".join(sorted(graph.entities)) + "\n\t\n" + "\n".join(sorted(graph.relations))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def read_kg_meta(model_dir) -> dict:
-    path = Path(model_dir) / KG_FILE
-    if not path.is_file():
-        raise LvBertError(f"{model_dir} is not a KG model (no {KG_FILE}); train one with 'lvbert kg train'")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _evaluate_model(model, tokenizer, graph, meta: dict, cfg: KgEvalConfig, quick: bool = False) -> dict:
-    from lvbert.tasks.kg import link_candidates, negatives, rank_metrics, rank_of
-
-    task = meta["task"]
-    inputs = Inputs(tokenizer, graph, meta["max_seq_len"], task)
-    triples = graph.splits[cfg.split]
-    if cfg.max_test is not None:
-        triples = triples[: cfg.max_test]
-    truth = graph.true_triples
-    t0 = time.perf_counter()
-    if task == "relation":
-        pos = [t for i, t in enumerate(triples) if graph.labels.get(cfg.split) is None or graph.labels[cfg.split][i] == 1]
-        logits = score_inputs(model, inputs.encoded(pos), cfg.eval_batch_size, inputs.pad, cfg.bf16, column=None,
-                              progress=cfg.progress and not quick, desc="relations")  # fmt: skip
-        rel_id = {r: i for i, r in enumerate(meta["labels"])}
-        raw, filt = [], []
-        for (h, r, t), row in zip(pos, logits.tolist()):
-            true_score = row[rel_id[r]]
-            others = [s for j, s in enumerate(row) if j != rel_id[r]]
-            raw.append(rank_of(true_score, others, cfg.ties))
-            kept = [s for j, s in enumerate(row) if j != rel_id[r] and (h, meta["labels"][j], t) not in truth]
-            filt.append(rank_of(true_score, kept, cfg.ties))
-        return {"task": task, "split": cfg.split, "raw": rank_metrics(raw, (1, 3, 10)),
-                "filtered": rank_metrics(filt, (1, 3, 10)), "ties": cfg.ties, "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
-    # triple classification accuracy: the split's own labels, else seeded filtered negatives (one per positive)
-    if cfg.split in graph.labels:
-        cls_triples, cls_labels = triples, graph.labels[cfg.split][: len(triples)]
-    else:
-        negs = negatives(triples, graph.entities, 1, cfg.seed + 7919, truth)
-        cls_triples, cls_labels = triples + negs, [1] * len(triples) + [0] * len(negs)
-    logits = score_inputs(model, inputs.encoded(cls_triples), cfg.eval_batch_size, inputs.pad, cfg.bf16, column=None)
-    pred = logits.argmax(-1).tolist()
-    accuracy = sum(int(p == y) for p, y in zip(pred, cls_labels)) / max(len(cls_labels), 1)
-    result = {"task": task, "split": cfg.split, "accuracy": accuracy, "classified": len(cls_labels)}
-    if task == "triple" or quick:
-        result["seconds"] = round(time.perf_counter() - t0, 1)
-        return result
-    # link prediction: every entity on each side, raw and filtered; the score is the logit of "true"
-    pos = [t for i, t in enumerate(triples) if graph.labels.get(cfg.split) is None or graph.labels[cfg.split][i] == 1]
-    items, spans = [], []
-    for triple in pos:
-        for side in ("head", "tail"):
-            cands = link_candidates(triple, side, graph.entities, None)
-            spans.append((len(items), len(cands)))
-            items += [triple] + cands
-    scores = score_inputs(model, inputs.encoded(items), cfg.eval_batch_size, inputs.pad, cfg.bf16, column=1,
-                          progress=cfg.progress, desc="link prediction").tolist()  # fmt: skip
-    ranks = {"raw": {"head": [], "tail": []}, "filtered": {"head": [], "tail": []}}
-    k = 0
-    for triple in pos:
-        for side in ("head", "tail"):
-            start, n = spans[k]
-            k += 1
-            true_score = scores[start]
-            cand = items[start + 1 : start + 1 + n]
-            cand_scores = scores[start + 1 : start + 1 + n]
-            ranks["raw"][side].append(rank_of(true_score, cand_scores, cfg.ties))
-            ranks["filtered"][side].append(rank_of(true_score, [s for c, s in zip(cand, cand_scores) if c not in truth],
-                                                   cfg.ties))  # fmt: skip
-    seconds = time.perf_counter() - t0
-    for setting in ("raw", "filtered"):
-        r = ranks[setting]
-        result[setting] = {"head": rank_metrics(r["head"]), "tail": rank_metrics(r["tail"]),
-                           "both": rank_metrics(r["head"] + r["tail"])}  # fmt: skip
-    result.update(ties=cfg.ties, scored=len(items), seconds=round(seconds, 1),
-                  inputs_per_second=round(len(items) / max(seconds, 1e-9), 1),
-                  full_protocol=cfg.max_test is None or cfg.max_test >= len(graph.splits[cfg.split]))  # fmt: skip
-    return result
-
-
-def format_results(r: dict) -> str:
-    lines = [f"{r['task']} on {r['split']}" + ("" if r.get("full_protocol", True) else " (first triples only: NOT the "
-                                                                                          "full protocol)")]  # fmt: skip
-    if "accuracy" in r:
-        lines.append(f"  triple classification accuracy {r['accuracy']:.4f} ({r['classified']:,} triples)")
-    for setting in ("raw", "filtered"):
-        if setting not in r:
-            continue
-        m = r[setting].get("both", r[setting])
-        lines.append(f"  {setting:<8} MR {m['mr']:.2f}  MRR {m['mrr']:.4f}  Hits@1 {m['hits@1']:.4f}  "
-                     f"Hits@3 {m['hits@3']:.4f}  Hits@10 {m['hits@10']:.4f}  ({m['count']} ranks)")  # fmt: skip
-    if "seconds" in r:
-        lines.append(f"  {r['seconds']} s" + (f", {r['inputs_per_second']:,} inputs/s" if "inputs_per_second" in r else ""))
-    return "\n".join(lines)
+    return evaluate_model(model, tokenizer, graph, meta, cfg.split, max_test=cfg.max_test, batch_size=cfg.eval_batch_size,
+                          bf16=cfg.bf16, seed=cfg.seed, ties=cfg.ties, progress=cfg.progress)  # fmt: skip
 
 
 # ============================================================================ scoring user triples
@@ -448,12 +287,7 @@ def format_results(r: dict) -> str:
 
 def score_triples(cfg: KgScoreConfig) -> list[float]:
     """Probability of "true" (KG-BERT(a)) for every line of ``cfg.triples``; written to ``cfg.out`` or stdout."""
-    from transformers import AutoModelForSequenceClassification
 
-    from lvbert.model_dir import load_model_config, load_tokenizer, quiet_transformers
-    from lvbert.tasks.kg import KnowledgeGraph, _read_triples, clean_name, load_graph
-    from lvbert.training.distributed import pick_device
-    from lvbert.utils import atomic_write_text, check_output_file
 
     meta = read_kg_meta(cfg.model)
     if meta["task"] == "relation":
@@ -463,7 +297,7 @@ def score_triples(cfg: KgScoreConfig) -> list[float]:
         raise LvBertError(f"--triples {path} does not exist")
     if cfg.out:
         check_output_file(cfg.out, inputs={"--triples": cfg.triples, "--model": cfg.model}, overwrite=cfg.overwrite)
-    triples, _ = _read_triples(path)
+    triples, _ = read_triples(path)
     if not triples:
         raise LvBertError(f"{path} holds no triples; give a file of head<TAB>relation<TAB>tail lines")
     if cfg.dataset:
@@ -481,7 +315,7 @@ def score_triples(cfg: KgScoreConfig) -> list[float]:
     model.to(pick_device(cfg.device))
     inputs = Inputs(tokenizer, graph, meta["max_seq_len"], "triple")
     logits = score_inputs(model, inputs.encoded(triples), cfg.eval_batch_size, inputs.pad, column=None)
-    probs = torch.softmax(logits, -1)[:, 1].tolist()
+    probs = logits.softmax(-1)[:, 1].tolist()
     text = "".join(f"{h}\t{r}\t{t}\t{p:.6f}\t{lg:.4f}\n" for (h, r, t), p, lg in zip(triples, probs, logits[:, 1].tolist()))
     if cfg.out:
         atomic_write_text(cfg.out, text)

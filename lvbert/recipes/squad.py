@@ -21,17 +21,22 @@ import time
 from pathlib import Path
 
 import torch
+from transformers import AutoModelForQuestionAnswering
 
 from lvbert.errors import LvBertError
+from lvbert.model_dir import load_model_config, load_tokenizer, quiet_transformers, save_model_dir
+from lvbert.tasks.hub import hub_squad_files
+from lvbert.tasks.metrics import summarise
 from lvbert.tasks.qa import QA_FILE, WindowBatches, score_dev
+from lvbert.tasks.squad import DOC_STRIDE, MAX_LEN, MAX_QUERY, encode_windows, read_squad
+from lvbert.training.distributed import pick_device
+from lvbert.training.loop import train_loop
+from lvbert.training.optim import build_optimizer, linear_schedule
+from lvbert.training.run import finetune_lr
+from lvbert.training.seeds import check_seeds_out, finish_stage, finished_run, run_seeds, seed_loop_config
+from lvbert.utils import atomic_write_json, check_output_file, warn
 
 VERSIONS = {"squad": "1.1", "squad2": "2.0"}
-
-
-
-
-
-
 
 
 MIN_LEN = 16  # [CLS] question [SEP] context [SEP] with a few tokens of each
@@ -39,7 +44,6 @@ MIN_LEN = 16  # [CLS] question [SEP] context [SEP] with a few tokens of each
 
 def _settings(cfg, positions: int) -> dict:
     """Window length, doc stride and question length; the stride always fits the context part of a window."""
-    from lvbert.tasks.squad import DOC_STRIDE, MAX_LEN, MAX_QUERY
 
     max_len = min(cfg.max_seq_len or MAX_LEN, positions)
     if max_len < MIN_LEN:
@@ -50,25 +54,13 @@ def _settings(cfg, positions: int) -> dict:
     return {"max_len": max_len, "doc_stride": stride, "max_query": max_query}
 
 
-
-
 def finetune_squad(cfg, resume: bool = False) -> dict:
     """Fine-tune on SQuAD as configured (a :class:`lvbert.recipes.finetune.FinetuneConfig` with
     ``task`` squad or squad2, ``train_file`` and ``dev_file``); returns the results dict.
 
     Seeds run, checkpoint and resume as GLUE-style fine-tuning's (:func:`lvbert.training.seeds.run_seeds`)."""
 
-    from transformers import AutoModelForQuestionAnswering
 
-    from lvbert.model_dir import load_model_config, load_tokenizer, quiet_transformers, save_model_dir
-    from lvbert.tasks.hub import hub_squad_files
-    from lvbert.tasks.metrics import summarise
-    from lvbert.tasks.squad import encode_windows, read_squad
-    from lvbert.training.distributed import pick_device
-    from lvbert.training.loop import train_loop
-    from lvbert.training.optim import build_optimizer, linear_schedule
-    from lvbert.training.seeds import check_seeds_out, finish_stage, finished_run, run_seeds, seed_loop_config
-    from lvbert.utils import atomic_write_json, warn
 
     version = VERSIONS[cfg.task]
     if cfg.dataset or not (cfg.train_file or cfg.dev_file):  # the hub's SQuAD, or another hub copy
@@ -89,7 +81,7 @@ def finetune_squad(cfg, resume: bool = False) -> dict:
     if len(train_w) == 0:
         raise LvBertError(f"{cfg.train_file}: no training window holds an answer; check the file (answer_start)")
     dev_w, _ = encode_windows(tokenizer, dev_ex, settings["max_len"], settings["doc_stride"], settings["max_query"])
-    lr = cfg.lr if cfg.lr is not None else (3e-4 if config.hidden_size <= 384 else 1e-4)
+    lr = cfg.lr if cfg.lr is not None else finetune_lr(config.hidden_size, 1e-4)
     epochs = cfg.epochs or 2
     cfg = dataclasses.replace(cfg, lr=lr, epochs=epochs)
     options = json.loads(json.dumps(dataclasses.asdict(cfg)))
@@ -150,12 +142,7 @@ def finetune_squad(cfg, resume: bool = False) -> dict:
 def predict_squad(model_dir, task: str, dev_file, out, batch_size: int = 128, bf16: bool = False,
                   device: str = "auto", overwrite: bool = False) -> list[Path]:  # fmt: skip
     """``predictions.json`` (qid -> answer) and ``nbest_predictions.json`` (and for 2.0 ``null_odds.json``)."""
-    from transformers import AutoModelForQuestionAnswering
 
-    from lvbert.model_dir import load_model_config, load_tokenizer, quiet_transformers
-    from lvbert.tasks.squad import encode_windows, read_squad
-    from lvbert.training.distributed import pick_device
-    from lvbert.utils import atomic_write_json, check_output_file
 
     if not dev_file:
         raise LvBertError(f"task {task} needs --dev-file, the SQuAD JSON file to answer")

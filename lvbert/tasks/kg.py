@@ -1,5 +1,5 @@
 """Knowledge graphs for KG-BERT (Yao et al. 2019): reading, entity and relation text, negative
-sampling, and the rank-based metrics of link and relation prediction. Plain Python, no torch.
+sampling, the rank-based metrics of link and relation prediction, and scoring with a trained model.
 
 Layouts read (a folder):
 
@@ -12,20 +12,33 @@ Layouts read (a folder):
 Entity and relation text: the description files when there are, else the names cleaned
 (``acquired_abnormality`` -> "acquired abnormality", ``/music/artist/origin`` -> "music artist
 origin"). Files are read as UTF-8.
+
+Inference of a trained KG-BERT model (torch imported there only): :class:`Inputs` (token ids from
+pieces tokenised once), :func:`score_inputs` (batched by length, bf16 optional),
+:func:`evaluate_model` (accuracy, link and relation ranks) and :func:`format_results`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lvbert.errors import LvBertError
+from lvbert.utils import read_text_file
+
+if TYPE_CHECKING:
+    import torch
 
 Triple = tuple[str, str, str]
 SPLIT_FILES = {"train": ("train.tsv",), "dev": ("dev.tsv", "valid.tsv"), "test": ("test.tsv",)}
 DEMO_GRAPHS = ("umls", "kinships", "nations")
+KG_FILE = "kg.json"  # in a KG model folder: what kg train recorded
 
 
 def clean_name(name: str) -> str:
@@ -72,8 +85,6 @@ class KnowledgeGraph:
 
 
 def _read_pairs(path: Path) -> dict[str, str]:
-    from lvbert.utils import read_text_file
-
     out = {}
     for n, line in enumerate(read_text_file(path, "text file").splitlines(), 1):
         if not line.strip():
@@ -85,8 +96,8 @@ def _read_pairs(path: Path) -> dict[str, str]:
     return out
 
 
-def _read_triples(path: Path) -> tuple[list[Triple], list[int] | None]:
-    from lvbert.utils import read_text_file
+def read_triples(path: Path) -> tuple[list[Triple], list[int] | None]:
+    """The triples of a ``head<TAB>relation<TAB>tail[<TAB>label]`` file and its labels (1 / 0) if it has them."""
 
     triples, labels = [], []
     for n, line in enumerate(read_text_file(path, "triple file").splitlines(), 1):
@@ -126,7 +137,7 @@ def load_graph(dataset: str | Path, long_text: bool = False) -> KnowledgeGraph:
         f = next((path / n for n in names if (path / n).is_file()), None)
         if f is None:
             raise LvBertError(f"{path} has no {split} file ({' or '.join(names)})")
-        splits[split], lab = _read_triples(f)
+        splits[split], lab = read_triples(f)
         files[split] = f
         if lab is not None:
             labels[split] = lab
@@ -239,3 +250,169 @@ def link_candidates(triple: Triple, side: str, entities: list[str], filter_set: 
             continue
         out.append(new)
     return out
+
+
+# ----------------------------------------------------------------------------- inference
+
+
+def graph_fingerprint(graph) -> str:
+    """A digest of a graph's entity and relation sets: tells two graphs apart whatever their paths."""
+    text = "\n".join(sorted(graph.entities)) + "\n\t\n" + "\n".join(sorted(graph.relations))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def read_kg_meta(model_dir) -> dict:
+    """What kg train recorded in a KG model folder (task, graph, labels, input length); a one-line error
+    when the folder is not a KG model."""
+    path = Path(model_dir) / KG_FILE
+    if not path.is_file():
+        raise LvBertError(f"{model_dir} is not a KG model (no {KG_FILE}); train one with 'lvbert kg train'")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _texts(graph) -> dict:
+    return {**{("e", k): v for k, v in graph.entity_text.items()}, **{("r", k): v for k, v in graph.relation_text.items()}}
+
+
+class Inputs:
+    """Token ids of triples (KG-BERT(a)) or entity pairs (KG-BERT(b)) from pieces tokenised once."""
+
+    def __init__(self, tokenizer, graph, max_len: int | None, task: str):
+        from lvbert.tasks.encoding import PieceCache
+
+        texts = _texts(graph)
+        self.cache = PieceCache(tokenizer, {f"{k[0]}:{k[1]}": v for k, v in texts.items()})
+        self.task = task
+        longest = max((len(p) for p in self.cache.pieces.values()), default=1)
+        need = (3 * longest + 4) if task != "relation" else (2 * longest + 3)
+        self.max_len = min(max_len or min(need, 128), 512)
+        self.pad = tokenizer.pad_token_id or 0
+        self.cut = 0
+
+    def one(self, h: str, r: str | None, t: str) -> tuple[list[int], list[int]]:
+        if self.task == "relation":
+            ids, types, cut = self.cache.pair(f"e:{h}", f"e:{t}", self.max_len)
+        else:
+            ids, types, cut = self.cache.triple(f"e:{h}", f"r:{r}", f"e:{t}", self.max_len)
+        self.cut += cut
+        return ids, types
+
+    def encoded(self, items, labels=None):
+        from lvbert.tasks.encoding import Encoded
+
+        ids, types = [], []
+        for h, r, t in items:
+            i, ty = self.one(h, r, t)
+            ids.append(i)
+            types.append(ty)
+        return Encoded(ids, types, labels, [str(i) for i in range(len(ids))])
+
+
+def score_inputs(model, enc, batch_size: int, pad: int, bf16: bool = False, column: int | None = 1,
+                 progress: bool = False, desc: str = "score") -> torch.Tensor:  # fmt: skip
+    """Logits of every input ([N] of ``column``, or [N, C] when ``column`` is None), in input order;
+    through the one batched inference path (:func:`lvbert.tasks.encoding.batched_outputs`)."""
+    import torch
+
+    from lvbert.tasks.encoding import batched_outputs, collate
+
+    lengths = [len(ids) for ids in enc.input_ids]
+    out = None
+    for rows, res in batched_outputs(model, lengths, lambda rows: collate(enc, rows, pad), batch_size, bf16,
+                                     progress, desc):  # fmt: skip
+        logits = res.logits.float().cpu()
+        if out is None:
+            out = torch.empty((len(lengths),) if column is not None else (len(lengths), logits.shape[-1]))
+        out[rows] = logits[:, column] if column is not None else logits
+    return out if out is not None else torch.empty(0)
+
+
+def evaluate_model(model, tokenizer, graph: KnowledgeGraph, meta: dict, split: str, *, max_test: int | None = None,
+                   batch_size: int = 1024, bf16: bool = False, seed: int = 0, ties: str = "realistic",
+                   progress: bool = False, quick: bool = False) -> dict:  # fmt: skip
+    """Score a KG model on ``split`` of ``graph`` (``meta``: what kg train recorded, :func:`read_kg_meta`).
+
+    Triple classification accuracy (the split's labels, else seeded filtered negatives); for link
+    models also head and tail ranks among every entity, raw and filtered; for relation models the
+    gold relation's rank. ``max_test``: only the first triples; ``quick``: the accuracy only."""
+    task = meta["task"]
+    inputs = Inputs(tokenizer, graph, meta["max_seq_len"], task)
+    triples = graph.splits[split]
+    if max_test is not None:
+        triples = triples[:max_test]
+    truth = graph.true_triples
+    t0 = time.perf_counter()
+    if task == "relation":
+        pos = [t for i, t in enumerate(triples) if graph.labels.get(split) is None or graph.labels[split][i] == 1]
+        logits = score_inputs(model, inputs.encoded(pos), batch_size, inputs.pad, bf16, column=None,
+                              progress=progress and not quick, desc="relations")  # fmt: skip
+        rel_id = {r: i for i, r in enumerate(meta["labels"])}
+        raw, filt = [], []
+        for (h, r, t), row in zip(pos, logits.tolist()):
+            true_score = row[rel_id[r]]
+            others = [s for j, s in enumerate(row) if j != rel_id[r]]
+            raw.append(rank_of(true_score, others, ties))
+            kept = [s for j, s in enumerate(row) if j != rel_id[r] and (h, meta["labels"][j], t) not in truth]
+            filt.append(rank_of(true_score, kept, ties))
+        return {"task": task, "split": split, "raw": rank_metrics(raw, (1, 3, 10)),
+                "filtered": rank_metrics(filt, (1, 3, 10)), "ties": ties, "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+    # triple classification accuracy: the split's own labels, else seeded filtered negatives (one per positive)
+    if split in graph.labels:
+        cls_triples, cls_labels = triples, graph.labels[split][: len(triples)]
+    else:
+        negs = negatives(triples, graph.entities, 1, seed + 7919, truth)
+        cls_triples, cls_labels = triples + negs, [1] * len(triples) + [0] * len(negs)
+    logits = score_inputs(model, inputs.encoded(cls_triples), batch_size, inputs.pad, bf16, column=None)
+    pred = logits.argmax(-1).tolist()
+    accuracy = sum(int(p == y) for p, y in zip(pred, cls_labels)) / max(len(cls_labels), 1)
+    result = {"task": task, "split": split, "accuracy": accuracy, "classified": len(cls_labels)}
+    if task == "triple" or quick:
+        result["seconds"] = round(time.perf_counter() - t0, 1)
+        return result
+    # link prediction: every entity on each side, raw and filtered; the score is the logit of "true"
+    pos = [t for i, t in enumerate(triples) if graph.labels.get(split) is None or graph.labels[split][i] == 1]
+    items, spans = [], []
+    for triple in pos:
+        for side in ("head", "tail"):
+            cands = link_candidates(triple, side, graph.entities, None)
+            spans.append((len(items), len(cands)))
+            items += [triple] + cands
+    scores = score_inputs(model, inputs.encoded(items), batch_size, inputs.pad, bf16, column=1,
+                          progress=progress, desc="link prediction").tolist()  # fmt: skip
+    ranks = {"raw": {"head": [], "tail": []}, "filtered": {"head": [], "tail": []}}
+    k = 0
+    for triple in pos:
+        for side in ("head", "tail"):
+            start, n = spans[k]
+            k += 1
+            true_score = scores[start]
+            cand = items[start + 1 : start + 1 + n]
+            cand_scores = scores[start + 1 : start + 1 + n]
+            ranks["raw"][side].append(rank_of(true_score, cand_scores, ties))
+            ranks["filtered"][side].append(rank_of(true_score, [s for c, s in zip(cand, cand_scores) if c not in truth],
+                                                   ties))  # fmt: skip
+    seconds = time.perf_counter() - t0
+    for setting in ("raw", "filtered"):
+        r = ranks[setting]
+        result[setting] = {"head": rank_metrics(r["head"]), "tail": rank_metrics(r["tail"]),
+                           "both": rank_metrics(r["head"] + r["tail"])}  # fmt: skip
+    result.update(ties=ties, scored=len(items), seconds=round(seconds, 1),
+                  inputs_per_second=round(len(items) / max(seconds, 1e-9), 1),
+                  full_protocol=max_test is None or max_test >= len(graph.splits[split]))  # fmt: skip
+    return result
+
+
+def format_results(r: dict) -> str:
+    lines = [f"{r['task']} on {r['split']}" + ("" if r.get("full_protocol", True) else " (first triples only: NOT the "
+                                                                                          "full protocol)")]  # fmt: skip
+    if "accuracy" in r:
+        lines.append(f"  triple classification accuracy {r['accuracy']:.4f} ({r['classified']:,} triples)")
+    for setting in ("raw", "filtered"):
+        if setting not in r:
+            continue
+        m = r[setting].get("both", r[setting])
+        lines.append(f"  {setting:<8} MR {m['mr']:.2f}  MRR {m['mrr']:.4f}  Hits@1 {m['hits@1']:.4f}  "
+                     f"Hits@3 {m['hits@3']:.4f}  Hits@10 {m['hits@10']:.4f}  ({m['count']} ranks)")  # fmt: skip
+    if "seconds" in r:
+        lines.append(f"  {r['seconds']} s" + (f", {r['inputs_per_second']:,} inputs/s" if "inputs_per_second" in r else ""))
+    return "\n".join(lines)

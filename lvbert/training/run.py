@@ -52,6 +52,12 @@ def pretrain_lr(size: str) -> float:
     return 2e-4 if size == "base" else 5e-4
 
 
+def finetune_lr(hidden_size: int, large: float) -> float:
+    """Fine-tuning peak learning rate: 3e-4 for hidden sizes <= 384 (small, medium), else ``large``
+    (ELECTRA's 1e-4 for GLUE and SQuAD, KG-BERT's 5e-5 for graphs and the conditional MLM)."""
+    return 3e-4 if hidden_size <= 384 else large
+
+
 def step_settings(cfg, world_size: int) -> tuple[int, float, int]:
     """(micro-batch per process, peak lr, warm-up steps) of a training config (supernet or pretrain)."""
     if cfg.batch_size % (world_size * cfg.grad_accum):
