@@ -245,7 +245,6 @@ def generate_cbert(model, tokenizer, texts: list[str], labels: list[int], copies
     text is kept as written (:func:`rebuild_text`; a slow tokenizer without offsets falls back to
     ``decode``). Versions equal to the original or to an earlier version are dropped."""
 
-
     model.eval()
     device = next(model.parameters()).device
     fast = getattr(tokenizer, "is_fast", False)

@@ -48,7 +48,6 @@ def quiet_transformers():
 def load_config(model_dir: str | Path, allowed_types: tuple[str, ...] = ("lvbert",)):
     """The folder's ``config.json`` as a transformers config; its ``model_type`` must be in ``allowed_types``."""
 
-
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise LvBertError(f"{model_dir} is not a model directory (no config.json); give a pre-trained or fine-tuned model folder")

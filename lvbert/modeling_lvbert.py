@@ -133,7 +133,6 @@ class LvBertConfig(PretrainedConfig):
         ``LvBertConfig.from_size("small", arch="lv-bert-small")``. Size fields and
         any other config field can be overridden by keyword."""
 
-
         size_fields = {f.name for f in dataclasses.fields(SizeConfig)}
         size_cfg = get_size(size, **{k: v for k, v in overrides.items() if k in size_fields})
         rest = {k: v for k, v in overrides.items() if k not in size_fields}

@@ -350,8 +350,6 @@ def save_packed(model: nn.Module, path) -> dict:
     as it is (fp32). Returns sizes: the file's bytes and KDLSQ's count (quantized weights at b bits,
     everything else at 32)."""
 
-
-
     path = Path(path)
     quant = {name: (w, q) for name, w, q in quantized_weights(model)}
     tensors, meta = {}, {"format": "lvbert-packed-v1"}

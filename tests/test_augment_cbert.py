@@ -196,7 +196,9 @@ def test_cbert_killed_then_resumed_is_bit_identical(lm, tmp_path, monkeypatch, c
         trained.append(1)
         return real_objective(*a, **k)
 
-    monkeypatch.setattr(objectives, "mlm_objective", counting)  # steps the resumed run trains
+    import lvbert.augment as augment_module
+
+    monkeypatch.setattr(augment_module, "mlm_objective", counting)  # steps the resumed run trains
     work = tmp_path / ".b.cmlm-run"
     assert not killed.exists() and (work / "checkpoints").is_dir()
     capsys.readouterr()

@@ -247,7 +247,9 @@ def test_train_killed_then_resumed_is_bit_identical(kg_setup, tmp_path, monkeypa
         trained.append(1)
         return real_objective(*a, **k)
 
-    monkeypatch.setattr(objectives, "classification_objective", counting)  # steps the resumed run trains
+    import lvbert.recipes.kg as kg_recipe
+
+    monkeypatch.setattr(kg_recipe, "classification_objective", counting)  # steps the resumed run trains
     assert not (killed / "kg.json").exists() and (killed / "evals.json").is_file()
     assert main(argv(killed)) == 2  # the unfinished run is not silently replaced
     _one_line(capsys.readouterr().err, "not empty", "--resume")

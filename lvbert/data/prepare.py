@@ -243,7 +243,6 @@ def prepare_data(
     Returns the output folder.
     """
 
-
     check_seq_len(seq_len, max_positions)
     if not 0.0 <= valid_fraction <= 0.5:
         raise LvBertError(f"--valid-fraction {valid_fraction} must be between 0 and 0.5")

@@ -66,7 +66,6 @@ class _Logits(nn.Module):
 def dequantized_copy(model: nn.Module) -> nn.Module:
     """A plain (unquantized) copy of ``model`` whose weights are the fake-quantized values."""
 
-
     config = model.config.__class__(**{k: v for k, v in model.config.to_dict().items() if k != "quantization"})
     with quiet_transformers():
         plain = AutoModelForSequenceClassification.from_config(config)

@@ -60,7 +60,6 @@ class NasLatencyTable:
         """Fit ``measured = sum_kind c_kind x table time + b`` on whole models measured now (as
         :meth:`lvbert.search.latency.LatencyTable.calibrate`)."""
 
-
         self.calibration = None
         feats = [self.features(blocks) for blocks in archs]
         measured = [measure_arch(str(space.arch(blocks)), size, self.batch_size, self.seq_len, repeats=repeats)

@@ -238,7 +238,6 @@ def load_teacher(path, task_head: bool = False) -> Teacher:
 
     ``task_head``: the model must have a sequence-classification head (task distillation)."""
 
-
     config = load_config(path, ("lvbert", "bert", "electra"))
     if getattr(config, "allowed_types", None) is not None:
         raise LvBertError(f"{path} is a supernet; extract an arch first (lvbert supernet extract) to use it as a teacher")

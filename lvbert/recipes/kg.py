@@ -264,7 +264,6 @@ def train_kg(cfg: KgTrainConfig, resume: bool = False) -> dict:
 def evaluate_kg(cfg: KgEvalConfig) -> dict:
     """Evaluate a KG model folder on a split of its graph (module docstring)."""
 
-
     meta = read_kg_meta(cfg.model)
     config = load_model_config(cfg.model)
     tokenizer = load_tokenizer(cfg.model, config.vocab_size)
@@ -287,7 +286,6 @@ def evaluate_kg(cfg: KgEvalConfig) -> dict:
 
 def score_triples(cfg: KgScoreConfig) -> list[float]:
     """Probability of "true" (KG-BERT(a)) for every line of ``cfg.triples``; written to ``cfg.out`` or stdout."""
-
 
     meta = read_kg_meta(cfg.model)
     if meta["task"] == "relation":

@@ -333,7 +333,6 @@ def _curve(run: Path, key: str) -> tuple[list[int], list[float]]:
 def _majority_share(task: str, data_dir: Path) -> tuple[float, int]:
     """(share of the most frequent dev label, number of classes): the task's majority baseline."""
 
-
     t = get_task(task, data_dir)
     labels = [ex.label for ex in t.read(data_dir, t.dev_splits[0])]
     return Counter(labels).most_common(1)[0][1] / max(len(labels), 1), len(t.labels or ())

@@ -292,7 +292,6 @@ def check_latency(result, table: dict, budget: float, count: int, out: Path) -> 
     """Measure the ``count`` fittest archs of the search as whole models; write ``latency_check.json``
     and warn when the best one is over the budget for real."""
 
-
     lt = LatencyTable.from_dict(table["table"])
     best = sorted({r["arch"]: r for r in result.history}.values(), key=lambda r: -r["fitness"])[:count]
     rows = []

@@ -60,8 +60,6 @@ def finetune_squad(cfg, resume: bool = False) -> dict:
 
     Seeds run, checkpoint and resume as GLUE-style fine-tuning's (:func:`lvbert.training.seeds.run_seeds`)."""
 
-
-
     version = VERSIONS[cfg.task]
     if cfg.dataset or not (cfg.train_file or cfg.dev_file):  # the hub's SQuAD, or another hub copy
         train_file, dev_file = hub_squad_files(cfg.task, cfg.dataset, cfg.train_file, cfg.dev_file)
@@ -142,7 +140,6 @@ def finetune_squad(cfg, resume: bool = False) -> dict:
 def predict_squad(model_dir, task: str, dev_file, out, batch_size: int = 128, bf16: bool = False,
                   device: str = "auto", overwrite: bool = False) -> list[Path]:  # fmt: skip
     """``predictions.json`` (qid -> answer) and ``nbest_predictions.json`` (and for 2.0 ``null_odds.json``)."""
-
 
     if not dev_file:
         raise LvBertError(f"task {task} needs --dev-file, the SQuAD JSON file to answer")

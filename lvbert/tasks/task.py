@@ -164,7 +164,6 @@ def _rows(path: Path, layout: Layout):
     binary file or a byte that is not UTF-8 is a one-line error naming the file and line; a BOM
     (MRPC's files start with one) is dropped."""
 
-
     text = read_text_file(path, "task file")
     with io.StringIO(text, newline="") as f:
         if layout.fmt == "jsonl":
@@ -273,7 +272,6 @@ def data_rows(path: str | Path, layout: Layout) -> tuple[list | None, list]:
 
 def write_rows(path: str | Path, layout: Layout, header: list | None, rows: list) -> None:
     """Write rows in the split file's own format (tsv without quoting, csv, or jsonl), atomically."""
-
 
     buf = io.StringIO()
     if layout.fmt == "jsonl":
