@@ -44,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lvbert", description="LV-BERT: layer-variety BERT encoders.")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="CPU threads of torch for this command (default: torch's, one per core, fewer while other "
-                             "processes keep them busy: see lvbert/threads.py)")  # fmt: skip
+                             "processes keep them busy)")  # fmt: skip
+    parser.add_argument("--force-bf16", action="store_true",
+                        help="run --bf16 even on a CPU without native bf16 instructions (AVX512-BF16 or AMX), where it "
+                             "is about 100x slower than fp32; without it such a CPU runs fp32 with a one-line note")  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMAND_MODULES:
@@ -78,6 +81,8 @@ class OneLineWarnings:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.force_bf16:
+        os.environ["LVBERT_FORCE_BF16"] = "1"
     if args.threads is not None:
         if args.threads < 1:
             parser.error(f"--threads must be at least 1, got {args.threads}")

@@ -74,7 +74,7 @@ def cpu_capability() -> CpuCapability:
 def resolve_bf16(bf16: bool, device: str = "cpu", force: bool = False, cpu: CpuCapability | None = None) -> bool:
     """Whether to run in bf16: as asked, except on a CPU without native bf16, where a request without
     ``force`` runs fp32 with a one-line warning (the bf16 path there is about 100x slower)."""
-    if not bf16 or not str(device).startswith("cpu") or force:
+    if not bf16 or force or not _runs_on_cpu(device):
         return bool(bf16)
     cpu = cpu or cpu_capability()
     if cpu.bf16:
@@ -85,14 +85,24 @@ def resolve_bf16(bf16: bool, device: str = "cpu", force: bool = False, cpu: CpuC
     return False
 
 
-def resolve_runtime(runtime: str, force: bool = False, cpu: CpuCapability | None = None) -> str:
+def _runs_on_cpu(device: str) -> bool:
+    if str(device) == "auto":
+        import torch
+
+        return not torch.cuda.is_available()
+    return str(device).startswith("cpu")
+
+
+def resolve_runtime(runtime: str, force: bool = False, cpu: CpuCapability | None = None, onnx: bool = True) -> str:
     """The inference runtime to use: ``torchao`` int8 on a CPU without VNNI or AMX becomes ``onnx``
-    (onnxruntime's int8 kernels do not need them) with a one-line warning, unless ``force``."""
+    (onnxruntime's int8 kernels do not need them; ``torch`` when there is no ONNX model, ``onnx=False``)
+    with a one-line warning, unless ``force``."""
     if runtime != "torchao" or force:
         return runtime
     cpu = cpu or cpu_capability()
     if cpu.int8:
         return runtime
-    warnings.warn(f"--runtime torchao replaced by onnx: this CPU ({cpu.name}, {cpu.isa}) has no VNNI or AMX, where "
-                  "torchao's int8 layers run 16-25x slower than fp32 (--force-runtime insists)", stacklevel=2)  # fmt: skip
-    return "onnx"
+    instead = "onnx" if onnx else "torch"
+    warnings.warn(f"--runtime torchao replaced by {instead}: this CPU ({cpu.name}, {cpu.isa}) has no VNNI or AMX, "
+                  "where torchao's int8 layers run 16-25x slower than fp32 (--force-runtime insists)", stacklevel=2)  # fmt: skip
+    return instead

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import json
 import types
 import typing
@@ -189,7 +190,12 @@ def collect(cls, args: argparse.Namespace, base: dict | None = None, **fixed) ->
         values.update(read_yaml_options(path, cls))
     values.update({k: v for k, v in vars(args).items() if k in fields})
     values.update(fixed)
-    return {k: coerce(v, fields[k][1], k) for k, v in values.items()}
+    values = {k: coerce(v, fields[k][1], k) for k, v in values.items()}
+    if values.get("bf16"):  # no bf16 on a CPU without native bf16 instructions (about 100x slower there)
+        from lvbert.hardware import resolve_bf16
+
+        values["bf16"] = resolve_bf16(True, values.get("device", "auto"), force=os.environ.get("LVBERT_FORCE_BF16") == "1")
+    return values
 
 
 def resolve(cls, args: argparse.Namespace, base: dict | None = None, **fixed):

@@ -45,3 +45,28 @@ def test_torchao_falls_back_to_onnx_without_vnni():
         assert resolve_runtime("torchao", force=True, cpu=AVX2) == "torchao"
         assert resolve_runtime("torchao", cpu=VNNI) == "torchao"
         assert resolve_runtime("onnx", cpu=AVX2) == "onnx" and resolve_runtime("torch", cpu=AVX2) == "torch"
+
+
+def test_torchao_without_an_onnx_model_falls_back_to_torch():
+    with pytest.warns(UserWarning, match="replaced by torch"):
+        assert resolve_runtime("torchao", cpu=AVX2, onnx=False) == "torch"
+
+
+def test_the_bf16_option_follows_the_cpu(monkeypatch):
+    """`--bf16` read through the options: fp32 on a CPU without native bf16 unless forced (LVBERT_FORCE_BF16,
+    which `lvbert --force-bf16` sets)."""
+    import argparse
+
+    import lvbert.hardware as hardware
+    from lvbert.options import collect
+    from lvbert.recipes.finetune import FinetuneConfig
+
+    monkeypatch.setattr(hardware, "cpu_capability", lambda: AVX2)
+    args = argparse.Namespace(bf16=True, device="cpu")
+    with pytest.warns(UserWarning, match="--bf16 ignored"):
+        assert collect(FinetuneConfig, args)["bf16"] is False
+    monkeypatch.setenv("LVBERT_FORCE_BF16", "1")
+    assert collect(FinetuneConfig, args)["bf16"] is True
+    monkeypatch.setattr(hardware, "cpu_capability", lambda: VNNI)
+    monkeypatch.delenv("LVBERT_FORCE_BF16")
+    assert collect(FinetuneConfig, args)["bf16"] is True

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lvbert.errors import LvBertError
+from lvbert.hardware import resolve_runtime
 from lvbert.model_dir import check_model_weights, load_finetuned, load_model_config, load_tokenizer
 from lvbert.options import option
 from lvbert.tasks import (
@@ -61,6 +62,9 @@ class PredictConfig:
                           "(int8 dense layers through torchao) or onnx (the folder's model.onnx through onnxruntime: "
                           "int8 for a quantized model); torchao and onnx need the deploy extra", default="torch")  # fmt: skip
     overwrite: bool = option("replace submission files of the same name already in --out", default=False)
+    force_runtime: bool = option("use --runtime torchao even on a CPU without VNNI or AMX, where it is 16-25x slower "
+                                 "than fp32 (without it: onnx, or torch when there is no model.onnx, with a note)",
+                                 default=False)  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or (self.max_seq_len is not None and self.max_seq_len < 1):
@@ -75,9 +79,11 @@ def run_predict(cfg: PredictConfig) -> list[Path]:
     for name in ("model", "task", "out"):
         if not getattr(cfg, name):
             raise LvBertError(f"--{name} is required")
+    onnx = any(Path(cfg.model).glob("**/model.onnx"))
+    runtime = resolve_runtime(cfg.runtime, force=cfg.force_runtime, onnx=onnx) if not cfg.device.startswith("cuda") else cfg.runtime
     return predict(cfg.model, cfg.task, cfg.data_dir, cfg.out, batch_size=cfg.batch_size, max_seq_len=cfg.max_seq_len,
                    bf16=cfg.bf16, device=cfg.device, text_column=cfg.text_column,
-                   text_pair_column=cfg.text_pair_column, runtime=cfg.runtime, overwrite=cfg.overwrite,
+                   text_pair_column=cfg.text_pair_column, runtime=runtime, overwrite=cfg.overwrite,
                    dataset=cfg.dataset)  # fmt: skip
 
 
