@@ -439,3 +439,22 @@ def kdlsq_objective(kd: bool, gold_weight: float, regression: bool):
         return {"loss": loss, **res}
 
     return objective
+
+
+@torch.no_grad()
+def evaluate_distill(model: DistillModel, valid: dict, batch_size: int = 64, masked: bool = False) -> dict:
+    """Mean intermediate losses on a fixed validation set (unmasked unless ``masked``)."""
+    sums, n = {}, 0
+    device = next(model.parameters()).device
+    for start in range(0, valid["input_ids"].shape[0], batch_size):
+        b = {k: v[start : start + batch_size].to(device) for k, v in valid.items()}
+        ids = b["input_ids"] if masked else torch.where(b["labels"] != -100, b["labels"], b["input_ids"])
+        t = model.teacher(ids, b["attention_mask"], b["token_type_ids"])
+        s = model.student(input_ids=ids, attention_mask=b["attention_mask"], token_type_ids=b["token_type_ids"],
+                          output_hidden_states=True, output_attentions=True)  # fmt: skip
+        res = model.loss(s, t, b["attention_mask"])
+        for k, v in res.items():
+            sums[k] = sums.get(k, 0.0) + float(v)
+        n += 1
+    return {k: v / max(n, 1) for k, v in sums.items()}
+

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lvbert.errors import LvBertError
+from lvbert.export.runtime import Predictor
 from lvbert.hardware import resolve_runtime
-from lvbert.model_dir import check_model_weights, load_finetuned, load_model_config, load_tokenizer
+from lvbert.model_dir import load_model_config
 from lvbert.options import option
 from lvbert.tasks import (
     DEMO_TASKS,
@@ -29,10 +30,9 @@ from lvbert.tasks import (
     model_labels,
     read_examples,
 )
-from lvbert.tasks.encoding import encode, logits_to_predictions, predict_logits, resolve_max_seq_len
 from lvbert.tasks.glue import DIAGNOSTIC, DIAGNOSTIC_DIR, DIAGNOSTIC_FILE
 from lvbert.tasks.hub import hub_glue_task
-from lvbert.training.distributed import check_device, pick_device
+from lvbert.training.distributed import check_device
 from lvbert.utils import atomic_write_text, check_out_dir, check_output_file, warn
 
 RUNTIMES = ("torch", "torchao", "onnx")
@@ -87,51 +87,11 @@ def run_predict(cfg: PredictConfig) -> list[Path]:
                    dataset=cfg.dataset)  # fmt: skip
 
 
-def _format(task: Task, preds: list) -> list[str]:
-    if task.is_regression:
-        return [f"{p:.3f}" for p in preds]
-    return [task.labels[p] for p in preds]
 
 
-class _Predictor:
-    """A fine-tuned model and its tokenizer, loaded once."""
-
-    def __init__(self, model_dir: Path, max_seq_len: int | None, batch_size: int, bf16: bool, device: str = "auto",
-                 runtime: str = "torch"):  # fmt: skip
-        self.model_dir = model_dir
-        self.config = load_model_config(model_dir)
-        self.tokenizer = load_tokenizer(model_dir, self.config.vocab_size)
-        self.max_seq_len = resolve_max_seq_len(max_seq_len, self.config.max_position_embeddings)
-        self.batch_size, self.bf16 = batch_size, bf16
-        if runtime != "onnx":  # the onnx runtime reads model.onnx only
-            check_model_weights(model_dir, "--model")
-        if runtime == "onnx":
-            from lvbert.export.onnx import OnnxClassifier
-
-            self.model, self.onnx = None, OnnxClassifier(model_dir)
-        elif runtime == "torchao":
-            from lvbert.export.torchao import torchao_int8
-
-            self.model, self.onnx = torchao_int8(load_finetuned(model_dir)), None  # int8 kernels: CPU
-        else:
-            self.model, self.onnx = load_finetuned(model_dir).to(pick_device(device)), None  # quantized: fake-quant
-
-    def lines(self, task: Task, examples, where: str) -> str:
-        enc = encode(self.tokenizer, examples, self.max_seq_len, where)
-        pad = self.tokenizer.pad_token_id or 0
-        if self.onnx is not None:
-            logits = self.onnx.predict_logits(enc, self.batch_size, pad)
-            if logits.shape[-1] != self.config.num_labels:
-                raise LvBertError(f"{self.model_dir}/model.onnx gives {logits.shape[-1]} outputs but the model in "
-                                  f"{self.model_dir} has {self.config.num_labels}; it is another model's export: re-run "
-                                  f"lvbert export --model {self.model_dir} --overwrite")  # fmt: skip
-        else:
-            logits = predict_logits(self.model, enc, self.batch_size, pad, self.bf16)
-        preds = _format(task, logits_to_predictions(task, logits))
-        return "index\tprediction\n" + "".join(f"{i}\t{p}\n" for i, p in zip(enc.index, preds))
 
 
-def _task_files(pred: _Predictor, task: Task, data_dir: Path) -> dict[str, str]:
+def _task_files(pred: Predictor, task: Task, data_dir: Path) -> dict[str, str]:
     """{submission file name: contents} for every test split of ``task``."""
     return {
         name: pred.lines(task, task.read(data_dir, split), f"{task.name} {split}")
@@ -199,7 +159,7 @@ def predict(
         for t, folder in found:
             _check_outputs(out, t, folder, overwrite, (DIAGNOSTIC_FILE,) if t.name == "mnli" and diagnostic.is_file() else ())
         for t, folder in found:
-            pred = _Predictor(model_dir / t.name, max_seq_len, batch_size, bf16, device, runtime)
+            pred = Predictor(model_dir / t.name, max_seq_len, batch_size, bf16, device, runtime)
             check_model_labels(t, pred.config, pred.model_dir)
             files.update(_task_files(pred, t, folder))
             if t.name == "mnli" and diagnostic.is_file():
@@ -222,7 +182,7 @@ def predict(
 
             data_dir = demo_data_dir(resolved.name)
         _check_outputs(out, resolved, Path(data_dir), overwrite)
-        pred = _Predictor(model_dir, max_seq_len, batch_size, bf16, device, runtime)
+        pred = Predictor(model_dir, max_seq_len, batch_size, bf16, device, runtime)
         if key in GLUE_TASKS:
             check_model_labels(resolved, pred.config, model_dir)
         files.update(_task_files(pred, resolved, Path(data_dir)))

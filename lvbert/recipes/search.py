@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,11 +30,11 @@ from lvbert.objectives.mlm import unigram_accuracy
 from lvbert.options import option
 from lvbert.search.evolution import STRATEGIES, EvolutionConfig, run_search
 from lvbert.search.fitness import SupernetFitness, distributed_fitness
-from lvbert.search.latency import LatencyTable
+from lvbert.search.latency import LatencyTable, check_latency
 from lvbert.search.report import summary_table
 from lvbert.space import SearchSpace, narrow_allowed, parse_type_counts
 from lvbert.training.distributed import broadcast_object, cleanup, setup_distributed
-from lvbert.utils import atomic_write_json, check_out_dir, file_sha256, parse_count
+from lvbert.utils import check_out_dir, file_sha256, parse_count
 
 
 @dataclass
@@ -288,25 +287,3 @@ def _latency_table(cfg: SearchRunConfig, space, info) -> dict:
     return {"costs": table.costs(), "key": table.key, "table": table.to_dict()}
 
 
-def check_latency(result, table: dict, budget: float, count: int, out: Path) -> list[dict]:
-    """Measure the ``count`` fittest archs of the search as whole models; write ``latency_check.json``
-    and warn when the best one is over the budget for real."""
-
-    lt = LatencyTable.from_dict(table["table"])
-    best = sorted({r["arch"]: r for r in result.history}.values(), key=lambda r: -r["fitness"])[:count]
-    rows = []
-    for r in best:
-        measured = lt.measure_model(r["arch"])
-        rows.append({"arch": r["arch"], "fitness": r["fitness"], "predicted_ms": lt.predict(r["arch"]),
-                     "measured_ms": measured, "within_budget": measured <= budget})  # fmt: skip
-    atomic_write_json(Path(out) / "latency_check.json", {"max_latency_ms": budget, "archs": rows})
-    top = rows[0]
-    print(f"latency of the best arch measured: {top['measured_ms']:.2f} ms (table {top['predicted_ms']:.2f} ms, "
-          f"budget {budget} ms)")  # fmt: skip
-    if not top["within_budget"]:
-        ok = next((r for r in rows if r["within_budget"]), None)
-        alt = (f"; the fittest measured within it is {ok['arch']} (fitness {ok['fitness']:.4f}, {ok['measured_ms']:.2f} ms)"
-               if ok else f"; none of the {len(rows)} fittest is within it")  # fmt: skip
-        warnings.warn(f"the best arch takes {top['measured_ms']:.2f} ms measured, over --max-latency {budget}{alt} "
-                      "(latency_check.json)", stacklevel=2)  # fmt: skip
-    return rows

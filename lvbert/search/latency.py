@@ -26,6 +26,7 @@ import platform
 import random
 import statistics
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -406,3 +407,28 @@ def _read_cache(path: Path) -> dict:
     if not isinstance(data, dict):
         raise LvBertError(f"latency cache {path} is not a table of measurements; delete it to measure again")
     return data
+
+
+def check_latency(result, table: dict, budget: float, count: int, out: Path) -> list[dict]:
+    """Measure the ``count`` fittest archs of the search as whole models; write ``latency_check.json``
+    and warn when the best one is over the budget for real."""
+
+    lt = LatencyTable.from_dict(table["table"])
+    best = sorted({r["arch"]: r for r in result.history}.values(), key=lambda r: -r["fitness"])[:count]
+    rows = []
+    for r in best:
+        measured = lt.measure_model(r["arch"])
+        rows.append({"arch": r["arch"], "fitness": r["fitness"], "predicted_ms": lt.predict(r["arch"]),
+                     "measured_ms": measured, "within_budget": measured <= budget})  # fmt: skip
+    atomic_write_json(Path(out) / "latency_check.json", {"max_latency_ms": budget, "archs": rows})
+    top = rows[0]
+    print(f"latency of the best arch measured: {top['measured_ms']:.2f} ms (table {top['predicted_ms']:.2f} ms, "
+          f"budget {budget} ms)")  # fmt: skip
+    if not top["within_budget"]:
+        ok = next((r for r in rows if r["within_budget"]), None)
+        alt = (f"; the fittest measured within it is {ok['arch']} (fitness {ok['fitness']:.4f}, {ok['measured_ms']:.2f} ms)"
+               if ok else f"; none of the {len(rows)} fittest is within it")  # fmt: skip
+        warnings.warn(f"the best arch takes {top['measured_ms']:.2f} ms measured, over --max-latency {budget}{alt} "
+                      "(latency_check.json)", stacklevel=2)  # fmt: skip
+    return rows
+
