@@ -56,6 +56,7 @@ from lvbert.training.distributed import cleanup, pick_device, setup_distributed
 from lvbert.training.loop import LoopConfig, train_loop
 from lvbert.training.optim import build_optimizer, linear_schedule
 from lvbert.training.run import check_run_output, loop_config, prepare_run_dir, write_run_config
+from lvbert.training.seeds import promote_best
 from lvbert.utils import atomic_write_json, fix_permissions
 
 
@@ -317,9 +318,7 @@ def task_distill(cfg: DistillConfig, resume: bool = False) -> Path:
     top = max(history, key=lambda h: h["score"])
     run = {"seed": cfg.seed, "best_step": top["step"], "best_epoch": top["epoch"], "score": top["score"],
            "dev": top["dev"], "history": history, "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
-    for f in (out / "best").iterdir():  # the best student at the top of OUT, as lvbert finetune writes it
-        f.replace(out / f.name)
-    (out / "best").rmdir()
+    promote_best(out)
     results = {"task": task.to_dict(), "model": str(cfg.student), "teacher": str(teacher_dir), "data_dir": str(data_dir),
                "config": asdict(cfg), "num_train": len(train), "num_dev": {s: len(e) for s, e in dev.items()},
                "best_seed": cfg.seed, "best_step": top["step"], "summary": summarise([run]), "runs": [run]}  # fmt: skip

@@ -49,6 +49,7 @@ from lvbert.training.distributed import pick_device
 from lvbert.training.loop import LoopConfig, train_loop
 from lvbert.training.optim import build_optimizer, linear_schedule
 from lvbert.training.run import finetune_lr, prepare_run_dir, write_run_config
+from lvbert.training.seeds import promote_best
 from lvbert.utils import atomic_write_json, atomic_write_text, check_output_dir, check_output_file, fix_permissions
 
 TASKS = ("triple", "link", "relation")
@@ -239,9 +240,7 @@ def train_kg(cfg: KgTrainConfig, resume: bool = False) -> dict:
     shutil.rmtree(out / "logs" / "checkpoints", ignore_errors=True)  # finished: nothing left to resume
     top = max(history, key=lambda h: h["score"])
     best = {"score": top["score"], "step": top["step"]}
-    for f in (out / "best").iterdir():
-        f.replace(out / f.name)
-    (out / "best").rmdir()
+    promote_best(out)
     evals_file.unlink()
     results = {"config": asdict(cfg), "kg": kg_meta, "graph": graph.describe(), "train_inputs": len(train),
                "history": history, "best": best, "train_seconds": round(train_seconds, 1)}  # fmt: skip

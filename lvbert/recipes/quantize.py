@@ -62,6 +62,7 @@ from lvbert.training.distributed import pick_device
 from lvbert.training.loop import LoopConfig, train_loop
 from lvbert.training.optim import build_optimizer, linear_schedule
 from lvbert.training.run import check_run_output, prepare_run_dir, write_run_config
+from lvbert.training.seeds import promote_best
 from lvbert.utils import atomic_write_json, fix_permissions
 
 PACKED_FILE = "quantized.safetensors"
@@ -232,9 +233,7 @@ def quantize(cfg: QuantizeConfig, resume: bool = False) -> Path:
     shutil.rmtree(out / "train" / "checkpoints", ignore_errors=True)  # finished: nothing left to resume
     top = max(history, key=lambda h: h["score"])
     best = load_finetuned(out / "best")
-    for f in (out / "best").iterdir():  # the best model at the top of OUT, as lvbert finetune writes it
-        f.replace(out / f.name)
-    (out / "best").rmdir()
+    promote_best(out)
     sizes = save_packed(best, out / PACKED_FILE)
     sizes["fp32_file_bytes"] = (model_dir / "model.safetensors").stat().st_size
     run = {"seed": cfg.seed, "best_step": top["step"], "best_epoch": top["epoch"], "score": top["score"],

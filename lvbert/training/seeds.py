@@ -102,9 +102,7 @@ def run_seeds(out: Path, options: dict, seeds: list[int], resume: bool, train_se
 
 def finish_stage(stage: Path, out: Path, results: dict) -> None:
     """The best model at the top of the partial folder, ``results.json`` written, the folder put at ``out``."""
-    for f in (stage / "best").iterdir():
-        f.rename(stage / f.name)
-    (stage / "best").rmdir()
+    promote_best(stage)
     (stage / "progress.json").unlink()
     atomic_write_json(stage / "results.json", results)
     fix_permissions(stage)
@@ -123,3 +121,11 @@ def read_partial(stage: Path, options: dict, out: Path, config_cls) -> dict | No
         return None
     check_resume_options(config_cls, options, saved, out, strict=True)
     return done
+
+
+def promote_best(folder: Path) -> None:
+    """The model kept in ``folder / "best"`` (the best evaluation of a run) moved to the top of ``folder``,
+    as every task-training command leaves its result (fine-tuning, SQuAD, KG, task distillation, KDLSQ)."""
+    for f in (folder / "best").iterdir():
+        f.replace(folder / f.name)
+    (folder / "best").rmdir()
