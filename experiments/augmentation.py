@@ -186,13 +186,13 @@ def train_word_classifier(kind: str, train: tuple, dev: tuple, test: tuple, seed
 
 
 def _classifier_predictions(model_dir: Path, texts: list[str]) -> list[str]:
-    from lvbert.model_dir import load_classifier, load_config, load_tokenizer
+    from lvbert.model_dir import load_classifier, load_config, load_model_tokenizer
     from lvbert.tasks.encoding import encode, predict_logits
     from lvbert.tasks.task import Example
 
     config = load_config(model_dir)
     labels = tuple(config.id2label[i] for i in range(config.num_labels))
-    model, tokenizer = load_classifier(model_dir, labels, 0), load_tokenizer(model_dir, config.vocab_size)
+    model, tokenizer = load_classifier(model_dir, labels, 0), load_model_tokenizer(model_dir, config.vocab_size)
     enc = encode(tokenizer, [Example(str(i), t) for i, t in enumerate(texts)], 128, "predict")
     logits = predict_logits(model, enc, 128, tokenizer.pad_token_id or 0)
     return [model.config.id2label[int(i)] for i in logits.argmax(-1)]

@@ -38,7 +38,7 @@ def _write_json(path: Path, obj) -> None:
 
 
 def _test_set(task_name: str, model_dir: Path):
-    from lvbert.model_dir import load_model_config, load_tokenizer
+    from lvbert.model_dir import load_model_config, load_model_tokenizer
     from lvbert.tasks import demo_data_dir, get_task
     from lvbert.tasks.encoding import encode
     from lvbert.tasks.task import Layout, read_examples
@@ -46,7 +46,7 @@ def _test_set(task_name: str, model_dir: Path):
     task = get_task(task_name)
     examples = read_examples(demo_data_dir(task.name) / "test.tsv", Layout(text="text", label="label", fmt="tsv"))
     config = load_model_config(model_dir)
-    tokenizer = load_tokenizer(model_dir, config.vocab_size)
+    tokenizer = load_model_tokenizer(model_dir, config.vocab_size)
     enc = encode(tokenizer, examples, 128, f"{task.name} test")
     return task, enc, [task.labels.index(ex.label) for ex in examples], tokenizer.pad_token_id or 0
 

@@ -43,6 +43,7 @@ def main(argv=None) -> int:
     from lvbert.recipes.supernet import SupernetTrainConfig, train_supernet
     from lvbert.search.evolution import fitness_noise
     from lvbert.search.fitness import SupernetFitness
+    from lvbert.training.loop import eval_curve
     from lvbert.training.run import RUN_CONFIG
 
     out = Path(args.out)
@@ -72,7 +73,7 @@ def main(argv=None) -> int:
     curves: dict[str, dict] = {}
 
     def add(label: str, folders: list[Path], key: str) -> None:
-        per_seed = [_curve(f, key) for f in folders]
+        per_seed = [eval_curve(f, key) for f in folders]
         steps = sorted(set.intersection(*(set(s) for s, _ in per_seed)))
         vals = [[dict(zip(s, v))[t] for s, v in per_seed] for t in steps]
         curves[label] = {"steps": steps, "median": [statistics.median(v) for v in vals],
@@ -116,16 +117,6 @@ def main(argv=None) -> int:
                     hlines={f"unigram baseline {unigram:.3f}": unigram}, bands=bands)  # fmt: skip
         print(f"wrote {args.plot}")
     return 0
-
-
-def _curve(run: Path, key: str) -> tuple[list[int], list[float]]:
-    steps, vals = [], []
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        rec = json.loads(line)
-        if f"eval/{key}" in rec:
-            steps.append(int(rec["step"]))
-            vals.append(float(rec[f"eval/{key}"]))
-    return steps, vals
 
 
 if __name__ == "__main__":

@@ -69,13 +69,13 @@ def random_init(model_dir: Path, dest: Path, seed: int) -> Path:
     from transformers import AutoConfig, AutoModelForMaskedLM
 
     import lvbert  # noqa: F401  (registers the lvbert model type)
-    from lvbert.model_dir import load_tokenizer, save_model_dir
+    from lvbert.model_dir import load_model_tokenizer, save_model_dir
 
     if (dest / "config.json").exists():
         return dest
     config = AutoConfig.from_pretrained(model_dir)
     torch.manual_seed(seed)
-    save_model_dir(AutoModelForMaskedLM.from_config(config), load_tokenizer(model_dir, config.vocab_size), dest)
+    save_model_dir(AutoModelForMaskedLM.from_config(config), load_model_tokenizer(model_dir, config.vocab_size), dest)
     return dest
 
 

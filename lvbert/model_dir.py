@@ -20,7 +20,7 @@ from transformers import AutoConfig, AutoModelForMaskedLM, AutoModelForSequenceC
 from transformers.utils import logging as hf_logging
 
 from lvbert.data.tokenizer import check_tokenizer_matches
-from lvbert.data.tokenizer import load_tokenizer as load_tokenizer_dir
+from lvbert.data.tokenizer import load_tokenizer
 from lvbert.errors import LvBertError
 from lvbert.space import SearchSpace
 from lvbert.supernet import LvBertSupernet
@@ -73,14 +73,14 @@ def load_model_config(model_dir: str | Path):
     return config
 
 
-def load_tokenizer(model_dir: str | Path, vocab_size: int):
+def load_model_tokenizer(model_dir: str | Path, vocab_size: int):
     """The tokenizer saved next to the model; its vocabulary must fit the model's."""
 
     model_dir = Path(model_dir)
     if not any((model_dir / f).is_file() for f in TOKENIZER_FILES):
         raise LvBertError(f"{model_dir} has no tokenizer ({' / '.join(TOKENIZER_FILES)}); save the tokenizer next to the model")
     with quiet_transformers():
-        tokenizer = load_tokenizer_dir(model_dir)
+        tokenizer = load_tokenizer(model_dir)
     check_tokenizer_matches(tokenizer, vocab_size)
     return tokenizer
 
@@ -152,7 +152,7 @@ def load_mlm(model_dir: str | Path):
         load_model_config(model_dir)  # a supernet: the one-line error saying to extract an arch
         raise LvBertError(f"{model_dir} holds no masked-LM head ({', '.join(config.architectures or ['?'])}); "
                           "give an MLM model, an ELECTRA run folder (its generator) or a supernet's extracted arch")  # fmt: skip
-    tokenizer = load_tokenizer(model_dir, config.vocab_size)
+    tokenizer = load_model_tokenizer(model_dir, config.vocab_size)
     with quiet_transformers():
         model, info = AutoModelForMaskedLM.from_pretrained(model_dir, local_files_only=True, output_loading_info=True)
     missing = [k for k in info.get("missing_keys", []) if "decoder" not in k and "bias" != k.split(".")[-1]]
@@ -199,7 +199,7 @@ def supernet_identity(path: Path) -> dict:
         mask_mode = (saved.get("config") or {}).get("mask_mode") or "bert"
     if not ident.get("tokenizer"):
         try:  # a supernet saved by hand: fingerprint the tokenizer files next to the weights
-            from lvbert.data.tokenizer import load_tokenizer, vocab_fingerprint
+            from lvbert.data.tokenizer import vocab_fingerprint
 
             ident["tokenizer"] = vocab_fingerprint(load_tokenizer(path))
         except LvBertError:

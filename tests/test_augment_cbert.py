@@ -137,12 +137,12 @@ def test_cbert_bad_input(lm, tmp_path, capsys):
     reg.mkdir()
     for split in ("train", "dev"):
         (reg / f"{split}.tsv").write_text("sentence1\tsentence2\tscore\nsome words\tother words\t0.5\n")
-    from lvbert.model_dir import load_tokenizer, save_model_dir
+    from lvbert.model_dir import load_model_tokenizer, save_model_dir
     from lvbert.modeling_lvbert import LvBertConfig, LvBertForSequenceClassification
 
     classifier = tmp_path / "classifier"  # a model folder without a masked-LM head
     config = LvBertConfig.from_pretrained(lm)
-    save_model_dir(LvBertForSequenceClassification(config), load_tokenizer(lm, config.vocab_size), classifier)
+    save_model_dir(LvBertForSequenceClassification(config), load_model_tokenizer(lm, config.vocab_size), classifier)
     base = ["augment", "--method", "cbert", "--text-column", "text", "--no-progress", "--out", str(tmp_path / "o")]
     cases = [
         (["--model", str(classifier), "--task", "good-word", "--data-dir", str(data)], "no masked-LM head"),

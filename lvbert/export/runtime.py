@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lvbert.errors import LvBertError
-from lvbert.model_dir import check_model_weights, load_finetuned, load_model_config, load_tokenizer
+from lvbert.model_dir import check_model_weights, load_finetuned, load_model_config, load_model_tokenizer
 from lvbert.tasks import Task
 from lvbert.tasks.encoding import encode, logits_to_predictions, predict_logits, resolve_max_seq_len
 from lvbert.training.distributed import pick_device
@@ -27,7 +27,7 @@ class Predictor:
                  runtime: str = "torch"):  # fmt: skip
         self.model_dir = model_dir
         self.config = load_model_config(model_dir)
-        self.tokenizer = load_tokenizer(model_dir, self.config.vocab_size)
+        self.tokenizer = load_model_tokenizer(model_dir, self.config.vocab_size)
         self.max_seq_len = resolve_max_seq_len(max_seq_len, self.config.max_position_embeddings)
         self.batch_size, self.bf16 = batch_size, bf16
         if runtime != "onnx":  # the onnx runtime reads model.onnx only

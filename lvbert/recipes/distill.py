@@ -34,7 +34,7 @@ from lvbert.data.masking import MaskingConfig, fixed_mask_validation
 from lvbert.data.packed import check_positions, open_data
 from lvbert.data.tokenizer import check_teacher_vocab
 from lvbert.errors import LvBertError
-from lvbert.model_dir import check_model_weights, load_classifier, load_model_config, load_tokenizer, save_model_dir
+from lvbert.model_dir import check_model_weights, load_classifier, load_model_config, load_model_tokenizer, save_model_dir
 from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM
 from lvbert.objectives.distill import (
     MAPPINGS,
@@ -245,7 +245,7 @@ def task_distill(cfg: DistillConfig, resume: bool = False) -> Path:
     check_model_weights(cfg.teacher, "--teacher")
     out = check_run_output(cfg.out, cfg.inputs(), cfg.overwrite, resume)
     student_config = load_model_config(cfg.student)
-    tokenizer = load_tokenizer(cfg.student, student_config.vocab_size)
+    tokenizer = load_model_tokenizer(cfg.student, student_config.vocab_size)
     teacher_dir = Path(cfg.teacher)
     teacher = load_teacher(teacher_dir, task_head=True)
     check_teacher_vocab(teacher_dir, tokenizer, f"the student in {cfg.student}")

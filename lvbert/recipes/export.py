@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lvbert.errors import LvBertError
 from lvbert.export.onnx import ONNX_FILE, export_checked, require_deploy
-from lvbert.model_dir import check_model_weights, load_finetuned, load_tokenizer
+from lvbert.model_dir import check_model_weights, load_finetuned, load_model_tokenizer
 from lvbert.options import option
 from lvbert.tasks import task_for_model
 from lvbert.tasks.encoding import IndexedBatches, encode_task, resolve_max_seq_len
@@ -68,7 +68,7 @@ def export(cfg: ExportConfig) -> Path:
     calib = dev_enc = None
     pad = 0
     if cfg.task:
-        tokenizer = load_tokenizer(model_dir, model.config.vocab_size)
+        tokenizer = load_model_tokenizer(model_dir, model.config.vocab_size)
         pad = tokenizer.pad_token_id or 0
         task, data_dir = task_for_model(cfg.task, cfg.data_dir, model.config, model_dir, cfg.text_column, cfg.text_pair_column,
                                      cfg.label_column)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lvbert.errors import LvBertError
-from lvbert.model_dir import load_classifier, load_model_config, load_tokenizer, save_model_dir
+from lvbert.model_dir import load_classifier, load_model_config, load_model_tokenizer, save_model_dir
 from lvbert.objectives import classification_objective
 from lvbert.options import option
 from lvbert.tasks import DEMO_TASKS, Task, demo_data_dir, get_task, glue_tasks_in
@@ -263,7 +263,7 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False) -> dict:
     (for ``glue``: ``{"tasks": {name: results}}``) and prints a table."""
     cfg.check_required()
     model_config = load_model_config(cfg.model)
-    tokenizer = load_tokenizer(cfg.model, model_config.vocab_size)
+    tokenizer = load_model_tokenizer(cfg.model, model_config.vocab_size)
     out = Path(cfg.out)
     if cfg.task.strip().lower() == "glue":
         if cfg.data_dir is None:

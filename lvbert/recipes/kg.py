@@ -26,7 +26,7 @@ from pathlib import Path
 from transformers import AutoModelForSequenceClassification
 
 from lvbert.errors import LvBertError
-from lvbert.model_dir import load_classifier, load_model_config, load_tokenizer, quiet_transformers, save_model_dir
+from lvbert.model_dir import load_classifier, load_model_config, load_model_tokenizer, quiet_transformers, save_model_dir
 from lvbert.objectives import classification_objective
 from lvbert.options import option
 from lvbert.tasks.encoding import IndexedBatches
@@ -178,7 +178,7 @@ def train_kg(cfg: KgTrainConfig, resume: bool = False) -> dict:
         inputs["--dataset"] = cfg.dataset
     out = check_output_dir(cfg.out, inputs=inputs, overwrite=cfg.overwrite and not resume, own_run=resume)
     model_config = load_model_config(cfg.model)
-    tokenizer = load_tokenizer(cfg.model, model_config.vocab_size)
+    tokenizer = load_model_tokenizer(cfg.model, model_config.vocab_size)
     graph = load_graph(cfg.dataset, cfg.long_text)
     graph.check_split("train")
     epochs = cfg.epochs or DEFAULT_EPOCHS[cfg.task]
@@ -265,7 +265,7 @@ def evaluate_kg(cfg: KgEvalConfig) -> dict:
 
     meta = read_kg_meta(cfg.model)
     config = load_model_config(cfg.model)
-    tokenizer = load_tokenizer(cfg.model, config.vocab_size)
+    tokenizer = load_model_tokenizer(cfg.model, config.vocab_size)
     graph = load_graph(cfg.dataset, meta.get("long_text", False))
     graph.check_split(cfg.split)
     if meta.get("graph_fingerprint") not in (None, graph_fingerprint(graph)):
@@ -306,7 +306,7 @@ def score_triples(cfg: KgScoreConfig) -> list[float]:
         r_text = {r: clean_name(r) for _, r, _ in triples}
     graph = KnowledgeGraph("user", {"train": triples}, {}, e_text, r_text, sorted(e_text), sorted(r_text))
     config = load_model_config(cfg.model)
-    tokenizer = load_tokenizer(cfg.model, config.vocab_size)
+    tokenizer = load_model_tokenizer(cfg.model, config.vocab_size)
     with quiet_transformers():
         model = AutoModelForSequenceClassification.from_pretrained(cfg.model, local_files_only=True)
     model.to(pick_device(cfg.device))

@@ -34,7 +34,7 @@ import torch
 from lvbert.data.tokenizer import check_teacher_vocab
 from lvbert.errors import LvBertError
 from lvbert.export.onnx import export_checked, require_deploy
-from lvbert.model_dir import check_model_weights, load_finetuned, load_tokenizer, save_model_dir
+from lvbert.model_dir import check_model_weights, load_finetuned, load_model_tokenizer, save_model_dir
 from lvbert.objectives.distill import (
     DistillLoss,
     DistillModel,
@@ -159,7 +159,7 @@ def quantize(cfg: QuantizeConfig, resume: bool = False) -> Path:
     student = load_finetuned(model_dir)
     if getattr(student.config, "quantization", None):
         raise LvBertError(f"{model_dir} is already quantized; give the full-precision fine-tuned model")
-    tokenizer = load_tokenizer(model_dir, student.config.vocab_size)
+    tokenizer = load_model_tokenizer(model_dir, student.config.vocab_size)
     task, data_dir = task_for_model(cfg.task, cfg.data_dir, student.config, model_dir, cfg.text_column, cfg.text_pair_column,
                                      cfg.label_column)
     teacher_dir = Path(cfg.teacher or cfg.model)

@@ -21,6 +21,7 @@ from lvbert.data.tokenizer import train_tokenizer
 from lvbert.errors import LvBertError
 from lvbert.plots import plot_curves
 from lvbert.tasks import get_task
+from lvbert.training.loop import eval_curve
 from lvbert.utils import atomic_write_json, atomic_write_text, read_json
 
 
@@ -313,21 +314,6 @@ def pretrain_one(name: str, arch: str, data, run: Path, p: Profile, device: str 
             "mlm_loss": s["validation"].get("mlm_loss")}
 
 
-def _curve(run: Path, key: str) -> tuple[list[int], list[float]]:
-    """(steps, values) of ``eval/<key>`` in a run's metrics.jsonl."""
-    steps, values = [], []
-    path = Path(run) / "metrics.jsonl"
-    if not path.exists():
-        return steps, values
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if f"eval/{key}" in rec:
-            steps.append(int(rec["step"]))
-            values.append(float(rec[f"eval/{key}"]))
-    return steps, values
 
 
 def _majority_share(task: str, data_dir: Path) -> tuple[float, int]:
@@ -401,11 +387,11 @@ def write_report(out: Path, profile: str, p: Profile, task: str, candidates: dic
     # learning curves: the supernet's probe paths and each model pre-trained from scratch, same validation set
     series = {}
     for probe in ("bert", "lv-bert-small", "random1", "random2"):
-        steps, vals = _curve(out / "supernet", f"{probe}/mlm_accuracy")
+        steps, vals = eval_curve(out / "supernet", f"{probe}/mlm_accuracy")
         if steps:
             series[f"supernet path: {probe}"] = (steps, vals, "--")
     for name in candidates:
-        steps, vals = _curve(out / "pretrain" / name, "mlm_accuracy")
+        steps, vals = eval_curve(out / "pretrain" / name, "mlm_accuracy")
         if steps:
             series[f"from scratch: {name}"] = (steps, vals, "-")
     curves = out / "mlm_curves.png"

@@ -24,7 +24,7 @@ import torch
 from transformers import AutoModelForQuestionAnswering
 
 from lvbert.errors import LvBertError
-from lvbert.model_dir import load_model_config, load_tokenizer, quiet_transformers, save_model_dir
+from lvbert.model_dir import load_model_config, load_model_tokenizer, quiet_transformers, save_model_dir
 from lvbert.tasks.hub import hub_squad_files
 from lvbert.tasks.metrics import summarise
 from lvbert.tasks.qa import QA_FILE, WindowBatches, score_dev
@@ -69,7 +69,7 @@ def finetune_squad(cfg, resume: bool = False) -> dict:
     out = Path(cfg.out)
     inputs = {"--model": cfg.model, "--train-file": cfg.train_file, "--dev-file": cfg.dev_file}
     config = load_model_config(cfg.model)
-    tokenizer = load_tokenizer(cfg.model, config.vocab_size)
+    tokenizer = load_model_tokenizer(cfg.model, config.vocab_size)
     settings = _settings(cfg, config.max_position_embeddings)
     train_ex, dev_ex = read_squad(cfg.train_file, version), read_squad(cfg.dev_file, version)
     train_w, misaligned = encode_windows(tokenizer, train_ex, settings["max_len"], settings["doc_stride"],
@@ -154,7 +154,7 @@ def predict_squad(model_dir, task: str, dev_file, out, batch_size: int = 128, bf
     for name in names:  # before any work: never over a file of the user's or an input
         check_output_file(out / name, inputs={"--model": model_dir, "--dev-file": dev_file}, overwrite=overwrite)
     config = load_model_config(model_dir)
-    tokenizer = load_tokenizer(model_dir, config.vocab_size)
+    tokenizer = load_model_tokenizer(model_dir, config.vocab_size)
     with quiet_transformers():
         model = AutoModelForQuestionAnswering.from_pretrained(model_dir, local_files_only=True)
     model.to(pick_device(device))

@@ -14,7 +14,7 @@ import torch
 from transformers import AutoModelForQuestionAnswering
 
 from lvbert.errors import LvBertError
-from lvbert.model_dir import load_model_config, load_tokenizer, quiet_transformers
+from lvbert.model_dir import load_model_config, load_model_tokenizer, quiet_transformers
 from lvbert.tasks.encoding import batched_outputs, pad_rows
 from lvbert.tasks.squad import QAExample, apply_threshold, best_threshold, encode_windows, predict_answers, squad_scores
 from lvbert.training.distributed import pick_device
@@ -91,7 +91,7 @@ class QuestionAnswerer:
             raise LvBertError(f"{model_dir} is not a SQuAD model (no {QA_FILE})")
         self.qa = json.loads((model_dir / QA_FILE).read_text(encoding="utf-8"))
         config = load_model_config(model_dir)
-        self.tokenizer = load_tokenizer(model_dir, config.vocab_size)
+        self.tokenizer = load_model_tokenizer(model_dir, config.vocab_size)
         with quiet_transformers():
             self.model = AutoModelForQuestionAnswering.from_pretrained(model_dir, local_files_only=True)
         self.model.to(pick_device(device)).eval()

@@ -264,3 +264,22 @@ def train_loop(
         log.close()
     # Per-step metrics live in metrics.jsonl; keeping them all here would grow without bound.
     return {"step": step, "start_step": start_step, "last": record, "eval": last_eval}
+
+
+def eval_curve(run: Path, key: str) -> tuple[list[int], list[float]]:
+    """(steps, values) of ``eval/<key>`` in a run's ``metrics.jsonl`` (what :class:`MetricsLog` wrote);
+    empty when the run has none, unreadable lines skipped."""
+    steps, values = [], []
+    path = Path(run) / "metrics.jsonl"
+    if not path.exists():
+        return steps, values
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if f"eval/{key}" in rec:
+            steps.append(int(rec["step"]))
+            values.append(float(rec[f"eval/{key}"]))
+    return steps, values
+
