@@ -112,16 +112,6 @@ def collate(enc: Encoded, rows: list[int], pad_id: int) -> dict[str, torch.Tenso
     return batch
 
 
-def train_batches(enc: Encoded, batch_size: int, epochs: int, seed: int, pad_id: int):
-    """Shuffled batches for ``epochs`` epochs (the last batch of an epoch may be smaller)."""
-    gen = torch.Generator().manual_seed(seed)
-    n = len(enc.input_ids)
-    for _ in range(epochs):
-        order = torch.randperm(n, generator=gen).tolist()
-        for start in range(0, n, batch_size):
-            yield collate(enc, order[start : start + batch_size], pad_id)
-
-
 def concat(a: Encoded, b: Encoded) -> Encoded:
     return Encoded(a.input_ids + b.input_ids, a.token_type_ids + b.token_type_ids,
                    None if a.labels is None else a.labels + b.labels, a.index + b.index)  # fmt: skip
