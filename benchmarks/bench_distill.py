@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lvbert.arch import LV_BERT_SMALL  # noqa: E402
 from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM, LvBertModel  # noqa: E402
 from lvbert.objectives.distill import DistillLoss, Teacher, align, slot_pair_layers  # noqa: E402
-from lvbert.recipes.distill import DistillModel, _distill_objective  # noqa: E402
+from lvbert.objectives.distill import DistillModel, distill_objective  # noqa: E402
 from lvbert.training.optim import build_optimizer  # noqa: E402
 
 from _machine import machine_info, matmul_peak  # noqa: E402
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
         opt_s.zero_grad(set_to_none=True)
 
     def distill_step():
-        out = _distill_objective(dm, batch)
+        out = distill_objective(dm, batch)
         out["loss"].backward()
         opt_d.step()
         opt_d.zero_grad(set_to_none=True)

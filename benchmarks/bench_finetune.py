@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lvbert.modeling_lvbert import LvBertConfig, LvBertForSequenceClassification  # noqa: E402
 from lvbert.objectives import classification_objective  # noqa: E402
-from lvbert.recipes.finetune import Encoded, predict_logits  # noqa: E402
+from lvbert.tasks.encoding import Encoded, predict_logits  # noqa: E402
 from lvbert.training.optim import build_optimizer, linear_schedule  # noqa: E402
 
 from _machine import machine_info, matmul_peak  # noqa: E402  (benchmarks/ is on sys.path when run as a script)

@@ -19,8 +19,8 @@ from safetensors import safe_open
 from transformers import AutoConfig, AutoModelForMaskedLM, AutoModelForSequenceClassification
 from transformers.utils import logging as hf_logging
 
-from lvbert.data.tokenizer import check_tokenizer_matches
-from lvbert.data.tokenizer import load_tokenizer
+from lvbert.data.packed import check_positions, open_data
+from lvbert.data.tokenizer import check_tokenizer_matches, load_tokenizer
 from lvbert.errors import LvBertError
 from lvbert.space import SearchSpace
 from lvbert.supernet import LvBertSupernet
@@ -240,3 +240,20 @@ def check_model_weights(folder, option: str) -> None:
             raise LvBertError(f"{option} {folder}: {path.name} is empty, truncated or not a safetensors file "
                               f"({str(e).splitlines()[0][:100] if str(e) else type(e).__name__}); write the model "
                               "again") from None  # fmt: skip
+
+
+def check_supernet_data(data, sn_ident: dict, supernet_dir: Path, max_positions: int) -> dict:
+    """The data's identity; one-line errors when its tokenizer is not the supernet's or its sequences too long."""
+
+    data = open_data(data)
+    ident = data.identity()
+    if sn_ident["tokenizer"] is None:
+        raise LvBertError(f"cannot tell which tokenizer {supernet_dir} was trained with (no run_config.yaml, no tokenizer files)")
+    if ident["tokenizer"] != sn_ident["tokenizer"]:
+        raise LvBertError(
+            f"the tokenizer of {data} ({str(ident['tokenizer'])[:12]}) is not the supernet's "
+            f"({str(sn_ident['tokenizer'])[:12]}); prepare the data with the tokenizer in {supernet_dir}"
+        )
+    check_positions(ident["seq_len"], max_positions)
+    return ident
+

@@ -9,9 +9,10 @@ import json
 from pathlib import Path
 
 from lvbert.errors import LvBertError
+from lvbert.model_dir import check_model_weights, load_model_config
 from lvbert.nas.latency import NasLatencyTable
 from lvbert.nas.space import Block, NasSpace
-from lvbert.utils import read_text_file
+from lvbert.utils import human, read_text_file
 
 NAS_JSON = "nas.json"
 
@@ -106,4 +107,23 @@ def smallest_combination(space, rows, size, lut) -> tuple[int, float]:
         best_params = params if best_params is None else min(best_params, params)
         best_ms = ms if best_ms is None else min(best_ms, ms)
     return best_params, best_ms
+
+
+def check_budgets(folder, budgets: list[tuple[str, int]], max_latency: float | None) -> None:
+    """A one-line error for a target (``(name, parameters)``) or a latency budget that no combination of
+    the NAS run's candidates in ``folder`` can meet (from its json files and the teacher's config: no
+    weights loaded, no combination visited)."""
+    space, shared, rows = read_nas_run(folder)
+    check_model_weights(shared["teacher"], "the NAS run's teacher")
+    tc = load_model_config(shared["teacher"])
+    size = space.student_size(tc.embedding_size, tc.vocab_size, tc.max_position_embeddings, tc.type_vocab_size)
+    lut = NasLatencyTable.from_dict(read_run_json(Path(folder) / LATENCY_JSON))
+    params, ms = smallest_combination(space, rows, size, lut)
+    for name, budget in budgets:
+        if params > budget:
+            raise LvBertError(f"target {name}: no combination of the trained candidates has at most {human(budget)} "
+                              f"parameters (the smallest has {params:,}); raise the target")  # fmt: skip
+    if max_latency is not None and ms > max_latency:
+        raise LvBertError(f"--max-latency {max_latency}: no combination of the trained candidates is that fast (the "
+                          f"fastest takes {ms:.2f} ms by the latency table); raise it")  # fmt: skip
 

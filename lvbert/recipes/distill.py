@@ -34,7 +34,13 @@ from lvbert.data.masking import MaskingConfig, fixed_mask_validation
 from lvbert.data.packed import check_positions, open_data
 from lvbert.data.tokenizer import check_teacher_vocab
 from lvbert.errors import LvBertError
-from lvbert.model_dir import check_model_weights, load_classifier, load_model_config, load_model_tokenizer, save_model_dir
+from lvbert.model_dir import (
+    check_model_weights,
+    load_classifier,
+    load_model_config,
+    load_model_tokenizer,
+    save_model_dir,
+)
 from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM
 from lvbert.objectives.distill import (
     MAPPINGS,

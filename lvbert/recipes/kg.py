@@ -26,7 +26,13 @@ from pathlib import Path
 from transformers import AutoModelForSequenceClassification
 
 from lvbert.errors import LvBertError
-from lvbert.model_dir import load_classifier, load_model_config, load_model_tokenizer, quiet_transformers, save_model_dir
+from lvbert.model_dir import (
+    load_classifier,
+    load_model_config,
+    load_model_tokenizer,
+    quiet_transformers,
+    save_model_dir,
+)
 from lvbert.objectives import classification_objective
 from lvbert.options import option
 from lvbert.tasks.encoding import IndexedBatches
@@ -39,6 +45,7 @@ from lvbert.tasks.kg import (
     evaluate_model,
     format_results,
     graph_fingerprint,
+    known_triples,
     load_graph,
     negatives,
     read_kg_meta,
@@ -299,7 +306,7 @@ def score_triples(cfg: KgScoreConfig) -> list[float]:
         raise LvBertError(f"{path} holds no triples; give a file of head<TAB>relation<TAB>tail lines")
     if cfg.dataset:
         graph = load_graph(cfg.dataset, meta.get("long_text", False))
-        triples = _known_triples(triples, graph, path, cfg)
+        triples = known_triples(triples, graph, path, cfg.dataset, cfg.allow_unknown)
         e_text, r_text = dict(graph.entity_text), dict(graph.relation_text)
     else:
         e_text = {x: clean_name(x) for h, _, t in triples for x in (h, t)}
@@ -321,28 +328,3 @@ def score_triples(cfg: KgScoreConfig) -> list[float]:
     return probs
 
 
-def _known_triples(triples: list, graph, path: Path, cfg: KgScoreConfig) -> list:
-    """The triples whose entities and relation ``graph`` knows; an unknown name is an error unless
-    ``--allow-unknown`` (then one warning per unknown name, and its triples are left out of the output)."""
-    known = set(graph.entity_text) | set(graph.entities)
-    relations = set(graph.relations)
-    unknown: dict[str, str] = {}
-    for h, r, t in triples:
-        for kind, x, names in (("entity", h, known), ("relation", r, relations), ("entity", t, known)):
-            if x not in names:
-                unknown.setdefault(x, kind)
-    if not unknown:
-        return triples
-    if not cfg.allow_unknown:
-        name, kind = next(iter(unknown.items()))
-        raise LvBertError(f"{path}: unknown {kind} {name!r} (not in {cfg.dataset}); pass --allow-unknown to skip such "
-                          "triples or leave out --dataset to score by the names")  # fmt: skip
-    for name, kind in unknown.items():
-        print(f"lvbert: warning: {path}: unknown {kind} {name!r} (not in {cfg.dataset}); its triples are skipped",
-              file=sys.stderr)  # fmt: skip
-    kept = [tr for tr in triples if not any(x in unknown for x in tr)]
-    print(f"lvbert: warning: skipped {len(triples) - len(kept)} of {len(triples)} triples with unknown names",
-          file=sys.stderr)  # fmt: skip
-    if not kept:
-        raise LvBertError(f"{path}: every triple names something {cfg.dataset} lacks; nothing to score")
-    return kept

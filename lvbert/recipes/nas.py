@@ -38,17 +38,16 @@ from lvbert.data.masking import MaskingConfig, fixed_mask_validation
 from lvbert.data.packed import check_positions, open_data
 from lvbert.data.tokenizer import check_teacher_vocab
 from lvbert.errors import LvBertError
-from lvbert.model_dir import check_model_weights, load_model_config, save_model_dir
+from lvbert.model_dir import check_model_weights, save_model_dir
 from lvbert.nas.latency import NasLatencyTable, measure_arch
 from lvbert.nas.report import pareto_md, pareto_png
 from lvbert.nas.run import (
     LATENCY_JSON,
     NAS_JSON,
+    check_budgets,
     load_nas_run,
     load_teacher,
-    read_nas_run,
     read_run_json,
-    smallest_combination,
 )
 from lvbert.nas.select import k_best, pareto_front, parse_budget
 from lvbert.nas.shrink import BlockTrainer, assign_bins, dev_batches, rounds_needed, shrink_round, shrink_steps
@@ -338,23 +337,6 @@ class NasSearchConfig:
 
 
 
-def _check_budgets(cfg: NasSearchConfig) -> None:
-    """A one-line error for a target no combination of the NAS run's candidates can meet (from its json
-    files and the teacher's config: no weights loaded, no combination visited)."""
-
-    space, shared, rows = read_nas_run(cfg.supernet)
-    check_model_weights(shared["teacher"], "the NAS run's teacher")
-    tc = load_model_config(shared["teacher"])
-    size = space.student_size(tc.embedding_size, tc.vocab_size, tc.max_position_embeddings, tc.type_vocab_size)
-    lut = NasLatencyTable.from_dict(read_run_json(Path(cfg.supernet) / LATENCY_JSON))
-    params, ms = smallest_combination(space, rows, size, lut)
-    for name, budget in cfg.budgets:
-        if params > budget:
-            raise LvBertError(f"target {name}: no combination of the trained candidates has at most {human(budget)} "
-                              f"parameters (the smallest has {params:,}); raise the target")  # fmt: skip
-    if cfg.max_latency is not None and ms > cfg.max_latency:
-        raise LvBertError(f"--max-latency {cfg.max_latency}: no combination of the trained candidates is that fast (the "
-                          f"fastest takes {ms:.2f} ms by the latency table); raise it")  # fmt: skip
 
 
 
@@ -362,7 +344,7 @@ def _check_budgets(cfg: NasSearchConfig) -> None:
 def search_nas(cfg: NasSearchConfig) -> Path:
     """One model per target from a trained NAS run; returns the output folder."""
 
-    _check_budgets(cfg)  # before any weights are loaded: a target below the smallest model is known at once
+    check_budgets(cfg.supernet, cfg.budgets, cfg.max_latency)  # before any weights are loaded: a target below the smallest model is known at once
     out = check_output_dir(cfg.out, inputs={"--supernet": cfg.supernet, "--data": cfg.data}, overwrite=cfg.overwrite)
     space, teacher, tokenizer, lut, nets, rows = load_nas_run(cfg.supernet)
     data = open_data(cfg.data)

@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lvbert.data.masking import MaskingConfig, fixed_mask_validation
-from lvbert.data.packed import check_positions, open_data
+from lvbert.data.packed import open_data
 from lvbert.errors import LvBertError
-from lvbert.model_dir import check_supernet_dir, supernet_identity, trained_space
+from lvbert.model_dir import check_supernet_data, check_supernet_dir, supernet_identity, trained_space
 from lvbert.objectives.mlm import unigram_accuracy
 from lvbert.options import option
 from lvbert.search.evolution import STRATEGIES, EvolutionConfig, run_search
@@ -148,20 +148,6 @@ class SearchRunConfig:
 # ----------------------------------------------------------------------------- checks
 
 
-def check_data(data, sn_ident: dict, supernet_dir: Path, max_positions: int) -> dict:
-    """The data's identity; one-line errors when its tokenizer is not the supernet's or its sequences too long."""
-
-    data = open_data(data)
-    ident = data.identity()
-    if sn_ident["tokenizer"] is None:
-        raise LvBertError(f"cannot tell which tokenizer {supernet_dir} was trained with (no run_config.yaml, no tokenizer files)")
-    if ident["tokenizer"] != sn_ident["tokenizer"]:
-        raise LvBertError(
-            f"the tokenizer of {data} ({str(ident['tokenizer'])[:12]}) is not the supernet's "
-            f"({str(sn_ident['tokenizer'])[:12]}); prepare the data with the tokenizer in {supernet_dir}"
-        )
-    check_positions(ident["seq_len"], max_positions)
-    return ident
 
 
 # ----------------------------------------------------------------------------- the recipe
@@ -203,7 +189,7 @@ def search(cfg: SearchRunConfig, resume: bool = False, fitness_fn=None):
     data = open_data(cfg.data)
     sn_config = json.loads((supernet_dir / "config.json").read_text(encoding="utf-8"))
     sn_ident = supernet_identity(supernet_dir)
-    data_ident = check_data(data, sn_ident, supernet_dir, int(sn_config.get("max_position_embeddings", 512)))
+    data_ident = check_supernet_data(data, sn_ident, supernet_dir, int(sn_config.get("max_position_embeddings", 512)))
     space = build_space(cfg, supernet_dir)
     space.check_feasible()  # counts, params, MACs: before anything slow
     evo = cfg.evolution_config()

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lvbert.errors import LvBertError
-from lvbert.utils import read_text_file
+from lvbert.utils import read_text_file, warn
 
 if TYPE_CHECKING:
     import torch
@@ -416,3 +416,29 @@ def format_results(r: dict) -> str:
     if "seconds" in r:
         lines.append(f"  {r['seconds']} s" + (f", {r['inputs_per_second']:,} inputs/s" if "inputs_per_second" in r else ""))
     return "\n".join(lines)
+
+
+def known_triples(triples: list, graph, path: Path, graph_name: str, allow_unknown: bool = False) -> list:
+    """The triples whose entities and relation ``graph`` (named ``graph_name``) knows; an unknown name is an
+    error unless ``allow_unknown`` (then one warning per unknown name, and its triples are left out)."""
+    known = set(graph.entity_text) | set(graph.entities)
+    relations = set(graph.relations)
+    unknown: dict[str, str] = {}
+    for h, r, t in triples:
+        for kind, x, names in (("entity", h, known), ("relation", r, relations), ("entity", t, known)):
+            if x not in names:
+                unknown.setdefault(x, kind)
+    if not unknown:
+        return triples
+    if not allow_unknown:
+        name, kind = next(iter(unknown.items()))
+        raise LvBertError(f"{path}: unknown {kind} {name!r} (not in {graph_name}); pass --allow-unknown to skip such "
+                          "triples or leave out --dataset to score by the names")  # fmt: skip
+    for name, kind in unknown.items():
+        warn(f"{path}: unknown {kind} {name!r} (not in {graph_name}); its triples are skipped")
+    kept = [tr for tr in triples if not any(x in unknown for x in tr)]
+    warn(f"skipped {len(triples) - len(kept)} of {len(triples)} triples with unknown names")
+    if not kept:
+        raise LvBertError(f"{path}: every triple names something {graph_name} lacks; nothing to score")
+    return kept
+
