@@ -38,9 +38,9 @@ from lvbert.data.masking import MaskingConfig, fixed_mask_validation
 from lvbert.data.packed import check_positions, open_data
 from lvbert.data.tokenizer import check_teacher_vocab
 from lvbert.errors import LvBertError
-from lvbert.model_dir import check_model_weights, save_model_dir
+from lvbert.model_dir import check_model_weights
 from lvbert.nas.latency import NasLatencyTable, measure_arch
-from lvbert.nas.report import pareto_md, pareto_png
+from lvbert.nas.report import write_search_report
 from lvbert.nas.run import (
     LATENCY_JSON,
     NAS_JSON,
@@ -49,7 +49,7 @@ from lvbert.nas.run import (
     load_teacher,
     read_run_json,
 )
-from lvbert.nas.select import k_best, pareto_front, parse_budget
+from lvbert.nas.select import k_best, parse_budget
 from lvbert.nas.shrink import BlockTrainer, assign_bins, dev_batches, rounds_needed, shrink_round, shrink_steps
 from lvbert.nas.space import get_space
 from lvbert.nas.supernet import NasBlock, TeacherBlocks, block_loss, extract, sublayer_config
@@ -403,7 +403,8 @@ def search_nas(cfg: NasSearchConfig) -> Path:
         checks.append((d["latency_ms"], ms))
     lut_error = (sum(abs(p - m) / m for p, m in checks) / len(checks)) if checks else None
     with staging_folder(out) as tmp:
-        _write_search(tmp, results, evaluated, space, nets, teacher, tokenizer, lut, cfg, select_seconds, lut_error, checks)
+        write_search_report(tmp, results, evaluated, space, nets, teacher, tokenizer, lut, cfg.supernet, select_seconds,
+                            lut_error, checks)  # fmt: skip
     for name, t in json.loads((out / "results.json").read_text())["targets"].items():
         print(f"{name:>6}: {t['params']:,} parameters, {t['latency_ms']:.2f} ms (table)"
               + (f" / {t['measured_ms']:.2f} ms measured" if t.get("measured_ms") else "")
@@ -411,34 +412,8 @@ def search_nas(cfg: NasSearchConfig) -> Path:
     return out
 
 
-def _write_search(out, results, evaluated, space, nets, teacher, tokenizer, lut, cfg, select_seconds, lut_error, checks):
-    for name, r in results.items():
-        best = r["best"]
-        model = extract(space, best["blocks"], nets, teacher)
-        n_params = sum(p.numel() for p in model.lvbert.parameters())
-        assert n_params == best["params"], (n_params, best["params"])  # counting is tied to the built model
-        save_model_dir(model, tokenizer, out / "models" / _folder_name(name))
-    points = [{k: v for k, v in d.items() if k != "blocks"} | {"blocks": [str(b) for b in d["blocks"]]}
-              for d in evaluated.values()]  # fmt: skip
-    front = pareto_front(points)
-    atomic_write_text(out / "evaluated.jsonl", "".join(json.dumps(p) + "\n" for p in points))
-    summary = {"supernet": str(cfg.supernet), "targets": {}, "select_seconds": select_seconds, "evaluated": len(points),
-               "latency_table_mean_abs_rel_error": lut_error, "latency_checks": len(checks),
-               "pareto": front, "latency_setting": {"batch_size": lut.batch_size, "seq_len": lut.seq_len}}  # fmt: skip
-    for name, r in results.items():
-        b = r["best"]
-        summary["targets"][name] = {**{k: v for k, v in r.items() if k != "best"}, "model": f"models/{_folder_name(name)}",
-                                    "arch": b["arch"], "blocks": [str(x) for x in b["blocks"]], "params": b["params"],
-                                    "latency_ms": b["latency_ms"], "measured_ms": b.get("measured_ms"),
-                                    "approx_loss": b["approx_loss"], "mlm_loss": b["loss"],
-                                    "mlm_accuracy": b["mlm_accuracy"]}  # fmt: skip
-    atomic_write_json(out / "results.json", summary)
-    atomic_write_text(out / "pareto.md", pareto_md(summary, front))
-    pareto_png(points, front, out / "pareto.png")
 
 
-def _folder_name(target: str) -> str:
-    return "".join(ch if ch.isalnum() else "_" for ch in target)
 
 
 
