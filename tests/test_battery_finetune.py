@@ -16,15 +16,9 @@ torch = pytest.importorskip("torch")
 from safetensors.torch import load_file  # noqa: E402
 from test_finetune_recipe import make_model_dir, write_synthetic  # noqa: E402
 from test_squad import make_squad  # noqa: E402
+from test_reliability import _one_line  # noqa: E402
 
 from lvbert.cli import main  # noqa: E402
-
-
-def _one_line(err: str, *words: str) -> None:
-    lines = err.strip().splitlines()
-    assert lines and lines[-1].startswith("lvbert: error: ") and "Traceback" not in err, err
-    for w in words:
-        assert w in lines[-1], (w, lines[-1])
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +60,7 @@ def _kill_after_first_checkpoint(monkeypatch):
     real = loop.save_checkpoint
 
     def save_then_die(out_dir, step, *a, **k):
-        path = real(out_dir, step, *a, **k)
+        real(out_dir, step, *a, **k)
         raise KeyboardInterrupt  # killed right after the first checkpoint
 
     monkeypatch.setattr(loop, "save_checkpoint", save_then_die)

@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 from test_kg import _write, kg_setup  # noqa: F401  (the module fixture: a tiny model and a small graph)
+from test_reliability import _one_line
 
 from lvbert.cli import main
 
@@ -16,13 +17,6 @@ BAD_TEXT = {
     "latin-1": ("parser\tnext\tsoci\u00e9t\u00e9\n".encode("latin-1"), "not UTF-8"),
     "binary": (b"\x00\x01\x02\x03\x00\x00", "binary"),
 }
-
-
-def _one_line(err: str, *words: str) -> None:
-    lines = err.strip().splitlines()
-    assert lines and lines[-1].startswith("lvbert: error: ") and "Traceback" not in err, err
-    for w in words:
-        assert w in lines[-1], (w, lines[-1])
 
 
 @pytest.fixture(scope="module")

