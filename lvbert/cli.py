@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "lvbert.commands.quantize",
     "lvbert.commands.quickstart",
     "lvbert.commands.convert",
+    "lvbert.commands.compress",
 ]
 
 

@@ -172,8 +172,8 @@ def check_output_dir(out: str | os.PathLike, *, inputs: dict | None = None, over
     check_not_an_input(out, inputs, option)
     if out.is_dir() and any(out.iterdir()) and not own_run:
         if not overwrite:
-            raise _error(f"{option} {out} already exists and is not empty; choose a new folder, pass --resume to "
-                         "continue a run of this command there, or pass --overwrite to replace it")
+            raise _error(f"{option} {out} already exists and is not empty; pass --resume to continue a run of this "
+                         "command there, choose a new folder, or pass --overwrite to replace it")
         shutil.rmtree(out)
     return out
 

@@ -163,7 +163,8 @@ def _bad_supernets(supernet: Path, tmp: Path) -> dict[str, Path]:
         ("narrow", ["--supernet", "{af_only}", "--allowed", "CA"], "asks for C, which the supernet was not trained with"),
         ("narrow_c", ["--supernet", "{af_only}", "--min-counts", "C=1"], "C is allowed in only 0 of 6 slots"),
         ("latency", ["--max-latency", "0.0001", "--latency-cache", "{tmp}/latency.json"], "max_latency 0.000 is below"),
-        ("not_empty", ["--out", "{supernet}"], "not empty; pass --resume"),
+        ("not_empty", ["--out", "{incomplete}"], "not empty; pass --resume"),
+        ("out_is_input", ["--out", "{supernet}"], "is also the input --supernet"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(case, args, message, supernet, real_data, other_vocab_data, tmp_path, capsys,

@@ -13,6 +13,12 @@ from lvbert.tasks.encoding import encode, logits_to_predictions, predict_logits,
 from lvbert.training.distributed import pick_device
 
 
+def evaluate_onnx(onnx, task: Task, dev: dict, batch_size: int, pad_id: int) -> dict:
+    """As :func:`lvbert.tasks.encoding.evaluate_splits` for an ``OnnxClassifier``: {split: {metric: value}}."""
+    return {split: task.evaluate(logits_to_predictions(task, onnx.predict_logits(enc, batch_size, pad_id)), enc.labels)
+            for split, enc in dev.items()}  # fmt: skip
+
+
 def format_predictions(task: Task, preds: list) -> list[str]:
     if task.is_regression:
         return [f"{p:.3f}" for p in preds]

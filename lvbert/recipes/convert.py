@@ -15,7 +15,6 @@ fine-tuned checkpoint's ``task_specific/<task>/dense`` makes it an
 
 from __future__ import annotations
 
-import re
 import tempfile
 import time
 import zipfile
@@ -24,12 +23,12 @@ from pathlib import Path
 
 from lvbert.arch import Arch
 from lvbert.convert.official import PARTS, convert_official, is_skipped
-from lvbert.convert.tf_bundle import read_checkpoint, read_index
-from lvbert.data.tokenizer import build_wordpiece, wrap_tokenizer
+from lvbert.convert.release import count_skipped, find_checkpoint, find_vocab, vocab_tokenizer
+from lvbert.convert.tf_bundle import read_checkpoint
 from lvbert.errors import LvBertError
 from lvbert.model_dir import quiet_transformers
 from lvbert.options import option
-from lvbert.utils import check_output_dir, read_text_file, staging_folder
+from lvbert.utils import check_output_dir, staging_folder
 
 
 @dataclass
@@ -54,60 +53,6 @@ class ConvertConfig:
             raise LvBertError(f"--part must be one of {', '.join(PARTS)}, got {self.part!r}")
 
 
-def find_checkpoint(path: Path) -> Path:
-    """The checkpoint prefix that ``path`` (a prefix or a folder) names."""
-    if path.with_name(path.name + ".index").is_file():
-        return path
-    if not path.is_dir():
-        raise LvBertError(f"{path} is neither a checkpoint prefix ({path.name}.index missing) nor a folder nor a zip")
-    state = path / "checkpoint"
-    if state.is_file():
-        m = re.search(r'^model_checkpoint_path:\s*"(.*)"', state.read_text(encoding="utf-8", errors="replace"), re.M)
-        if m:
-            prefix = Path(m.group(1))
-            prefix = prefix if prefix.is_absolute() else path / prefix
-            if not prefix.with_name(prefix.name + ".index").is_file():
-                prefix = path / prefix.name  # written on another machine: the name, here
-            if prefix.with_name(prefix.name + ".index").is_file():
-                return prefix
-    indexes = sorted(path.rglob("*.index"))
-    if len(indexes) == 1:
-        return indexes[0].with_suffix("")
-    if not indexes:
-        raise LvBertError(f"{path} holds no TensorFlow checkpoint (no *.index file)")
-    raise LvBertError(f"{path} holds {len(indexes)} checkpoints ({', '.join(i.stem for i in indexes[:3])}, ...); "
-                      "give the prefix of one, e.g. PATH/model.ckpt-1000000")  # fmt: skip
-
-
-def find_vocab(prefix: Path, root: Path) -> Path | None:
-    """``vocab.txt`` beside the checkpoint or in a folder above it, up to ``root``."""
-    folder = prefix.parent
-    while True:
-        if (folder / "vocab.txt").is_file():
-            return folder / "vocab.txt"
-        if folder == root or root not in folder.parents:
-            return None
-        folder = folder.parent
-
-
-def vocab_tokenizer(vocab_file: Path, vocab_size: int):
-    """The uncased WordPiece tokenizer of a BERT ``vocab.txt`` (one token per line, id = line number)."""
-
-    tokens = read_text_file(vocab_file, "vocabulary").splitlines()
-    while tokens and not tokens[-1].strip():
-        tokens.pop()
-    if len(tokens) != vocab_size:
-        raise LvBertError(f"{vocab_file} has {len(tokens)} tokens but the checkpoint's vocabulary has {vocab_size}; "
-                          "give the release's own vocab.txt with --vocab")  # fmt: skip
-    vocab = {}
-    for i, token in enumerate(tokens):
-        vocab.setdefault(token.strip(), i)
-    missing = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]") if t not in vocab]
-    if missing:
-        raise LvBertError(f"{vocab_file} lacks BERT's special token(s) {', '.join(missing)}; it is not a BERT vocabulary")
-    return wrap_tokenizer(build_wordpiece(vocab))
-
-
 def convert(cfg: ConvertConfig) -> Path:
     """Convert as configured (module docstring); returns the output folder."""
 
@@ -126,7 +71,7 @@ def convert(cfg: ConvertConfig) -> Path:
         prefix = find_checkpoint(root)
         tensors = read_checkpoint(prefix, skip=is_skipped)
         read_s = time.perf_counter() - start
-        skipped = _count_skipped(prefix)
+        skipped = count_skipped(prefix)
         models = convert_official(tensors, cfg.part, cfg.task)
         vocab = vocab or find_vocab(prefix, root if root.is_dir() else prefix.parent)
         if vocab is None:
@@ -151,8 +96,3 @@ def convert(cfg: ConvertConfig) -> Path:
     print(f"converted model written to {out} in {time.perf_counter() - start:.1f}s "
           "(conv_mask_padding=False: the official computation; see docs/convert.md)")  # fmt: skip
     return out
-
-
-def _count_skipped(prefix: Path) -> int:
-    _, entries = read_index(prefix.with_name(prefix.name + ".index"))
-    return sum(1 for name in entries if is_skipped(name))

@@ -62,7 +62,7 @@ from lvbert.training.distributed import cleanup, pick_device, setup_distributed
 from lvbert.training.loop import LoopConfig, train_loop
 from lvbert.training.optim import build_optimizer, linear_schedule
 from lvbert.training.run import check_run_output, loop_config, prepare_run_dir, write_run_config
-from lvbert.training.seeds import promote_best
+from lvbert.training.seeds import BestEpoch, dev_logs, promote_best
 from lvbert.utils import atomic_write_json, fix_permissions
 
 
@@ -304,16 +304,15 @@ def task_distill(cfg: DistillConfig, resume: bool = False) -> Path:
     steps2 = batches.steps(cfg.pred_epochs)
     optimizer = build_optimizer(model.student, pred_lr, weight_decay=cfg.weight_decay)
     scheduler = linear_schedule(optimizer, round(cfg.warmup * steps2), steps2)
-    history, best = [], {}
+    history = []
 
-    def evaluate(m, step: int) -> dict:
-        results = evaluate_splits(model.student, task, dev, 128, pad, cfg.bf16)
+    def measure(m) -> tuple[dict, dict]:
+        results = evaluate_splits(m.student, task, dev, 128, pad, cfg.bf16)
         score = task.score(results)
-        if best.get("score") is None or score > best["score"]:
-            best.update(score=score, step=step)
-            save_model_dir(model.student, tokenizer, out / "best")
-        history.append({"step": step, "epoch": round(step / batches.per_epoch, 3), "score": score, "dev": results})
-        return {f"{s}/{k}": v for s, r in results.items() for k, v in r.items()} | {"score": score}
+        return {"score": score, "dev": results}, dev_logs(results, score)
+
+    evaluate = BestEpoch(measure, lambda m: save_model_dir(m.student, tokenizer, out / "best"), batches.per_epoch,
+                         history)  # fmt: skip
 
     loop2 = LoopConfig(out_dir=str(out / "prediction"), max_steps=steps2, clip_norm=cfg.clip_norm, bf16=cfg.bf16,
                        log_every=cfg.log_every, save_every=0, eval_every=batches.per_epoch, save_final=False,
@@ -321,7 +320,7 @@ def task_distill(cfg: DistillConfig, resume: bool = False) -> Path:
     t0 = time.perf_counter()
     train_loop(model, lambda m, b: distill_objective(m, b, prediction=True), IndexedBatches(train, cfg.batch_size,
                cfg.seed + 1, pad), optimizer, scheduler, loop2, evaluate=evaluate)  # fmt: skip
-    top = max(history, key=lambda h: h["score"])
+    top = evaluate.top()
     run = {"seed": cfg.seed, "best_step": top["step"], "best_epoch": top["epoch"], "score": top["score"],
            "dev": top["dev"], "history": history, "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
     promote_best(out)

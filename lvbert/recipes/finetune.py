@@ -44,7 +44,9 @@ from lvbert.training.loop import train_loop
 from lvbert.training.optim import build_optimizer, linear_schedule
 from lvbert.training.run import finetune_lr
 from lvbert.training.seeds import (
+    BestEpoch,
     check_seeds_out,
+    dev_logs,
     examples_seen,
     finish_stage,
     finished_run,
@@ -165,18 +167,14 @@ def _train_one_seed(task, model_dir, tokenizer, train, dev, cfg, seed, stage: Pa
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, layer_decay=cfg.layer_decay, num_slots=model.config.num_slots)
     scheduler = linear_schedule(optimizer, round(cfg.warmup * total), total)
 
-    def evaluate(model, step: int) -> dict:
+    def measure(model) -> tuple[dict, dict]:
         t0 = time.perf_counter()
         results = evaluate_splits(model, task, dev, cfg.eval_batch_size, pad_id, cfg.bf16)
         score = task.score(results)
-        if best.get("score") is None or score > best["score"]:
-            best.update(score=score, seed=seed, step=step)
-            save_model_dir(model, tokenizer, stage / "best")
-        history[:] = [h for h in history if h["step"] < step]  # an evaluation after the checkpoint, run again
-        history.append({"step": step, "epoch": round(step / steps_per_epoch, 3), "score": score, "dev": results,
-                        "eval_seconds": round(time.perf_counter() - t0, 3)})  # fmt: skip
-        record()
-        return {f"{s}/{m}": v for s, r in results.items() for m, v in r.items()} | {"score": score}
+        return {"score": score, "dev": results, "eval_seconds": round(time.perf_counter() - t0, 3)}, dev_logs(results, score)
+
+    evaluate = BestEpoch(measure, lambda m: save_model_dir(m, tokenizer, stage / "best"), steps_per_epoch, history,
+                         best, tags={"seed": seed}, record=record)  # fmt: skip
 
     t0 = time.perf_counter()
     try:
@@ -185,7 +183,7 @@ def _train_one_seed(task, model_dir, tokenizer, train, dev, cfg, seed, stage: Pa
     except FloatingPointError as e:  # a diverged run: the user can fix it (learning rate, fp32)
         raise LvBertError(f"{task.name}, seed {seed}: {e}") from None
     seconds = time.perf_counter() - t0 - sum(h["eval_seconds"] for h in history)
-    top = max(history, key=lambda h: h["score"])
+    top = evaluate.top()
     return {
         "seed": seed,
         "best_step": top["step"],

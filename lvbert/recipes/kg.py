@@ -56,7 +56,7 @@ from lvbert.training.distributed import pick_device
 from lvbert.training.loop import LoopConfig, train_loop
 from lvbert.training.optim import build_optimizer, linear_schedule
 from lvbert.training.run import finetune_lr, prepare_run_dir, write_run_config
-from lvbert.training.seeds import promote_best
+from lvbert.training.seeds import BestEpoch, promote_best
 from lvbert.utils import atomic_write_json, atomic_write_text, check_output_dir, check_output_file, fix_permissions
 
 TASKS = ("triple", "link", "relation")
@@ -227,16 +227,14 @@ def train_kg(cfg: KgTrainConfig, resume: bool = False) -> dict:
     evals_file = out / "evals.json"
     history = json.loads(evals_file.read_text(encoding="utf-8")) if resume and evals_file.exists() else []
 
-    def evaluate(m, step: int) -> dict:
+    def measure(m) -> tuple[dict, dict]:
         r = evaluate_model(m, tokenizer, graph, kg_meta, cfg.eval_split, batch_size=cfg.eval_batch_size, bf16=cfg.bf16,
                            seed=cfg.seed, quick=True)  # fmt: skip
         score = r["accuracy"] if cfg.task != "relation" else r["filtered"]["mrr"]
-        if all(score > h["score"] for h in history if h["step"] != step):  # the first best epoch is kept
-            save_model_dir(m, tokenizer, out / "best")
-        history[:] = [h for h in history if h["step"] != step]  # a resumed run may score a step again
-        history.append({"step": step, "epoch": round(step / batches.per_epoch, 3), "score": score})
-        atomic_write_json(evals_file, history)
-        return {"score": score}
+        return {"score": score}, {"score": score}
+
+    evaluate = BestEpoch(measure, lambda m: save_model_dir(m, tokenizer, out / "best"), batches.per_epoch, history,
+                         record=lambda: atomic_write_json(evals_file, history))  # fmt: skip
 
     loop = LoopConfig(out_dir=str(out / "logs"), max_steps=steps, eval_every=batches.per_epoch,
                       save_every=batches.per_epoch, keep_last=1, save_final=False, seed=cfg.seed, progress=cfg.progress,
@@ -245,7 +243,7 @@ def train_kg(cfg: KgTrainConfig, resume: bool = False) -> dict:
     train_loop(model, classification_objective, batches, optimizer, scheduler, loop, evaluate=evaluate, resume=resume)
     train_seconds = time.perf_counter() - t0
     shutil.rmtree(out / "logs" / "checkpoints", ignore_errors=True)  # finished: nothing left to resume
-    top = max(history, key=lambda h: h["score"])
+    top = evaluate.top()
     best = {"score": top["score"], "step": top["step"]}
     promote_best(out)
     evals_file.unlink()

@@ -62,7 +62,7 @@ from lvbert.training.distributed import pick_device
 from lvbert.training.loop import LoopConfig, train_loop
 from lvbert.training.optim import build_optimizer, linear_schedule
 from lvbert.training.run import check_run_output, prepare_run_dir, write_run_config
-from lvbert.training.seeds import promote_best
+from lvbert.training.seeds import BestEpoch, dev_logs, promote_best
 from lvbert.utils import atomic_write_json, fix_permissions
 
 PACKED_FILE = "quantized.safetensors"
@@ -213,15 +213,13 @@ def quantize(cfg: QuantizeConfig, resume: bool = False) -> Path:
     evals_file = out / "evals.json"
     history = json.loads(evals_file.read_text()) if resume and evals_file.exists() else []
 
-    def evaluate(m, step: int) -> dict:
+    def measure(m) -> tuple[dict, dict]:
         results = evaluate_splits(m.student, task, dev, 128, pad, cfg.bf16)
         score = task.score(results)
-        if all(score > h["score"] for h in history if h["step"] != step):
-            save_model_dir(m.student, tokenizer, out / "best")
-        history[:] = [h for h in history if h["step"] != step]
-        history.append({"step": step, "epoch": round(step / batches.per_epoch, 3), "score": score, "dev": results})
-        atomic_write_json(evals_file, history)
-        return {f"{s}/{k}": v for s, r in results.items() for k, v in r.items()} | {"score": score}
+        return {"score": score, "dev": results}, dev_logs(results, score)
+
+    evaluate = BestEpoch(measure, lambda m: save_model_dir(m.student, tokenizer, out / "best"), batches.per_epoch,
+                         history, record=lambda: atomic_write_json(evals_file, history))  # fmt: skip
 
     loop = LoopConfig(out_dir=str(out / "train"), max_steps=steps, clip_norm=cfg.clip_norm, bf16=cfg.bf16,
                       log_every=cfg.log_every, save_every=cfg.save_every, keep_last=cfg.keep_last,
@@ -231,7 +229,7 @@ def quantize(cfg: QuantizeConfig, resume: bool = False) -> Path:
     train_loop(model, kdlsq_objective(cfg.kd, cfg.gold_weight, task.is_regression), batches, optimizer, scheduler, loop,
                evaluate=evaluate, resume=resume)  # fmt: skip
     shutil.rmtree(out / "train" / "checkpoints", ignore_errors=True)  # finished: nothing left to resume
-    top = max(history, key=lambda h: h["score"])
+    top = evaluate.top()
     best = load_finetuned(out / "best")
     promote_best(out)
     sizes = save_packed(best, out / PACKED_FILE)

@@ -10,7 +10,6 @@ its checkpoint.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,7 +18,8 @@ from lvbert.data.demo import fetch_demo
 from lvbert.data.tokenizer import train_tokenizer
 from lvbert.errors import LvBertError
 from lvbert.quickstart_report import write_quickstart_report
-from lvbert.utils import atomic_write_json, read_json
+from lvbert.training.stages import StageLog
+from lvbert.utils import read_json
 
 
 @dataclass(frozen=True)
@@ -79,25 +79,6 @@ STAGES = ("fetch", "tokenizer", "prepare", "supernet", "search", "pretrain", "fi
 OPTIONAL_STAGES = ("nas",)  # --with nas: a tiny NAS-BERT stage before the report
 
 
-class StageLog:
-    """``<out>/stages.json``: which stages are done, their results and how long they took."""
-
-    def __init__(self, out: Path, profile: str):
-        self.path = out / "stages.json"
-        self.state = json.loads(self.path.read_text()) if self.path.exists() else {"profile": profile, "stages": {}}
-        if self.state.get("profile") != profile:
-            raise LvBertError(
-                f"{out} holds a quickstart of profile {self.state.get('profile')!r}, not {profile!r}; use another --out"
-            )
-
-    def done(self, name: str) -> dict | None:
-        return self.state["stages"].get(name)
-
-    def record(self, name: str, seconds: float, result: dict) -> None:
-        self.state["stages"][name] = {"seconds": round(seconds, 2), **result}
-        atomic_write_json(self.path, self.state)
-
-
 def quickstart(profile: str = "cpu-quick", out: str | Path = "runs/quickstart", cache: str | None = None,
                archives: str | None = None, device: str = "auto", task: str = "polarity",
                extras: tuple[str, ...] = ()) -> Path:  # fmt: skip
@@ -112,19 +93,11 @@ def quickstart(profile: str = "cpu-quick", out: str | Path = "runs/quickstart", 
     total = len(STAGES) + len(extras)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    log = StageLog(out, profile)
+    log = StageLog(out, {"profile": profile}, "quickstart")
     print(f"lvbert quickstart, profile {profile} ({p.description}), output in {out}")
 
     def stage(i: int, name: str, text: str, fn, redo: bool = False):
-        prev = log.done(name)
-        if prev is not None and not redo:
-            print(f"=== [{i}/{total}] {name}: done already ({prev['seconds']:.0f} s), skipped")
-            return prev
-        print(f"\n=== [{i}/{total}] {name}: {text}", flush=True)
-        t0 = time.perf_counter()
-        result = fn() or {}
-        log.record(name, time.perf_counter() - t0, result)
-        return log.done(name)
+        return log.run(i, total, name, text, fn, redo)
 
     # 1. demo data
     def fetch():
@@ -207,7 +180,7 @@ def quickstart(profile: str = "cpu-quick", out: str | Path = "runs/quickstart", 
 
     # report
     def report():
-        stage_times = {k: v["seconds"] for k, v in log.state["stages"].items()}
+        stage_times = log.seconds()
         return {**write_quickstart_report(out, profile, asdict(p), task, candidates, searched, pretrained, finetuned,
                                           stage_times, task_dir=demo / "tasks" / task, nas=nas), "with": list(extras)}
 

@@ -30,10 +30,12 @@ from lvbert.objectives.mlm import unigram_accuracy
 from lvbert.options import option
 from lvbert.search.evolution import STRATEGIES, EvolutionConfig, run_search
 from lvbert.search.fitness import SupernetFitness, distributed_fitness
+from lvbert.search.history import CONFIG
 from lvbert.search.latency import LatencyTable, check_latency
 from lvbert.search.report import summary_table
 from lvbert.space import SearchSpace, narrow_allowed, parse_type_counts
 from lvbert.training.distributed import broadcast_object, cleanup, setup_distributed
+from lvbert.training.run import check_run_output
 from lvbert.utils import check_out_dir, file_sha256, parse_count
 
 
@@ -77,6 +79,7 @@ class SearchRunConfig:
                        default=False)  # fmt: skip
     device: str = option("auto, cpu, cuda", default="auto")
     progress: bool = option("one line per generation on stderr", default=True)
+    overwrite: bool = option("replace an existing --out folder (its old contents are removed first)", default=False)
 
     def __post_init__(self) -> None:
         if not self.supernet:
@@ -180,12 +183,12 @@ def search(cfg: SearchRunConfig, resume: bool = False, fitness_fn=None):
     """
 
     supernet_dir = check_supernet_dir(cfg.supernet)
-    out = check_out_dir(cfg.out)
     main_process = int(os.environ.get("RANK", "0")) == 0  # others may see rank 0's files already
-    if main_process and not resume and out.is_dir() and any(out.iterdir()):
-        raise LvBertError(f"output folder {out} exists and is not empty; pass --resume to continue it or choose another --out")
-    if resume and not (out / "search_config.json").is_file():
-        raise LvBertError(f"cannot resume: {out} holds no search (no search_config.json); start it without --resume")
+    if main_process or resume:
+        out = check_run_output(cfg.out, {"--supernet": supernet_dir, "--data": cfg.data}, cfg.overwrite, resume,
+                               marker=CONFIG)  # fmt: skip
+    else:
+        out = check_out_dir(cfg.out)
     data = open_data(cfg.data)
     sn_config = json.loads((supernet_dir / "config.json").read_text(encoding="utf-8"))
     sn_ident = supernet_identity(supernet_dir)

@@ -33,7 +33,7 @@ from lvbert.training.distributed import pick_device
 from lvbert.training.loop import train_loop
 from lvbert.training.optim import build_optimizer, linear_schedule
 from lvbert.training.run import finetune_lr
-from lvbert.training.seeds import check_seeds_out, finish_stage, finished_run, run_seeds, seed_loop_config
+from lvbert.training.seeds import BestEpoch, check_seeds_out, finish_stage, finished_run, run_seeds, seed_loop_config
 from lvbert.utils import atomic_write_json, check_output_file, warn
 
 VERSIONS = {"squad": "1.1", "squad2": "2.0"}
@@ -106,21 +106,17 @@ def finetune_squad(cfg, resume: bool = False) -> dict:
                                     num_slots=model.config.num_slots)  # fmt: skip
         scheduler = linear_schedule(optimizer, round(cfg.warmup * total), total)
 
-        def evaluate(m, step: int) -> dict:
-            r = score_dev(m, dev_ex, dev_w, version, pad, cfg.eval_batch_size, cfg.bf16)
-            sc = r["scores"]
-            if best.get("f1") is None or sc["f1"] > best["f1"]:
-                best.update(f1=sc["f1"], seed=seed, step=step, threshold=sc.get("threshold"))
-                save_model_dir(m, tokenizer, stage / "best")
-            history[:] = [h for h in history if h["step"] < step]  # an evaluation after the checkpoint, run again
-            history.append({"step": step, "epoch": round(step / batches.per_epoch, 3), **sc})
-            record()
-            return {"exact": sc["exact"], "f1": sc["f1"]}
+        def measure(m) -> tuple[dict, dict]:
+            sc = score_dev(m, dev_ex, dev_w, version, pad, cfg.eval_batch_size, cfg.bf16)["scores"]
+            return sc, {"exact": sc["exact"], "f1": sc["f1"]}
+
+        evaluate = BestEpoch(measure, lambda m: save_model_dir(m, tokenizer, stage / "best"), batches.per_epoch,
+                             history, best, key="f1", keep=("threshold",), tags={"seed": seed}, record=record)  # fmt: skip
 
         t0 = time.perf_counter()
         train_loop(model, lambda m, b: {"loss": m(**b).loss}, batches, optimizer, scheduler,
                    seed_loop_config(stage, seed, total, batches.per_epoch, cfg), evaluate=evaluate, resume=True)  # fmt: skip
-        top = max(history, key=lambda h: h["f1"])
+        top = evaluate.top()
         return {"seed": seed, "score": top["f1"], "dev": {"dev": {"exact": top["exact"], "f1": top["f1"]}},
                 "best_epoch": top["epoch"], "history": history, "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
 

@@ -37,6 +37,7 @@ from lvbert.errors import LvBertError
 from lvbert.search.history import BEST, CONFIG, HISTORY, TOP, read_history
 from lvbert.search.report import markdown_table, plot_fitness, plot_top_archs
 from lvbert.space import SearchSpace
+from lvbert.training.run import check_run_output
 from lvbert.utils import atomic_write_json, atomic_write_text
 
 __all__ = ["STRATEGIES", "EvolutionConfig", "SearchResult", "rank_key", "read_history", "run_search", "ranking_check"]
@@ -372,17 +373,10 @@ def _prepare_out_dir(
     settings = _jsonable({"space": space.to_dict(), "config": config.to_dict(), "fitness": identity or {}})
     written = {**settings, "options": _jsonable(options or {})}
     cfg_path = out / CONFIG
-    non_empty = out.is_dir() and any(out.iterdir())
-    if not resume:
-        if non_empty and write:
-            raise LvBertError(f"output folder {out} exists and is not empty; pass --resume to continue it or choose another")
-        if write:
-            out.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(cfg_path, written)
-        return {}
-    if not cfg_path.exists():
-        if non_empty:
-            raise LvBertError(f"cannot resume: {out} has no {CONFIG}; it does not hold a search")
+    if write:  # the one run-folder check (other processes of a distributed search only read)
+        own = resume and (cfg_path.is_file() or not (out.is_dir() and any(out.iterdir())))  # or nothing there yet
+        check_run_output(out, {}, overwrite=False, resume=resume, own_run=own, marker=CONFIG)
+    if not resume or not cfg_path.exists():
         if write:
             out.mkdir(parents=True, exist_ok=True)
             atomic_write_json(cfg_path, written)

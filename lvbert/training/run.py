@@ -87,19 +87,20 @@ def loop_config(cfg, out: Path) -> LoopConfig:
     )
 
 
-def check_run_output(out, inputs: dict, overwrite: bool, resume: bool, own_run: bool | None = None) -> Path:
-    """The --out folder of a training command (distill, quantize, nas train), checked before any work.
+def check_run_output(out, inputs: dict, overwrite: bool, resume: bool, own_run: bool | None = None,
+                     marker: str = RUN_CONFIG) -> Path:  # fmt: skip
+    """The --out folder of a run (distill, quantize, nas train, search), checked before any work.
 
     Never one of ``inputs``; an existing non-empty folder only when it is this command's own run and
-    ``--resume`` was given (``own_run``, default: it holds a ``run_config.yaml``; the run's settings are
-    then checked by ``prepare_run_dir``), or with ``--overwrite`` (its old contents removed).
+    ``--resume`` was given (``own_run``, default: it holds the run's ``marker`` file; the run's settings
+    are then checked by ``prepare_run_dir`` or the search), or with ``--overwrite`` (its old contents removed).
     """
     out = check_out_dir(out)
     if resume and overwrite:
         raise LvBertError("--resume continues the run in --out and --overwrite replaces it; pass one of them")
     if own_run is None:
-        own_run = resume and (out / RUN_CONFIG).is_file()
+        own_run = resume and (out / marker).is_file()
     if resume and not own_run:
-        raise LvBertError(f"cannot resume: {out} holds no run of this command ({RUN_CONFIG} missing); start it without "
-                          "--resume")  # fmt: skip
+        what = "a search" if marker != RUN_CONFIG else "a run of this command"
+        raise LvBertError(f"cannot resume: {out} does not hold {what} ({marker} missing); start it without --resume")
     return check_output_dir(out, inputs=inputs, overwrite=overwrite, own_run=own_run)

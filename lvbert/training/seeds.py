@@ -1,5 +1,6 @@
-"""Several seeds of one fine-tuning, kept resumable, and the best evaluation kept: the one way every
-task-training recipe (fine-tuning, SQuAD) trains "with per-epoch dev evaluation, keep the best".
+"""Per-epoch dev evaluation that keeps the best epoch (:class:`BestEpoch`, the one way every
+task-training recipe does it: fine-tuning, SQuAD, KG, task distillation, KDLSQ), and several seeds
+of one fine-tuning, kept resumable (fine-tuning, SQuAD).
 
 A run writes into the hidden partial folder ``.OUT.partial`` beside ``OUT``: ``progress.json`` (the
 options, the finished seeds' results, the best score so far, the running seed's evaluations), the
@@ -121,6 +122,51 @@ def read_partial(stage: Path, options: dict, out: Path, config_cls) -> dict | No
         return None
     check_resume_options(config_cls, options, saved, out, strict=True)
     return done
+
+
+class BestEpoch:
+    """``train_loop``'s per-epoch dev evaluation that keeps the best epoch: the one way every
+    task-training command (fine-tuning, SQuAD, KG, task distillation, KDLSQ) does it.
+
+    ``measure(model) -> (entry, logs)`` scores the dev set: ``entry[key]`` is the score (higher is
+    better), ``logs`` what the loop logs. Whenever the score beats ``best`` (shared by the seeds of a
+    run; the first best epoch is kept), ``best`` is updated with the step, ``tags`` and the entry's
+    ``keep`` fields, and ``save(model)`` writes the model. The evaluation goes into ``history`` (those
+    at or after its step, left by a killed run, are replaced) and ``record()`` is called, so that both
+    survive a kill. A resumed run passes the saved ``history``; without a ``best``, the best so far is
+    read from it."""
+
+    def __init__(self, measure, save, steps_per_epoch: int, history: list, best: dict | None = None,
+                 key: str = "score", keep: tuple = (), tags: dict | None = None, record=None) -> None:  # fmt: skip
+        self.measure, self.save, self.steps_per_epoch = measure, save, steps_per_epoch
+        self.history, self.key, self.keep, self.tags, self.record = history, key, (key, *keep), tags or {}, record
+        if best is None:
+            best = {}
+            if history:
+                top = self.top()
+                best.update({k: top.get(k) for k in self.keep}, step=top["step"])
+        self.best = best
+
+    def __call__(self, model, step: int) -> dict:
+        entry, logs = self.measure(model)
+        score = entry[self.key]
+        if self.best.get(self.key) is None or score > self.best[self.key]:
+            self.best.update({k: entry.get(k) for k in self.keep}, step=step, **self.tags)
+            self.save(model)
+        self.history[:] = [h for h in self.history if h["step"] < step]
+        self.history.append({"step": step, "epoch": round(step / self.steps_per_epoch, 3), **entry})
+        if self.record is not None:
+            self.record()
+        return logs
+
+    def top(self) -> dict:
+        """The best evaluation in ``history`` (the first of equals)."""
+        return max(self.history, key=lambda h: h[self.key])
+
+
+def dev_logs(results: dict, score: float) -> dict:
+    """What the loop logs of a dev evaluation: ``split/metric`` for each result, and the score."""
+    return {f"{s}/{m}": v for s, r in results.items() for m, v in r.items()} | {"score": score}
 
 
 def promote_best(folder: Path) -> None:
