@@ -12,7 +12,9 @@ from lvbert.cli import main
 from lvbert.objectives.distill import (
     DistillLoss,
     Teacher,
+    TeacherOutputs,
     align,
+    hidden_widths,
     map_layers,
     masked_score_mse,
     slot_pair_layers,
@@ -87,6 +89,59 @@ def test_heads_that_differ_are_compared_as_head_means():
     a_s = (torch.ones(1, 2, 3, 3),)
     a_t = (torch.cat([torch.zeros(1, 2, 3, 3), 2 * torch.ones(1, 2, 3, 3)], 1),)  # 4 heads, mean 1
     assert torch.allclose(loss.attention_loss(a_s, a_t), torch.tensor(0.0))
+
+
+# ----------------------------------------------------------------------------- students whose width changes
+
+NAS_ARCH = "P(hidden=32) C A P(hidden=64) F A F"  # 4 pairs: (P C) (A P) (F A) (F), width 64 -> 32 -> 64
+
+
+def test_hidden_widths_are_the_shapes_of_the_hidden_states():
+    from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM
+
+    config = LvBertConfig.from_size("tiny", arch=NAS_ARCH, vocab_size=50)
+    assert hidden_widths(config) == [64, 32, 32, 32, 64, 64, 64, 64]
+    torch.manual_seed(0)
+    out = LvBertForMaskedLM(config).eval()(input_ids=torch.randint(5, 50, (2, 7)), output_hidden_states=True)
+    assert [h.shape[-1] for h in out.hidden_states] == hidden_widths(config)
+    assert hidden_widths(LvBertConfig.from_size("tiny", arch="CAFA", vocab_size=50)) == [64] * 5
+
+
+def test_a_student_of_changing_width_gets_per_layer_projections_of_its_widths():
+    from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM
+
+    config = LvBertConfig.from_size("tiny", arch=NAS_ARCH, vocab_size=50)
+    alignment = align(slot_pair_layers(config.arch), transformer_layers(4))
+    assert [s for s, _ in alignment.hidden] == [0, 2, 4, 6, 7]
+    loss = DistillLoss(alignment, hidden_widths(config), 48, projection="per-layer")
+    assert [p.in_features for p in loss.proj] == [64, 32, 64, 64, 64] and {p.out_features for p in loss.proj} == {48}
+    torch.manual_seed(0)
+    ids = torch.randint(5, 50, (2, 7))
+    student = LvBertForMaskedLM(config)
+    out = student(input_ids=ids, output_hidden_states=True, output_attentions=True)
+    teacher = TeacherOutputs(tuple(torch.randn(2, 7, 48) for _ in range(5)),
+                             tuple(torch.randn(2, 2, 7, 7) for _ in range(4)))  # fmt: skip
+    res = loss(out, teacher)
+    res["loss"].backward()
+    assert torch.isfinite(res["loss"]) and float(res["hidden_loss"]) > 0 and float(res["attention_loss"]) > 0
+    assert all(p.weight.grad is not None for p in loss.proj)
+    assert all(q.grad is not None for q in student.lvbert.encoder.slots[0].parameters())  # through the P slot
+    with pytest.raises(ValueError, match="per-layer"):
+        DistillLoss(alignment, hidden_widths(config), 48, projection="shared")
+    with pytest.raises(ValueError, match="equal widths"):
+        DistillLoss(alignment, hidden_widths(config), 64, projection="none")
+
+
+def test_equal_widths_as_a_list_are_bit_identical_to_one_width():
+    alignment = align(slot_pair_layers("CAFA"), transformer_layers(2))
+    for projection in ("shared", "per-layer", "none"):
+        torch.manual_seed(3)
+        a, after_a = DistillLoss(alignment, 64, 64, projection), torch.rand(1)
+        torch.manual_seed(3)
+        b, after_b = DistillLoss(alignment, [64] * 5, 64, projection), torch.rand(1)
+        sa, sb = a.state_dict(), b.state_dict()
+        assert list(sa) == list(sb) and all(torch.equal(sa[k], sb[k]) for k in sa)
+        assert torch.equal(after_a, after_b)  # the same random draws: the run after it is unchanged too
 
 
 # ----------------------------------------------------------------------------- a Hugging Face teacher
@@ -246,6 +301,76 @@ def test_a_student_larger_than_its_teacher_is_allowed_with_a_warning(teachers, r
     argv[argv.index("--arch") + 1] = "CAFCAFCAFCAFCAFC"
     assert main(argv) == 0
     assert "larger than the teacher" in capsys.readouterr().err
+
+
+def _nas_student(path, tokenizer, seed: int = 1):
+    """A random tiny MLM model of :data:`NAS_ARCH` (width 64 -> 32 -> 64) saved with ``tokenizer``."""
+    from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM
+
+    config = LvBertConfig.from_size("tiny", arch=NAS_ARCH, vocab_size=len(tokenizer),
+                                    pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    torch.manual_seed(seed)
+    LvBertForMaskedLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_general_distillation_starts_from_a_student_folder_of_changing_width(teachers, real_data, real_tokenizer,
+                                                                             tmp_path, capsys):  # fmt: skip
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    student = _nas_student(tmp_path / "nas", AutoTokenizer.from_pretrained(real_tokenizer))
+    out = tmp_path / "general"
+    argv = _general(teachers["hf"], real_data, out, "--student", str(student), "--steps", "3", "--lr", "1e-9",
+                    "--weight-decay", "0")  # fmt: skip
+    argv[argv.index("--arch") + 1] = "AFAF"  # ignored with --student
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "per-layer" in printed and f"from {student}" in printed
+    written = json.loads((out / "config.json").read_text())
+    assert written["arch"] == NAS_ARCH and written["hidden_size"] == 64
+    before, after = load_file(student / "model.safetensors"), load_file(out / "model.safetensors")
+    assert set(before) == set(after)
+    assert all(torch.allclose(before[k], after[k], atol=1e-6) for k in before)  # the folder's weights, barely moved
+    ckpt = sorted((out / "checkpoints").glob("step-*"))[-1]
+    proj = {k: v for k, v in load_file(ckpt / "model.safetensors").items() if k.startswith("loss.proj.")}
+    assert [proj[f"loss.proj.{i}.weight"].shape[1] for i in range(5)] == [64, 32, 64, 64, 64]
+    run_config = (out / "run_config.yaml").read_text()
+    assert f"student: {student}" in run_config and "projection: per-layer" in run_config
+
+
+def test_task_distillation_into_a_student_of_changing_width(tmp_path, capsys):
+    from test_finetune_recipe import make_model_dir, write_synthetic
+
+    from lvbert.recipes.finetune import finetune
+
+    data = write_synthetic(tmp_path / "task", n_train=48, n_dev=16)
+    teacher = tmp_path / "teacher"
+    finetune(make_model_dir(tmp_path / "t0", arch="AFAF"), "good-word", data, teacher, lr=1e-3, batch_size=16,
+             epochs=1, progress=False, text_column="text", layer_decay=1.0)  # fmt: skip
+    student = make_model_dir(tmp_path / "student", arch=NAS_ARCH, seed=1)
+    capsys.readouterr()
+    argv = ["distill", "--teacher", str(teacher), "--student", str(student), "--task", "good-word", "--data-dir",
+            str(data), "--text-column", "text", "--epochs", "1", "--pred-epochs", "1", "--batch-size", "16",
+            "--lr", "1e-3", "--no-progress", "--out", str(tmp_path / "task-student")]  # fmt: skip
+    assert main(argv) == 0
+    assert "per-layer" in capsys.readouterr().out
+    res = json.loads((tmp_path / "task-student" / "results.json").read_text())
+    assert 0.0 <= res["summary"]["dev/accuracy"]["median"] <= 1.0
+    assert json.loads((tmp_path / "task-student" / "config.json").read_text())["arch"] == NAS_ARCH
+
+
+def test_a_student_folder_of_another_vocabulary_is_one_line(teachers, real_data, other_vocab_data, tmp_path, capsys):
+    from lvbert.data.packed import open_data
+
+    student = _nas_student(tmp_path / "nas", open_data(other_vocab_data).tokenizer)
+    capsys.readouterr()
+    argv = _general(teachers["lv"], real_data, tmp_path / "o", "--student", str(student))
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("lvbert: error:") and "the student's vocabulary" in err, err
+    assert not (tmp_path / "o").exists()
 
 
 # ----------------------------------------------------------------------------- augmentation

@@ -15,7 +15,9 @@ Losses, as TinyBERT (and its official code where the paper is silent, which the 
 - hidden states: ``MSE(H_S W, H_T)`` at every mapped layer including the embedding output
   (layer 0), through learnable projections ``W`` (``projection="shared"``: one for every
   layer, the official code; ``"per-layer"``: one each); a projection is used even when the
-  widths agree, as in the official code;
+  widths agree, as in the official code. A student whose width changes between slots (a
+  NAS-BERT arch with ``P(hidden=W)`` slots, :func:`hidden_widths`) needs ``"per-layer"``:
+  each mapped layer's projection reads that layer's width;
 - attention: ``MSE(A_S, A_T)`` of the **pre-softmax** scores, entries at padded keys set to 0
   on both sides, for every student A slot against the teacher layer its pair maps to (its
   first A slot for an lvbert teacher). Heads are matched 1:1 when the counts agree; otherwise
@@ -31,6 +33,7 @@ C, F and I slots of the student take part through the hidden-state loss only.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -80,6 +83,16 @@ def slot_pair_layers(arch) -> Layers:
         hidden.append(min(start + 2, n))
         attention.append(tuple(inside))
     return Layers(tuple(hidden), tuple(attention))
+
+
+def hidden_widths(config) -> list[int]:
+    """The width of each of an lvbert model's ``outputs.hidden_states``: index 0 the embedding output
+    (``config.hidden_size``), index s + 1 the output of slot s (changed by every ``P(hidden=W)`` slot)."""
+
+    out = [config.hidden_size]
+    for op in Arch.parse(config.arch):
+        out.append(op.hidden if op.type == "P" else out[-1])
+    return out
 
 
 def transformer_layers(num_layers: int) -> Layers:
@@ -261,24 +274,38 @@ class DistillLoss(nn.Module):
 
     Args:
         alignment: which student hidden states / attention maps meet which of the teacher's.
-        student_hidden, teacher_hidden: widths H_S and H_T (the projections map H_S -> H_T).
+        student_hidden, teacher_hidden: widths H_S and H_T (the projections map H_S -> H_T). ``student_hidden``
+            is one width, or one per student hidden-state index (:func:`hidden_widths`) for a student whose
+            width changes between slots.
         projection: ``"shared"`` (one projection for every layer, the official code), ``"per-layer"``, or
-            ``"none"`` (equal widths, e.g. a quantized student of its own full-precision model).
+            ``"none"`` (equal widths, e.g. a quantized student of its own full-precision model). When the
+            widths of the aligned student layers differ, only ``"per-layer"`` fits them.
         temperature: of the soft cross-entropy.
         weights: ``{"hidden", "attention", "prediction"}`` multipliers (1.0 each, as TinyBERT).
     """
 
-    def __init__(self, alignment: Alignment, student_hidden: int, teacher_hidden: int, projection: str = "shared",
-                 temperature: float = 1.0, weights: dict | None = None):  # fmt: skip
+    def __init__(self, alignment: Alignment, student_hidden: int | Sequence[int], teacher_hidden: int,
+                 projection: str = "shared", temperature: float = 1.0, weights: dict | None = None):  # fmt: skip
         super().__init__()
         if projection not in ("shared", "per-layer", "none"):
             raise ValueError(f"projection must be shared, per-layer or none, got {projection!r}")
-        if projection == "none" and student_hidden != teacher_hidden:
-            raise ValueError(f"projection none needs equal widths, got {student_hidden} and {teacher_hidden}")
+        if not isinstance(student_hidden, Sequence):
+            widths = [student_hidden] * len(alignment.hidden)
+        else:
+            if any(s >= len(student_hidden) for s, _ in alignment.hidden):
+                raise ValueError(f"student_hidden gives {len(student_hidden)} widths but the alignment reads hidden "
+                                 f"state {max(s for s, _ in alignment.hidden)}")  # fmt: skip
+            widths = [int(student_hidden[s]) for s, _ in alignment.hidden]
+        if projection == "shared" and len(set(widths)) > 1:
+            raise ValueError(f"projection shared needs one student width, but the aligned layers have widths "
+                             f"{widths}; use per-layer projections")  # fmt: skip
+        if projection == "none" and any(w != teacher_hidden for w in widths):
+            raise ValueError(f"projection none needs equal widths, got {sorted(set(widths))} and {teacher_hidden}")
         self.alignment = alignment
         self.projection = projection
+        self.student_widths = widths  # of the aligned student layers, in alignment order
         n = {"shared": 1, "per-layer": len(alignment.hidden), "none": 0}[projection]
-        self.proj = nn.ModuleList(nn.Linear(student_hidden, teacher_hidden) for _ in range(n))
+        self.proj = nn.ModuleList(nn.Linear(widths[k], teacher_hidden) for k in range(n))
         for p in self.proj:
             nn.init.trunc_normal_(p.weight, std=0.02, a=-0.04, b=0.04)
             nn.init.zeros_(p.bias)

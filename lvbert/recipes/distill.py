@@ -2,7 +2,8 @@
 
 Two stages, one command (``lvbert distill``):
 
-- **general** (``--data PREPARED --arch ARCH --size SIZE``): a new student learns the
+- **general** (``--data PREPARED --arch ARCH --size SIZE``, or ``--data PREPARED --student DIR``):
+  a new student (or the model in DIR, e.g. one ``lvbert nas search`` wrote) learns the
   teacher's hidden states and pre-softmax attention scores on unlabelled text (the packed
   pre-training data, unmasked as TinyBERT's v2 corpus); no prediction loss. The teacher is a
   pre-trained model (an lvbert run folder or a Hugging Face BERT / ELECTRA checkpoint on disk).
@@ -17,7 +18,9 @@ Two stages, one command (``lvbert distill``):
 
 The loss module (:class:`lvbert.objectives.distill.DistillLoss`, with its projections) is
 trained with the student and saved in the checkpoints; the teacher is frozen and never
-saved. The same loop, checkpoints, exact resume, bf16 and distributed support as pre-training.
+saved. A student whose width changes between slots (``P(hidden=W)`` slots, NAS-BERT's) gets
+per-layer projections, each reading its layer's width. The same loop, checkpoints, exact
+resume, bf16 and distributed support as pre-training.
 Layer mapping and losses: ``docs/distill.md``.
 """
 
@@ -32,13 +35,14 @@ import torch
 
 from lvbert.data.masking import MaskingConfig, fixed_mask_validation
 from lvbert.data.packed import check_positions, open_data
-from lvbert.data.tokenizer import check_teacher_vocab
+from lvbert.data.tokenizer import check_teacher_vocab, vocab_fingerprint
 from lvbert.errors import LvBertError
 from lvbert.model_dir import (
     check_model_weights,
     load_classifier,
     load_model_config,
     load_model_tokenizer,
+    quiet_transformers,
     save_model_dir,
 )
 from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM
@@ -49,6 +53,7 @@ from lvbert.objectives.distill import (
     align,
     distill_objective,
     evaluate_distill,
+    hidden_widths,
     load_teacher,
     num_parameters,
     slot_pair_layers,
@@ -76,14 +81,18 @@ class DistillConfig:
     # general distillation
     data: str | None = option("general distillation: prepared data (lvbert data prepare) with the teacher's tokenizer",
                               default=None)  # fmt: skip
-    arch: str = option("general distillation: the student's architecture", default="lv-bert-small")
-    size: str = option("general distillation: the student's size preset", default="small")
+    arch: str = option("general distillation: the new student's architecture (ignored with --student)",
+                       default="lv-bert-small")  # fmt: skip
+    size: str = option("general distillation: the new student's size preset (ignored with --student)",
+                       default="small")  # fmt: skip
     steps: int = option("general distillation: optimizer steps", default=10000)
     mask: bool = option("general distillation: mask the inputs BERT-style (needed by --mlm-weight)", default=False)
     mlm_weight: float = option("general distillation: weight of a masked-LM loss on the student's own MLM head "
                                "(0: TinyBERT's general distillation, which has none)", default=0.0)  # fmt: skip
-    # task distillation
-    student: str | None = option("task distillation: the student model folder (general-distilled, or any lvbert model)",
+    # task distillation (--student also in general distillation)
+    student: str | None = option("the student model folder: task distillation's (general-distilled, or any lvbert "
+                                 "model); with --data, general distillation starts from its weights, arch and widths "
+                                 "(e.g. a model lvbert nas search wrote) instead of a new --arch/--size student",
                                  default=None)  # fmt: skip
     task: str | None = option("task distillation: the task (as lvbert finetune takes it)", default=None)
     data_dir: str | None = option("task distillation: the task's folder (e.g. an augmented one from lvbert augment)",
@@ -126,8 +135,8 @@ class DistillConfig:
             if not getattr(self, name):
                 raise LvBertError(f"--{name} is required")
         if (self.data is None) == (self.task is None):
-            raise LvBertError("give --data PREPARED (general distillation) or --task T --data-dir DIR --student S "
-                              "(task distillation), not both")  # fmt: skip
+            raise LvBertError("give --data PREPARED [--student S] (general distillation) or --task T --data-dir DIR "
+                              "--student S (task distillation), not both")  # fmt: skip
         if self.task is not None and not self.student:
             raise LvBertError("task distillation needs --student: a general-distilled student or an lvbert model folder")
         if self.mapping not in MAPPINGS:
@@ -164,27 +173,39 @@ def run_distill(cfg: DistillConfig, resume: bool = False) -> Path:
 
 def general_distill(cfg: DistillConfig, resume: bool = False) -> Path:
     check_model_weights(cfg.teacher, "--teacher")
+    if cfg.student:
+        check_model_weights(cfg.student, "--student")
     out = check_run_output(cfg.out, cfg.inputs(), cfg.overwrite, resume)
     data = open_data(cfg.data)
     tokenizer = data.tokenizer
     teacher_dir = Path(cfg.teacher)
     teacher = load_teacher(teacher_dir)
     check_teacher_vocab(teacher_dir, tokenizer, f"the data in {data.path}")
+    if cfg.student:
+        check_student_vocab(cfg.student, tokenizer, f"the data in {data.path}")
     info = setup_distributed(cfg.device)
     try:
         torch.manual_seed(cfg.seed)
-        student_cfg = LvBertConfig.from_size(cfg.size, arch=cfg.arch, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-                                             hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout)  # fmt: skip
+        if cfg.student:
+            student = load_student_mlm(cfg.student, cfg.dropout)
+            student_cfg = student.config
+        else:
+            student_cfg = LvBertConfig.from_size(cfg.size, arch=cfg.arch, vocab_size=len(tokenizer),
+                                                 pad_token_id=tokenizer.pad_token_id, hidden_dropout_prob=cfg.dropout,
+                                                 attention_probs_dropout_prob=cfg.dropout)  # fmt: skip
         check_positions(data.seq_len, min(student_cfg.max_position_embeddings, teacher.model.config.max_position_embeddings))
-        student = LvBertForMaskedLM(student_cfg)
+        if not cfg.student:
+            student = LvBertForMaskedLM(student_cfg)
         alignment = align(slot_pair_layers(student_cfg.arch), teacher.layers, cfg.mapping)
-        loss = DistillLoss(alignment, student_cfg.hidden_size, teacher.hidden_size, cfg.projection, cfg.temperature)
+        widths, projection = student_projection(student_cfg, cfg.projection, info.is_main)
+        loss = DistillLoss(alignment, widths, teacher.hidden_size, projection, cfg.temperature)
         model = DistillModel(student, loss, teacher, cfg.mlm_weight)
         if num_parameters(student.lvbert) > num_parameters(teacher.model):
             warnings.warn(f"the student ({num_parameters(student.lvbert):,} parameters) is larger than the teacher "
                           f"({num_parameters(teacher.model):,}); distillation usually shrinks a model", stacklevel=2)  # fmt: skip
-        identity = {"kind": "distill-general", "arch": student_cfg.arch, "size": cfg.size, "teacher": str(teacher_dir),
-                    "mapping": cfg.mapping, "projection": cfg.projection, **data.identity()}  # fmt: skip
+        identity = {"kind": "distill-general", "arch": student_cfg.arch, "size": None if cfg.student else cfg.size,
+                    "student": str(cfg.student) if cfg.student else None, "teacher": str(teacher_dir),
+                    "mapping": cfg.mapping, "projection": projection, **data.identity()}  # fmt: skip
         resuming = prepare_run_dir(out, resume, identity)
         micro = _micro(cfg, info.world_size)
         lr = cfg.lr if cfg.lr is not None else 1e-4
@@ -192,9 +213,10 @@ def general_distill(cfg: DistillConfig, resume: bool = False) -> Path:
         if info.is_main:
             out.mkdir(parents=True, exist_ok=True)
             write_run_config(out, {**asdict(cfg), "lr": lr, "processes": info.world_size}, identity)
-            print(f"distill (general): student {student_cfg.arch} at {cfg.size} ({num_parameters(student.lvbert):,} parameters) "
-                  f"from {teacher_dir} ({num_parameters(teacher.model):,}); {cfg.steps} steps x {cfg.batch_size}, lr {lr}; "
-                  f"{alignment.describe()}")  # fmt: skip
+            where = f"from {cfg.student}" if cfg.student else f"at {cfg.size}"
+            print(f"distill (general): student {student_cfg.arch} {where} ({num_parameters(student.lvbert):,} "
+                  f"parameters) from {teacher_dir} ({num_parameters(teacher.model):,}); {cfg.steps} steps x "
+                  f"{cfg.batch_size}, lr {lr}; {alignment.describe()}")  # fmt: skip
         model.to(info.device)
         teacher.to(info.device)
         optimizer = build_optimizer(model, lr, weight_decay=cfg.weight_decay)
@@ -239,6 +261,47 @@ def _micro(cfg, world: int) -> int:
     return cfg.batch_size // (world * cfg.grad_accum)
 
 
+def check_student_vocab(student_dir, tokenizer, what: str) -> None:
+    """The student folder's tokenizer must be ``tokenizer`` (the same vocabulary fingerprint): it reads the same ids."""
+    s_tok = load_model_tokenizer(student_dir, load_model_config(student_dir).vocab_size)
+    if vocab_fingerprint(s_tok) != vocab_fingerprint(tokenizer):
+        raise LvBertError(f"the student's vocabulary in {student_dir} ({len(s_tok):,} tokens) is not the one of {what} "
+                          f"({len(tokenizer):,}); the student must read the teacher's token ids: give a student with "
+                          "the teacher's tokenizer")  # fmt: skip
+
+
+def load_student_mlm(student_dir, dropout: float) -> LvBertForMaskedLM:
+    """The lvbert model in ``student_dir`` as an ``LvBertForMaskedLM`` (its arch, widths and weights; a
+    head it lacks starts new) with ``dropout``; one-line errors for a supernet, a quantized model or
+    missing backbone weights."""
+
+    config = load_model_config(student_dir)  # an lvbert model holding one arch
+    if getattr(config, "quantization", None):
+        raise LvBertError(f"{student_dir} is a quantized model; distil into the full-precision model, then quantize it")
+    with quiet_transformers():
+        student, info = LvBertForMaskedLM.from_pretrained(student_dir, local_files_only=True, output_loading_info=True,
+                                                          hidden_dropout_prob=dropout,
+                                                          attention_probs_dropout_prob=dropout)  # fmt: skip
+    missing = [k for k in info.get("missing_keys", []) if k.startswith("lvbert.")]
+    if missing:  # distilling them from random would silently waste the start
+        raise LvBertError(f"{student_dir} lacks {len(missing)} backbone weight(s) (e.g. {missing[0]}); give a "
+                          "pre-trained lvbert model folder")  # fmt: skip
+    return student
+
+
+def student_projection(config, projection: str, verbose: bool = True) -> tuple[list[int], str]:
+    """The student's hidden-state widths (:func:`hidden_widths`) and the projection to use: ``per-layer``
+    when the widths differ (``P(hidden=W)`` slots; one projection cannot read them all), else ``projection``."""
+
+    widths = hidden_widths(config)
+    if len(set(widths)) > 1:
+        if verbose:
+            print(f"the student's width changes between slots ({' -> '.join(str(w) for w in dict.fromkeys(widths))}): "
+                  "per-layer hidden-state projections, each reading its layer's width")  # fmt: skip
+        return widths, "per-layer"
+    return widths, projection
+
+
 
 
 # ============================================================================ task distillation
@@ -269,8 +332,9 @@ def task_distill(cfg: DistillConfig, resume: bool = False) -> Path:
     max_len = resolve_max_seq_len(cfg.max_seq_len, min(student_config.max_position_embeddings,
                                                        teacher.model.config.max_position_embeddings))  # fmt: skip
     train, dev = encode_task(task, data_dir, tokenizer, max_len, task.both_orders)
+    widths, projection = student_projection(student_config, cfg.projection)
     identity = {"kind": "distill-task", "task": task.name, "student": str(cfg.student), "teacher": str(teacher_dir),
-                "mapping": cfg.mapping, "projection": cfg.projection}  # fmt: skip
+                "mapping": cfg.mapping, "projection": projection}  # fmt: skip
     prepare_run_dir(out, resume, identity)  # refuses to overwrite a run, checks a resume's settings
     device = pick_device(cfg.device)
     pad = tokenizer.pad_token_id or 0
@@ -282,7 +346,7 @@ def task_distill(cfg: DistillConfig, resume: bool = False) -> Path:
     torch.manual_seed(cfg.seed)
     student = load_classifier(cfg.student, task.labels, cfg.seed)
     alignment = align(slot_pair_layers(student.config.arch), teacher.layers, cfg.mapping)
-    loss = DistillLoss(alignment, student.config.hidden_size, teacher.hidden_size, cfg.projection, cfg.temperature)
+    loss = DistillLoss(alignment, widths, teacher.hidden_size, projection, cfg.temperature)
     model = DistillModel(student, loss, teacher).to(device)
     teacher.to(device)
     print(f"distill ({task.name}): student {student.config.arch} ({num_parameters(student.lvbert):,} parameters) from "
