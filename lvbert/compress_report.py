@@ -16,20 +16,20 @@ def compress_rows(teacher: dict, students: dict, baselines: dict, latency: dict)
     one = lambda s: {"median": s, "min": s, "max": s, "n": 1}  # noqa: E731  (a deterministic score)
     rows = [
         {"model": "teacher fp32 (PyTorch)", "kind": "teacher", "params": teacher["teacher_backbone_params"],
-         "bytes": tb["fp32_bytes"], "score": one(tb["fp32_score"]), "latency": lat["teacher fp32 (PyTorch)"]},
+         "bytes": tb["fp32_bytes"], "score": one(tb["fp32_score"]), "latency": lat["teacher fp32 (PyTorch)"]["ms"]},
         {"model": "teacher dynamic int8 (onnxruntime)", "kind": "optimum", "params": teacher["teacher_backbone_params"],
          "bytes": tb["dynamic_int8_bytes"], "score": one(tb["dynamic_int8_score"]),
-         "latency": lat["teacher dynamic int8 (onnxruntime)"]},
+         "latency": lat["teacher dynamic int8 (onnxruntime)"]["ms"]},
     ]  # fmt: skip
     for name, s in students.items():
         key = f"compressed {name} int8 (onnxruntime)"
         rows.append({"model": key, "kind": "compressed", "budget": name, "arch": s["arch"], "params": s["params"],
-                     "bytes": lat[key]["bytes"], "score": s["int8_score"], "latency": lat[key]})  # fmt: skip
+                     "bytes": lat[key]["bytes"], "score": s["int8_score"], "latency": lat[key]["ms"]})  # fmt: skip
     for name, r in baselines.items():
         if name.startswith("af "):
             key = f"AF {name[3:]} int8 (onnxruntime)"
             rows.append({"model": key, "kind": "af", "budget": name[3:], "arch": r["arch"], "params": r["params"],
-                         "bytes": lat[key]["bytes"], "score": r["int8_score"], "latency": lat[key]})  # fmt: skip
+                         "bytes": lat[key]["bytes"], "score": r["int8_score"], "latency": lat[key]["ms"]})  # fmt: skip
     return rows
 
 
@@ -60,16 +60,22 @@ def headline(task: str, rows: list[dict], key: str) -> str:
             diff = r["score"]["median"] - af["score"]["median"]
             parts[-1] += (f"; the same-size AF student distilled without search scores {af['score']['median']:.4f} "
                           f"({'+' if diff >= 0 else ''}{diff:.4f} for the searched one)")  # fmt: skip
-    return f"On {task}, " + "; ".join(parts) + f" (latency at {key.replace('_', ', ').replace('b', 'batch ', 1).replace('t', 'threads ', 1)})."
+    return f"On {task}, " + "; ".join(parts) + f" (latency at {point(key)})."
+
+
+def point(key: str) -> str:
+    """``b1_t2`` -> ``batch 1, 2 threads``."""
+    batch, threads = key[1:].split("_t")
+    return f"batch {batch}, {threads} thread{'s' if threads != '1' else ''}"
 
 
 def write_compress_report(out: Path, options: dict, task: str, teacher: dict, students: dict, baselines: dict,
                           deployed: dict, latency: dict, stage_seconds: dict) -> dict:  # fmt: skip
     """Write ``report.md``, ``report.json`` and ``report.png`` into ``out``; returns their names."""
     rows = compress_rows(teacher, students, baselines, latency)
-    threads = sorted({int(k.split("_t")[1]) for k in rows[0]["latency"] if k.startswith("b1_t")})
+    t_ms = rows[0]["latency"]
+    threads = sorted({int(k.split("_t")[1]) for k in t_ms})
     key = f"b1_t{threads[0]}"
-    t_ms = {k: v for k, v in rows[0]["latency"].items() if k.startswith("b")}
     for r in rows:
         r["speedup"] = {k: round(t_ms[k] / r["latency"][k], 2) for k in t_ms}
     first = headline(task, rows, key)
@@ -90,7 +96,7 @@ def write_compress_report(out: Path, options: dict, task: str, teacher: dict, st
           f"{cpu['name']} ({cpu['isa']}; bf16: {cpu['bf16']}; int8 VNNI: {cpu['int8']}; AMX: {cpu['amx']}). "
           "Backbone parameters: embeddings and encoder, as `lvbert arch info` counts them. Dev scores of the int8 "
           "models are those of the deployed `model.onnx` run by onnxruntime. `*`: on the Pareto front of dev score "
-          "and latency (" + key + ").", "", *lines, "",
+          f"and latency ({point(key)}).", "", *lines, "",
           "![dev score against latency](report.png)", "", "## Deploy folders", "",
           *[f"- `{name}/`: `{Path(f).name}/model.onnx` with its tokenizer and labels, runs with onnxruntime alone "
             "(its README)" for name, f in deployed["folders"].items()], "",
@@ -117,7 +123,7 @@ def _plot(path: Path, rows: list[dict], front: list[int], key: str, task: str) -
     pts = sorted((rows[i]["latency"][key], rows[i]["score"]["median"]) for i in front)
     ax.plot([p[0] for p in pts], [p[1] for p in pts], "k--", lw=0.8, label="Pareto front")
     ax.set_xscale("log")
-    ax.set_xlabel(f"latency, ms ({key})")
+    ax.set_xlabel(f"latency, ms ({point(key)})")
     ax.set_ylabel(f"{task} dev score")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)

@@ -119,16 +119,25 @@ def test_a_killed_stage_resumes(teacher, tmp_path, monkeypatch, capsys):
         return real(cfg, resume)
 
     monkeypatch.setattr(quantize_recipe, "quantize", killed)
+    import lvbert.recipes.distill as distill_recipe
+
+    distilled = []
+    for name in ("general_distill", "task_distill"):
+        def counted(cfg, resume=False, real=getattr(distill_recipe, name), name=name):
+            distilled.append(name)
+            return real(cfg, resume)
+
+        monkeypatch.setattr(distill_recipe, name, counted)
     out = tmp_path / "deploy"
     argv = _argv(teacher, out, "--no-baseline")
-    with pytest.raises(KeyboardInterrupt):
-        main(argv)
+    assert main(argv) == 130  # interrupted
     capsys.readouterr()
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "teacher: done already" in printed and "nas: done already" in printed
-    assert len(calls) == 2 and (out / "0.7x" / "model.onnx").is_file()
-    assert "Nothing" not in printed
+    assert calls == [False, False] and (out / "0.7x" / "model.onnx").is_file()
+    assert distilled == ["general_distill", "task_distill"]  # each ran once: the re-run kept them
+    assert "student 0.7x: search" in printed  # the interrupted stage runs again; its search and distillation are kept
 
 
 def test_bad_input_is_one_line(teacher, real_data, tmp_path, capsys):
@@ -137,7 +146,7 @@ def test_bad_input_is_one_line(teacher, real_data, tmp_path, capsys):
         (["--teacher", str(teacher["mlm"])], "is not a sequence classifier"),
         (["--corpus", str(real_data)], "vocabulary"),
         (["--budget", "size=3"], "unknown part"),
-        (["--threads", "0"], "--threads must be positive"),
+        (["--latency-threads", "0"], "--latency-threads must be positive"),
     ]
     for extra, message in cases:
         out = tmp_path / f"out{len(extra)}{message[:3]}"

@@ -16,7 +16,7 @@ is skipped on a re-run, an interrupted one resumes from its own checkpoints:
    an Optimum user does), and a same-size ``AF`` student distilled and quantized the same way, without
    search;
 6. ``deploy``: ``OUT/<budget>/``, the best seed's model (``lvbert.export.deploy``);
-7. ``latency``: every model timed for real on this machine (batch 1 and 8, ``--threads``);
+7. ``latency``: every model timed for real on this machine (batch 1 and 8, ``--latency-threads``);
 8. ``report``: ``OUT/report.md``, ``report.json``, ``report.png``.
 """
 
@@ -128,7 +128,7 @@ class CompressConfig:
     augment: int = option("TinyBERT's data augmentation: copies per training example (0: none)", default=0)
     baseline: bool = option("also distil and quantize a same-size AF student without search (the report's "
                             "baseline)", default=True)  # fmt: skip
-    threads: str = option("threads of the latency measurements, e.g. 1 or 1,2", default="1")
+    latency_threads: str = option("threads of the latency measurements, e.g. 1 or 1,2", default="1")
     latency_seq_len: int = option("tokens per sequence in the latency measurements", default=128)
     text_column: str | None = option("file tasks: column with the text", default=None)
     text_pair_column: str | None = option("file tasks: column with the second text", default=None)
@@ -155,11 +155,12 @@ class CompressConfig:
 
     def thread_counts(self) -> list[int]:
         try:
-            counts = [int(t) for t in str(self.threads).split(",") if t.strip()]
+            counts = [int(t) for t in str(self.latency_threads).split(",") if t.strip()]
         except ValueError:
             counts = []
         if not counts or min(counts) < 1:
-            raise LvBertError(f"--threads must be positive counts separated by commas, e.g. 1,2; got {self.threads!r}")
+            raise LvBertError(f"--latency-threads must be positive counts separated by commas, e.g. 1,2; got "
+                              f"{self.latency_threads!r}")  # fmt: skip
         return counts
 
     def budgets(self) -> list[dict]:
@@ -333,7 +334,7 @@ def compress(cfg: CompressConfig) -> Path:
         return {"cpu": cpu_capability().to_dict(), "seq_len": cfg.latency_seq_len,
                 "models": _measure_latency(models, threads, cfg.latency_seq_len, p.repeats)}  # fmt: skip
 
-    latency = log.run(i, total, "latency", f"batch 1 and 8 x {cfg.latency_seq_len} tokens, {cfg.threads} thread(s)",
+    latency = log.run(i, total, "latency", f"batch 1 and 8 x {cfg.latency_seq_len} tokens, {cfg.latency_threads} thread(s)",
                       latency_stage, redo=True)  # fmt: skip
     i += 1
 
@@ -532,7 +533,8 @@ def _examples(task, data_dir: Path) -> list:
 
 
 def _measure_latency(models: dict, threads: list[int], seq_len: int, repeats: int) -> dict:
-    """``{model: {"b1_t1": ms, ...}}``: each model at batch 1 and 8 for each thread count (CPU)."""
+    """``{model: {"bytes": file size, "ms": {"b1_t1": median ms, ...}}}``: each model at batch 1 and 8 for each
+    thread count (CPU)."""
     res = {}
     before = torch.get_num_threads()
     try:
@@ -540,9 +542,9 @@ def _measure_latency(models: dict, threads: list[int], seq_len: int, repeats: in
             config = load_config(folder, ("lvbert", "bert", "electra"))
             if kind == "torch":
                 run = torch_runner(load_classifier_folder(folder).cpu())
-                res[name] = {"bytes": (folder / "model.safetensors").stat().st_size}
+                res[name] = {"bytes": (folder / "model.safetensors").stat().st_size, "ms": {}}
             else:
-                res[name] = {"bytes": (folder / "model.onnx").stat().st_size}
+                res[name] = {"bytes": (folder / "model.onnx").stat().st_size, "ms": {}}
             for t in threads:
                 torch.set_num_threads(t)
                 if kind == "onnx":
@@ -550,7 +552,7 @@ def _measure_latency(models: dict, threads: list[int], seq_len: int, repeats: in
                     run = sess.logits
                 for batch in (1, 8):
                     x = latency_batch(batch, min(seq_len, config.max_position_embeddings), config.vocab_size)
-                    res[name][f"b{batch}_t{t}"] = serving_latency(run, x, repeats)["median_ms"]
+                    res[name]["ms"][f"b{batch}_t{t}"] = serving_latency(run, x, repeats)["median_ms"]
     finally:
         torch.set_num_threads(before)
     return res

@@ -186,7 +186,7 @@ def search(cfg: SearchRunConfig, resume: bool = False, fitness_fn=None):
     main_process = int(os.environ.get("RANK", "0")) == 0  # others may see rank 0's files already
     if main_process or resume:
         out = check_run_output(cfg.out, {"--supernet": supernet_dir, "--data": cfg.data}, cfg.overwrite, resume,
-                               marker=CONFIG)  # fmt: skip
+                               marker=CONFIG, what="search")  # fmt: skip
     else:
         out = check_out_dir(cfg.out)
     data = open_data(cfg.data)

@@ -375,7 +375,7 @@ def _prepare_out_dir(
     cfg_path = out / CONFIG
     if write:  # the one run-folder check (other processes of a distributed search only read)
         own = resume and (cfg_path.is_file() or not (out.is_dir() and any(out.iterdir())))  # or nothing there yet
-        check_run_output(out, {}, overwrite=False, resume=resume, own_run=own, marker=CONFIG)
+        check_run_output(out, {}, overwrite=False, resume=resume, own_run=own, marker=CONFIG, what="search")
     if not resume or not cfg_path.exists():
         if write:
             out.mkdir(parents=True, exist_ok=True)

@@ -88,12 +88,13 @@ def loop_config(cfg, out: Path) -> LoopConfig:
 
 
 def check_run_output(out, inputs: dict, overwrite: bool, resume: bool, own_run: bool | None = None,
-                     marker: str = RUN_CONFIG) -> Path:  # fmt: skip
+                     marker: str = RUN_CONFIG, what: str = "run of this command") -> Path:  # fmt: skip
     """The --out folder of a run (distill, quantize, nas train, search), checked before any work.
 
     Never one of ``inputs``; an existing non-empty folder only when it is this command's own run and
     ``--resume`` was given (``own_run``, default: it holds the run's ``marker`` file; the run's settings
-    are then checked by ``prepare_run_dir`` or the search), or with ``--overwrite`` (its old contents removed).
+    are then checked by ``prepare_run_dir`` or the search; ``what`` names such a run in the error), or with
+    ``--overwrite`` (its old contents removed).
     """
     out = check_out_dir(out)
     if resume and overwrite:
@@ -101,6 +102,6 @@ def check_run_output(out, inputs: dict, overwrite: bool, resume: bool, own_run: 
     if own_run is None:
         own_run = resume and (out / marker).is_file()
     if resume and not own_run:
-        what = "a search" if marker != RUN_CONFIG else "a run of this command"
-        raise LvBertError(f"cannot resume: {out} does not hold {what} ({marker} missing); start it without --resume")
+        raise LvBertError(f"cannot resume: {out} holds no {what} (it does not hold a {what}'s {marker}); start it "
+                          "without --resume")  # fmt: skip
     return check_output_dir(out, inputs=inputs, overwrite=overwrite, own_run=own_run)
