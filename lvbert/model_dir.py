@@ -20,8 +20,9 @@ from transformers import AutoConfig, AutoModelForMaskedLM, AutoModelForSequenceC
 from transformers.utils import logging as hf_logging
 
 from lvbert.data.packed import check_positions, open_data
-from lvbert.data.tokenizer import check_tokenizer_matches, load_tokenizer
+from lvbert.data.tokenizer import check_tokenizer_matches, load_tokenizer, vocab_fingerprint
 from lvbert.errors import LvBertError
+from lvbert.modeling_lvbert import LvBertForMaskedLM
 from lvbert.space import SearchSpace
 from lvbert.supernet import LvBertSupernet
 from lvbert.utils import staging_folder
@@ -257,3 +258,31 @@ def check_supernet_data(data, sn_ident: dict, supernet_dir: Path, max_positions:
     check_positions(ident["seq_len"], max_positions)
     return ident
 
+
+def load_student_mlm(student_dir, dropout: float) -> LvBertForMaskedLM:
+    """The lvbert model in ``student_dir`` as an ``LvBertForMaskedLM`` (its arch, widths and weights; a
+    head it lacks starts new) with ``dropout``; one-line errors for a supernet, a quantized model or
+    missing backbone weights."""
+
+    config = load_model_config(student_dir)  # an lvbert model holding one arch
+    if getattr(config, "quantization", None):
+        raise LvBertError(f"{student_dir} is a quantized model; distil into the full-precision model, then quantize it")
+    with quiet_transformers():
+        student, info = LvBertForMaskedLM.from_pretrained(student_dir, local_files_only=True, output_loading_info=True,
+                                                          hidden_dropout_prob=dropout,
+                                                          attention_probs_dropout_prob=dropout)  # fmt: skip
+    missing = [k for k in info.get("missing_keys", []) if k.startswith("lvbert.")]
+    if missing:  # distilling them from random would silently waste the start
+        raise LvBertError(f"{student_dir} lacks {len(missing)} backbone weight(s) (e.g. {missing[0]}); give a "
+                          "pre-trained lvbert model folder")  # fmt: skip
+    return student
+
+
+
+def check_student_vocab(student_dir, tokenizer, what: str) -> None:
+    """The student folder's tokenizer must be ``tokenizer`` (the same vocabulary fingerprint): it reads the same ids."""
+    s_tok = load_model_tokenizer(student_dir, load_model_config(student_dir).vocab_size)
+    if vocab_fingerprint(s_tok) != vocab_fingerprint(tokenizer):
+        raise LvBertError(f"the student's vocabulary in {student_dir} ({len(s_tok):,} tokens) is not the one of {what} "
+                          f"({len(tokenizer):,}); the student must read the teacher's token ids: give a student with "
+                          "the teacher's tokenizer")  # fmt: skip

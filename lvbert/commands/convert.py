@@ -12,7 +12,9 @@ def register(sub) -> None:
         help="a released LV-BERT or ELECTRA TensorFlow checkpoint into an lvbert model folder (no TensorFlow needed)",
         description="PATH --out DIR [--part discriminator|generator|both]: PATH is a checkpoint prefix "
         "(model.ckpt-N), a folder holding one, or the release zip; arch and sizes are read from the checkpoint, "
-        "the tokenizer from its vocab.txt. See docs/convert.md.",
+        "the tokenizer from its vocab.txt. The converted config sets conv_mask_padding=false: the convolutions see "
+        "the padding positions, as the official code computes; set it to true in config.json for outputs that do "
+        "not depend on padding.",
     )
     add_options(p, ConvertConfig)
     p.set_defaults(func=run_convert, config_class=ConvertConfig)

@@ -14,7 +14,7 @@ def register(sub) -> None:
         description="General distillation: --teacher DIR --arch ARCH --size SIZE --data PREPARED --steps N --out DIR "
         "(hidden states and pre-softmax attention on unlabelled text). Task distillation: --teacher FINETUNED "
         "--student DIR --task T --data-dir DIR --out DIR (intermediate layers, then the prediction layer). "
-        "Teachers: lvbert models or Hugging Face BERT/ELECTRA checkpoints on disk. See docs/distill.md.",
+        "Teachers: lvbert models or Hugging Face BERT/ELECTRA checkpoints on disk.",
     )
     add_options(p, DistillConfig, resume=True)
     p.set_defaults(func=run_distill, config_class=DistillConfig)
@@ -26,7 +26,7 @@ def register(sub) -> None:
         "1/7 of each sentence's word pieces, conditioned on the label (--flip-label: the other label). --method mlm "
         "(TinyBERT's): each word replaced with probability --prob by one of the --top-k words a masked LM predicts in "
         "its place. --method random: random swaps and deletions, no model. --copies per example; dev and test copied "
-        "unchanged. See docs/augment.md.",
+        "unchanged.",
     )
     add_options(a, AugmentConfig, resume=True)
     a.set_defaults(func=run_augment, config_class=AugmentConfig)

@@ -24,7 +24,7 @@ def register(sub) -> None:
         help="train KG-BERT on a graph: triple classification, link prediction or relation prediction",
         description="KG-BERT(a): [CLS] head [SEP] relation [SEP] tail [SEP] classified true/false, trained with "
         "filtered corrupted triples (--task triple or link); KG-BERT(b): [CLS] head [SEP] tail [SEP] classified into "
-        "the relations (--task relation). Graphs: umls, kinships, nations (the demo), or a folder. See docs/kg.md.",
+        "the relations (--task relation). Graphs: umls, kinships, nations (the demo), or a folder.",
     )
     add_options(t, KgTrainConfig, resume=True)
     t.set_defaults(func=run_train, config_class=KgTrainConfig)

@@ -15,7 +15,7 @@ def register(sub) -> None:
         help="train the block supernets by block-wise distillation from a teacher, with progressive shrinking",
         description="Each block of the space learns to give the teacher's block output from the teacher's previous "
         "block output (one sampled candidate per step); progressive shrinking keeps --keep candidates per bin. "
-        "Blocks are separate runs: --blocks 0,1 in one job and --blocks 2,3 in another may share --out. See docs/nas.md.",
+        "Blocks are separate runs: --blocks 0,1 in one job and --blocks 2,3 in another may share --out.",
     )
     add_options(t, NasTrainConfig, resume=True)
     t.set_defaults(func=run_train, config_class=NasTrainConfig)

@@ -13,7 +13,7 @@ def register(sub) -> None:
         help="KDLSQ quantization-aware training of a fine-tuned model (2-8 bit weights, 8-bit activations)",
         description="--model FINETUNED --task T --weight-bits B [--act-bits 8|0] --out DIR: the model fake-quantized "
         "with learnable clip values, trained by distillation from its full-precision self (--no-kd: labels only); "
-        "writes the quantized model, its packed low-bit weights and results.json. See docs/quantize.md.",
+        "writes the quantized model, its packed low-bit weights and results.json.",
     )
     add_options(p, QuantizeConfig, resume=True)
     p.set_defaults(func=run_quantize, config_class=QuantizeConfig)
@@ -33,7 +33,7 @@ def register_export(sub) -> None:
         help="write model.onnx of a fine-tuned or quantized model (fp32, int8 with learned scales, or dynamic int8)",
         description="--model DIR [--task T] [--dynamic-int8]: model.onnx in the model folder for lvbert predict "
         "--runtime onnx; a quantized model exports as int8 with its learned scales (needs --task for calibration); "
-        "with --task the predictions are checked against the torch model on the dev split. See docs/quantize.md.",
+        "with --task the predictions are checked against the torch model on the dev split.",
     )
     add_options(p, ExportConfig)
     p.set_defaults(func=run_export, config_class=ExportConfig)

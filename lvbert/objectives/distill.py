@@ -485,3 +485,15 @@ def evaluate_distill(model: DistillModel, valid: dict, batch_size: int = 64, mas
         n += 1
     return {k: v / max(n, 1) for k, v in sums.items()}
 
+
+def student_projection(config, projection: str, verbose: bool = True) -> tuple[list[int], str]:
+    """The student's hidden-state widths (:func:`hidden_widths`) and the projection to use: ``per-layer``
+    when the widths differ (``P(hidden=W)`` slots; one projection cannot read them all), else ``projection``."""
+
+    widths = hidden_widths(config)
+    if len(set(widths)) > 1:
+        if verbose:
+            print(f"the student's width changes between slots ({' -> '.join(str(w) for w in dict.fromkeys(widths))}): "
+                  "per-layer hidden-state projections, each reading its layer's width")  # fmt: skip
+        return widths, "per-layer"
+    return widths, projection

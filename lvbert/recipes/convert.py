@@ -94,5 +94,5 @@ def convert(cfg: ConvertConfig) -> Path:
             model.save_pretrained(dest)
             tokenizer.save_pretrained(dest)
     print(f"converted model written to {out} in {time.perf_counter() - start:.1f}s "
-          "(conv_mask_padding=False: the official computation; see docs/convert.md)")  # fmt: skip
+          "(conv_mask_padding=False: the official computation; see lvbert convert --help)")  # fmt: skip
     return out

@@ -35,14 +35,15 @@ import torch
 
 from lvbert.data.masking import MaskingConfig, fixed_mask_validation
 from lvbert.data.packed import check_positions, open_data
-from lvbert.data.tokenizer import check_teacher_vocab, vocab_fingerprint
+from lvbert.data.tokenizer import check_teacher_vocab
 from lvbert.errors import LvBertError
 from lvbert.model_dir import (
     check_model_weights,
+    check_student_vocab,
     load_classifier,
     load_model_config,
     load_model_tokenizer,
-    quiet_transformers,
+    load_student_mlm,
     save_model_dir,
 )
 from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM
@@ -53,10 +54,10 @@ from lvbert.objectives.distill import (
     align,
     distill_objective,
     evaluate_distill,
-    hidden_widths,
     load_teacher,
     num_parameters,
     slot_pair_layers,
+    student_projection,
 )
 from lvbert.options import check_non_negative, check_rates, option
 from lvbert.tasks import DEMO_TASKS, demo_data_dir, get_task
@@ -106,7 +107,7 @@ class DistillConfig:
     text_pair_column: str | None = option("file tasks: column with the second text", default=None)
     label_column: str | None = option("file tasks: column with the label", default=None)
     # both
-    mapping: str = option("layer mapping: uniform, top or bottom (docs/distill.md)", default="uniform")
+    mapping: str = option("layer mapping: uniform (TinyBERT's: student layer m to teacher layer m*N/M), top or bottom", default="uniform")
     projection: str = option("hidden-state projections: shared (one for every layer, the official code) or "
                              "per-layer", default="shared")  # fmt: skip
     temperature: float = option("temperature of the soft cross-entropy", default=1.0)
@@ -259,49 +260,6 @@ def _micro(cfg, world: int) -> int:
         raise LvBertError(f"--batch-size {cfg.batch_size} must be divisible by processes x --grad-accum = "
                           f"{world * cfg.grad_accum}")  # fmt: skip
     return cfg.batch_size // (world * cfg.grad_accum)
-
-
-def check_student_vocab(student_dir, tokenizer, what: str) -> None:
-    """The student folder's tokenizer must be ``tokenizer`` (the same vocabulary fingerprint): it reads the same ids."""
-    s_tok = load_model_tokenizer(student_dir, load_model_config(student_dir).vocab_size)
-    if vocab_fingerprint(s_tok) != vocab_fingerprint(tokenizer):
-        raise LvBertError(f"the student's vocabulary in {student_dir} ({len(s_tok):,} tokens) is not the one of {what} "
-                          f"({len(tokenizer):,}); the student must read the teacher's token ids: give a student with "
-                          "the teacher's tokenizer")  # fmt: skip
-
-
-def load_student_mlm(student_dir, dropout: float) -> LvBertForMaskedLM:
-    """The lvbert model in ``student_dir`` as an ``LvBertForMaskedLM`` (its arch, widths and weights; a
-    head it lacks starts new) with ``dropout``; one-line errors for a supernet, a quantized model or
-    missing backbone weights."""
-
-    config = load_model_config(student_dir)  # an lvbert model holding one arch
-    if getattr(config, "quantization", None):
-        raise LvBertError(f"{student_dir} is a quantized model; distil into the full-precision model, then quantize it")
-    with quiet_transformers():
-        student, info = LvBertForMaskedLM.from_pretrained(student_dir, local_files_only=True, output_loading_info=True,
-                                                          hidden_dropout_prob=dropout,
-                                                          attention_probs_dropout_prob=dropout)  # fmt: skip
-    missing = [k for k in info.get("missing_keys", []) if k.startswith("lvbert.")]
-    if missing:  # distilling them from random would silently waste the start
-        raise LvBertError(f"{student_dir} lacks {len(missing)} backbone weight(s) (e.g. {missing[0]}); give a "
-                          "pre-trained lvbert model folder")  # fmt: skip
-    return student
-
-
-def student_projection(config, projection: str, verbose: bool = True) -> tuple[list[int], str]:
-    """The student's hidden-state widths (:func:`hidden_widths`) and the projection to use: ``per-layer``
-    when the widths differ (``P(hidden=W)`` slots; one projection cannot read them all), else ``projection``."""
-
-    widths = hidden_widths(config)
-    if len(set(widths)) > 1:
-        if verbose:
-            print(f"the student's width changes between slots ({' -> '.join(str(w) for w in dict.fromkeys(widths))}): "
-                  "per-layer hidden-state projections, each reading its layer's width")  # fmt: skip
-        return widths, "per-layer"
-    return widths, projection
-
-
 
 
 # ============================================================================ task distillation

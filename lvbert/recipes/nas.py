@@ -141,17 +141,7 @@ class NasTrainConfig(TrainingOptions):
 # ============================================================================ bins and shrinking
 
 
-
-
-
-
-
-
-
-
 # ============================================================================ nas train
-
-
 
 
 def train_nas(cfg: NasTrainConfig, resume: bool = False) -> Path:
@@ -291,10 +281,6 @@ def _train_block(cfg, n, folder, space, size, cands, params, bins, tblocks, data
           f"({rows[0]['block']})")  # fmt: skip
 
 
-
-
-
-
 # ============================================================================ nas search
 
 
@@ -329,16 +315,6 @@ class NasSearchConfig:
                 raise LvBertError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.measure < 0:
             raise LvBertError(f"--measure must be 0 or more, got {self.measure}")
-
-
-
-
-
-
-
-
-
-
 
 
 def search_nas(cfg: NasSearchConfig) -> Path:
@@ -410,11 +386,5 @@ def search_nas(cfg: NasSearchConfig) -> Path:
               + (f" / {t['measured_ms']:.2f} ms measured" if t.get("measured_ms") else "")
               + f", MLM loss {t['mlm_loss']:.4f}, accuracy {t['mlm_accuracy']:.4f}  {t['blocks']}")  # fmt: skip
     return out
-
-
-
-
-
-
 
 

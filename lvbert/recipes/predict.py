@@ -87,10 +87,6 @@ def run_predict(cfg: PredictConfig) -> list[Path]:
                    dataset=cfg.dataset)  # fmt: skip
 
 
-
-
-
-
 def _task_files(pred: Predictor, task: Task, data_dir: Path) -> dict[str, str]:
     """{submission file name: contents} for every test split of ``task``."""
     return {

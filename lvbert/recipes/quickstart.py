@@ -286,9 +286,3 @@ def pretrain_one(name: str, arch: str, data, run: Path, p: Profile, device: str 
             "mlm_loss": s["validation"].get("mlm_loss")}
 
 
-
-
-
-
-
-
