@@ -161,9 +161,18 @@ def test_another_runs_settings_are_refused(compressed, teacher, capsys):
     assert "bits" in capsys.readouterr().err
 
 
-def test_an_hf_teacher_without_its_pretrained_model_is_refused(teacher, tmp_path, capsys):
-    mlm = tmp_path / "teacher"
-    shutil.copytree(teacher["teacher"], mlm)
-    (mlm / "results.json").unlink()
-    assert main(_argv(teacher, tmp_path / "out", "--teacher", str(mlm))) == 2
+def test_without_the_pretrained_model_the_fine_tuned_backbone_drives(teacher, tmp_path, capsys):
+    """A teacher whose results.json is gone: its backbone drives NAS and general distillation, the search
+    scores students by hidden-state distance (the backbone has no trained MLM head)."""
+    alone = tmp_path / "teacher"
+    shutil.copytree(teacher["teacher"], alone)
+    (alone / "results.json").unlink()
+    assert main(_argv(teacher, tmp_path / "aug", "--teacher", str(alone), "--augment", "2")) == 2
     assert "--teacher-pretrained" in capsys.readouterr().err
+    out = tmp_path / "out"
+    assert main(_argv(teacher, out, "--teacher", str(alone), "--no-baseline")) == 0
+    assert "its fine-tuned backbone drives" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    student = report["students"]["0.7x"]
+    assert student["search_score"] == "hidden" and student["search_loss"] >= 0 and student["mlm_accuracy"] is None
+    assert report["teacher"]["teacher_mlm_head"] is False and (out / "0.7x" / "model.onnx").is_file()

@@ -14,14 +14,16 @@ from lvbert.utils import atomic_write_json, atomic_write_text
 
 
 def pareto_md(summary: dict, front: list[dict]) -> str:
-    lines = ["# NAS-BERT search", "", "| target | params | latency ms (table) | measured ms | MLM loss | MLM acc | blocks |",
+    loss = "MLM loss" if all(t.get("mlm_accuracy") is not None for t in summary["targets"].values()) else "hidden dist."
+    lines = ["# NAS-BERT search", "", f"| target | params | latency ms (table) | measured ms | {loss} | MLM acc | blocks |",
              "|---|---:|---:|---:|---:|---:|---|"]  # fmt: skip
     for name, t in summary["targets"].items():
         m = f"{t['measured_ms']:.2f}" if t.get("measured_ms") else ""
-        lines.append(f"| {name} | {t['params']:,} | {t['latency_ms']:.2f} | {m} | {t['mlm_loss']:.4f} | "
-                     f"{t['mlm_accuracy']:.4f} | {' / '.join(t['blocks'])} |")  # fmt: skip
-    lines += ["", f"Pareto front of (MLM loss, parameters, latency) over the {summary['evaluated']} evaluated models:", "",
-              "| params | latency ms | MLM loss | blocks |", "|---:|---:|---:|---|"]  # fmt: skip
+        acc = f"{t['mlm_accuracy']:.4f}" if t.get("mlm_accuracy") is not None else ""
+        lines.append(f"| {name} | {t['params']:,} | {t['latency_ms']:.2f} | {m} | {t['loss']:.4f} | "
+                     f"{acc} | {' / '.join(t['blocks'])} |")  # fmt: skip
+    lines += ["", f"Pareto front of ({loss}, parameters, latency) over the {summary['evaluated']} evaluated models:", "",
+              f"| params | latency ms | {loss} | blocks |", "|---:|---:|---:|---|"]  # fmt: skip
     lines += [f"| {p['params']:,} | {p['latency_ms']:.2f} | {p['loss']:.4f} | {' / '.join(p['blocks'])} |" for p in front]
     err = summary["latency_table_mean_abs_rel_error"]
     if err is not None:
@@ -64,7 +66,8 @@ def write_search_report(out: Path, results: dict, evaluated: dict, space, nets, 
         summary["targets"][name] = {**{k: v for k, v in r.items() if k != "best"}, "model": f"models/{folder_name(name)}",
                                     "arch": b["arch"], "blocks": [str(x) for x in b["blocks"]], "params": b["params"],
                                     "latency_ms": b["latency_ms"], "measured_ms": b.get("measured_ms"),
-                                    "approx_loss": b["approx_loss"], "mlm_loss": b["loss"],
+                                    "approx_loss": b["approx_loss"], "loss": b["loss"],
+                                    "mlm_loss": b["loss"] if b["mlm_accuracy"] is not None else None,
                                     "mlm_accuracy": b["mlm_accuracy"]}  # fmt: skip
     atomic_write_json(out / "results.json", summary)
     atomic_write_text(out / "pareto.md", pareto_md(summary, front))

@@ -93,6 +93,27 @@ def block_loss(student: torch.Tensor, target: torch.Tensor, attention_mask=None)
     return (err * w).sum() / w.sum().clamp(min=1.0)
 
 
+@torch.no_grad()
+def hidden_distance(model, teacher, valid: dict, batch_size: int = 64) -> float:
+    """Mean squared distance over real tokens between the final hidden states of ``model`` and of
+    ``teacher`` (both lvbert models of the teacher's output width) on the validation inputs: a whole
+    model's score that needs no trained MLM head (a fine-tuned teacher's backbone)."""
+    model.eval()
+    keys = ("input_ids", "attention_mask", "token_type_ids")
+    batch_all = {k: valid[k] for k in keys if valid.get(k) is not None}
+    n = batch_all["input_ids"].shape[0]
+    total, weight = 0.0, 0.0
+    for start in range(0, n, batch_size):
+        batch = {k: v[start : start + batch_size] for k, v in batch_all.items()}
+        s = model.lvbert(**batch).last_hidden_state
+        t = teacher.lvbert(**batch).last_hidden_state
+        mask = batch.get("attention_mask")
+        w = float(mask.sum()) if mask is not None else float(s.shape[0] * s.shape[1])
+        total += float(block_loss(s, t, mask)) * w
+        weight += w
+    return total / max(weight, 1.0)
+
+
 class TeacherBlocks:
     """The frozen teacher's hidden states at the block boundaries."""
 

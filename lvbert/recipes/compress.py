@@ -48,7 +48,7 @@ from lvbert.model_dir import (
     quiet_transformers,
     save_model_dir,
 )
-from lvbert.modeling_lvbert import LvBertConfig, LvBertModel
+from lvbert.modeling_lvbert import LvBertConfig, LvBertForMaskedLM, LvBertModel
 from lvbert.nas.select import parse_budget
 from lvbert.objectives.distill import load_teacher, num_parameters
 from lvbert.options import check_resume_options, option
@@ -285,7 +285,8 @@ def compress(cfg: CompressConfig) -> Path:
         params = b["params"] if b["params"] is not None else int(b["share"] * teacher_params)
 
         def student_stage(b=b, params=params) -> dict:
-            return _student(cfg, p, b, params, task, train_dir, data_dir, teacher, teacher_mlm, nas_dir, work)
+            return _student(cfg, p, b, params, task, train_dir, data_dir, teacher, teacher_mlm, nas_dir, work,
+                            "mlm" if t["teacher_mlm_head"] else "hidden")  # fmt: skip
 
         students[b["name"]] = log.run(i, total, f"student {b['name']}", f"search, distil and quantize within "
                                       f"{params:,} parameters" + (f", {b['latency_ms']:g} ms" if b["latency_ms"] else ""),
@@ -382,21 +383,36 @@ def _check_teacher(cfg: CompressConfig, task, work: Path) -> dict:
     pretrained = cfg.teacher_pretrained
     if pretrained is None and config.model_type == "lvbert" and (teacher_dir / "results.json").is_file():
         pretrained = read_json(teacher_dir / "results.json").get("model")
-    if pretrained is None or not Path(pretrained).is_dir():
-        raise LvBertError(f"the masked-LM model {teacher_dir} was fine-tuned from is unknown or gone ({pretrained}); "
-                          "give it with --teacher-pretrained")  # fmt: skip
-    pretrained = Path(pretrained)
-    mlm_config = load_config(pretrained, ("lvbert", "bert", "electra"))
-    mlm_dir = pretrained
-    if mlm_config.model_type != "lvbert":  # the NAS supernet reads lvbert MLM models: converted once
-        mlm_dir = work / "teacher-mlm"
+        if not (Path(pretrained) / "config.json").is_file():  # moved or removed since: the backbone drives
+            pretrained = None
+    if pretrained is not None:
+        pretrained = Path(pretrained)
+        mlm_config = load_config(pretrained, ("lvbert", "bert", "electra"))
+        mlm_dir, mlm_head = pretrained, True
+        if mlm_config.model_type != "lvbert":  # the NAS supernet reads lvbert MLM models: converted once
+            mlm_dir = work / "teacher-mlm"
+            if not (mlm_dir / "config.json").is_file():
+                model = from_hf(pretrained, target="mlm")
+                save_model_dir(model, load_model_tokenizer(pretrained, model.config.vocab_size), mlm_dir)
+    else:  # the fine-tuned backbone, with an MLM head it never trained: the search scores by hidden states
+        if cfg.augment:
+            raise LvBertError("--augment needs the masked-LM model the teacher was fine-tuned from: give "
+                              "--teacher-pretrained")  # fmt: skip
+        mlm_dir, mlm_head = work / "teacher-backbone", False
         if not (mlm_dir / "config.json").is_file():
-            model = from_hf(pretrained, target="mlm")
-            save_model_dir(model, load_model_tokenizer(pretrained, model.config.vocab_size), mlm_dir)
+            if config.model_type == "lvbert":
+                with quiet_transformers():
+                    model = LvBertForMaskedLM.from_pretrained(teacher_dir, local_files_only=True)
+            else:
+                model = from_hf(teacher_dir, target="mlm", strict=False)
+            save_model_dir(model, load_model_tokenizer(teacher_dir, model.config.vocab_size), mlm_dir)
+        print(f"no pretrained masked-LM model of {teacher_dir} (--teacher-pretrained): its fine-tuned backbone drives "
+              "the task-agnostic stages, and the search scores students by their hidden states' distance to it")  # fmt: skip
     check_teacher_vocab(mlm_dir, data.tokenizer, f"the corpus in {data.path}")
     teacher = load_teacher(teacher_dir, task_head=True)
     base = getattr(teacher.model, teacher.model.base_model_prefix, teacher.model)
-    return {"teacher": str(teacher_dir), "teacher_mlm": str(mlm_dir), "teacher_model_type": config.model_type,
+    return {"teacher": str(teacher_dir), "teacher_mlm": str(mlm_dir), "teacher_mlm_head": mlm_head,
+            "teacher_model_type": config.model_type,
             "teacher_arch": getattr(config, "arch", None) or f"{config.model_type} x {config.num_hidden_layers}",
             "teacher_backbone_params": num_parameters(base), "teacher_params": num_parameters(teacher.model)}  # fmt: skip
 
@@ -448,7 +464,8 @@ def _onnx_score(folder: Path, task, data_dir: Path, max_seq_len: int) -> float:
     return task.score(evaluate_onnx(OnnxClassifier(folder), task, dev, 64, tok.pad_token_id or 0))
 
 
-def _student(cfg, p, b: dict, params: int, task, train_dir, data_dir, teacher, teacher_mlm, nas_dir, work) -> dict:
+def _student(cfg, p, b: dict, params: int, task, train_dir, data_dir, teacher, teacher_mlm, nas_dir, work,
+             score: str) -> dict:  # fmt: skip
     from lvbert.recipes.distill import DistillConfig, general_distill
     from lvbert.recipes.nas import NasSearchConfig, search_nas
 
@@ -457,7 +474,7 @@ def _student(cfg, p, b: dict, params: int, task, train_dir, data_dir, teacher, t
     if not (search_dir / "results.json").is_file():
         search_nas(NasSearchConfig(supernet=str(nas_dir), data=cfg.corpus, targets=str(params),
                                    max_latency=b["latency_ms"], top=p.search_top, eval_sequences=64, measure=2,
-                                   out=str(search_dir), overwrite=True))  # fmt: skip
+                                   score=score, out=str(search_dir), overwrite=True))  # fmt: skip
     chosen = next(iter(read_json(search_dir / "results.json")["targets"].values()))
     general = folder / "general"
     if not (general / "summary.json").is_file():
@@ -468,7 +485,7 @@ def _student(cfg, p, b: dict, params: int, task, train_dir, data_dir, teacher, t
                         resume=(general / RUN_CONFIG).is_file())  # fmt: skip
     res = _seed_runs(cfg, p, task, general, train_dir, data_dir, teacher, folder)
     return {"budget": b, "params": chosen["params"], "arch": chosen["arch"], "nas_latency_ms": chosen["latency_ms"],
-            "mlm_accuracy": chosen.get("mlm_accuracy"), "search": str(search_dir), "general": str(general), **res}
+            "search_score": score, "search_loss": chosen["loss"], "mlm_accuracy": chosen.get("mlm_accuracy"), "search": str(search_dir), "general": str(general), **res}
 
 
 def _af_size(teacher_mlm: Path, params: int) -> tuple[str, str, int]:

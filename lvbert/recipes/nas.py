@@ -52,7 +52,7 @@ from lvbert.nas.run import (
 from lvbert.nas.select import k_best, parse_budget
 from lvbert.nas.shrink import BlockTrainer, assign_bins, dev_batches, rounds_needed, shrink_round, shrink_steps
 from lvbert.nas.space import get_space
-from lvbert.nas.supernet import NasBlock, TeacherBlocks, block_loss, extract, sublayer_config
+from lvbert.nas.supernet import NasBlock, TeacherBlocks, block_loss, extract, hidden_distance, sublayer_config
 from lvbert.objectives.mlm import evaluate_mlm
 from lvbert.options import TrainingOptions, option
 from lvbert.tasks.metrics import kendall_tau
@@ -298,6 +298,9 @@ class NasSearchConfig:
     measure: int = option("chosen models and finalists whose whole-model latency is measured (the table's error)",
                           default=20)  # fmt: skip
     seed: int = option("seed of the validation masks", default=0)
+    score: str = option("how finalists are scored: mlm (masked-LM loss through the teacher's head) or hidden (distance "
+                        "of the final hidden states to the teacher's; for a teacher without a trained MLM head)",
+                        default="mlm")  # fmt: skip
     out: str = option("output folder", default="runs/nas-search")
     overwrite: bool = option("replace an existing --out folder", default=False)
 
@@ -315,6 +318,8 @@ class NasSearchConfig:
                 raise LvBertError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.measure < 0:
             raise LvBertError(f"--measure must be 0 or more, got {self.measure}")
+        if self.score not in ("mlm", "hidden"):
+            raise LvBertError(f"--score must be mlm or hidden, got {self.score!r}")
 
 
 def search_nas(cfg: NasSearchConfig) -> Path:
@@ -341,7 +346,10 @@ def search_nas(cfg: NasSearchConfig) -> Path:
         if combo not in evaluated:
             d = info(combo)
             model = extract(space, d["blocks"], nets, teacher)
-            r = evaluate_mlm(model, valid, cfg.batch_size)
+            if cfg.score == "hidden":
+                r = {"mlm_loss": hidden_distance(model, teacher, valid, cfg.batch_size), "mlm_accuracy": None}
+            else:
+                r = evaluate_mlm(model, valid, cfg.batch_size)
             evaluated[combo] = {**d, "arch": str(model.config.arch), "loss": r["mlm_loss"], "mlm_accuracy": r["mlm_accuracy"]}
         return evaluated[combo]
 
@@ -384,7 +392,8 @@ def search_nas(cfg: NasSearchConfig) -> Path:
     for name, t in json.loads((out / "results.json").read_text())["targets"].items():
         print(f"{name:>6}: {t['params']:,} parameters, {t['latency_ms']:.2f} ms (table)"
               + (f" / {t['measured_ms']:.2f} ms measured" if t.get("measured_ms") else "")
-              + f", MLM loss {t['mlm_loss']:.4f}, accuracy {t['mlm_accuracy']:.4f}  {t['blocks']}")  # fmt: skip
+              + (f", MLM loss {t['mlm_loss']:.4f}, accuracy {t['mlm_accuracy']:.4f}" if cfg.score == "mlm" else
+                 f", hidden-state distance to the teacher {t['loss']:.5f}") + f"  {t['blocks']}")  # fmt: skip
     return out
 
 

@@ -37,7 +37,6 @@ from lvbert.errors import LvBertError
 from lvbert.search.history import BEST, CONFIG, HISTORY, TOP, read_history
 from lvbert.search.report import markdown_table, plot_fitness, plot_top_archs
 from lvbert.space import SearchSpace
-from lvbert.training.run import check_run_output
 from lvbert.utils import atomic_write_json, atomic_write_text
 
 __all__ = ["STRATEGIES", "EvolutionConfig", "SearchResult", "rank_key", "read_history", "run_search", "ranking_check"]
@@ -374,6 +373,8 @@ def _prepare_out_dir(
     written = {**settings, "options": _jsonable(options or {})}
     cfg_path = out / CONFIG
     if write:  # the one run-folder check (other processes of a distributed search only read)
+        from lvbert.training.run import check_run_output  # search/ imports without torch; this needs it
+
         own = resume and (cfg_path.is_file() or not (out.is_dir() and any(out.iterdir())))  # or nothing there yet
         check_run_output(out, {}, overwrite=False, resume=resume, own_run=own, marker=CONFIG, what="search")
     if not resume or not cfg_path.exists():
