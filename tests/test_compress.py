@@ -129,9 +129,9 @@ def test_a_killed_stage_resumes(teacher, tmp_path, monkeypatch, capsys):
 
         monkeypatch.setattr(distill_recipe, name, counted)
     out = tmp_path / "deploy"
-    argv = _argv(teacher, out, "--no-baseline")
+    argv = _argv(teacher, out, "--no-baseline", "--nas-steps", "5")
     assert main(argv) == 130  # interrupted
-    capsys.readouterr()
+    assert "5 steps per block" in capsys.readouterr().out  # a single stage budget overrides the profile's
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "teacher: done already" in printed and "nas: done already" in printed

@@ -22,6 +22,7 @@ is skipped on a re-run, an interrupted one resumes from its own checkpoints:
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import statistics
 from dataclasses import asdict, dataclass
@@ -97,8 +98,7 @@ PROFILES = {
                             max_seq_len=32, repeats=2),  # fmt: skip
 }
 
-RESULT_OPTIONS = ("teacher", "teacher_pretrained", "task", "data_dir", "dataset", "corpus", "budget", "bits",
-                  "profile", "seeds", "augment", "baseline", "text_column", "text_pair_column", "label_column")  # fmt: skip
+BUDGETS = ("nas_steps", "general_steps", "task_epochs", "pred_epochs", "int8_epochs", "batch_size", "max_seq_len")
 
 
 @dataclass
@@ -122,7 +122,18 @@ class CompressConfig:
                          "the teacher's backbone (0.33x); MS the NAS latency table's milliseconds",
                          default="params=0.33x")  # fmt: skip
     bits: int = option("bits of the int8 model's weights (activations: 8)", default=8)
-    profile: str = option("stage budgets: quick (minutes on 2 CPU cores), full, test (seconds)", default="quick")
+    profile: str = option("stage budgets: quick (minutes on 2 CPU cores), full, test (seconds); the options below "
+                          "override single budgets", default="quick")  # fmt: skip
+    nas_steps: int | None = option("NAS supernet: steps per block (default: the profile's)", default=None)
+    general_steps: int | None = option("general distillation: steps (default: the profile's)", default=None)
+    task_epochs: int | None = option("task distillation: intermediate-layer epochs (default: the profile's)",
+                                     default=None)  # fmt: skip
+    pred_epochs: int | None = option("task distillation: prediction-layer epochs (default: the profile's)",
+                                     default=None)  # fmt: skip
+    int8_epochs: int | None = option("KDLSQ int8 training: epochs (default: the profile's)", default=None)
+    batch_size: int | None = option("batch size of every training stage (default: the profile's)", default=None)
+    max_seq_len: int | None = option("task inputs are truncated to this many tokens (default: the profile's)",
+                                     default=None)  # fmt: skip
     seeds: int = option("seeds of the task stages (task distillation, quantization); the report gives the median "
                         "and range, the deploy folder the best", default=1)  # fmt: skip
     augment: int = option("TinyBERT's data augmentation: copies per training example (0: none)", default=0)
@@ -145,13 +156,18 @@ class CompressConfig:
             raise LvBertError(f"unknown --profile {self.profile!r}; choose one of {', '.join(PROFILES)}")
         if not 2 <= self.bits <= 8:
             raise LvBertError(f"--bits must be between 2 and 8, got {self.bits}")
-        for name in ("seeds", "latency_seq_len"):
-            if getattr(self, name) < 1:
+        for name in ("seeds", "latency_seq_len", *BUDGETS):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise LvBertError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.augment < 0:
             raise LvBertError(f"--augment must be 0 or more copies, got {self.augment}")
         self.thread_counts()
         self.budgets()
+
+    def stage_budgets(self) -> CompressProfile:
+        """The profile with the budgets given as options replacing its own."""
+        given = {k: getattr(self, k) for k in BUDGETS if getattr(self, k) is not None}
+        return dataclasses.replace(PROFILES[self.profile], **given)
 
     def thread_counts(self) -> list[int]:
         try:
@@ -219,7 +235,7 @@ def _human(n: int) -> str:
 def compress(cfg: CompressConfig) -> Path:
     """Run every stage (module docstring); returns the report's path."""
 
-    p = PROFILES[cfg.profile]
+    p = cfg.stage_budgets()
     budgets = cfg.budgets()
     threads = cfg.thread_counts()
     options = asdict(cfg)
