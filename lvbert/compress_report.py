@@ -39,7 +39,7 @@ def pareto(points: list[tuple[float, float]]) -> list[int]:
             if not any((l2 <= lat and s2 >= sc) and (l2 < lat or s2 > sc) for l2, s2 in points)]  # fmt: skip
 
 
-def headline(task: str, rows: list[dict], key: str) -> str:
+def headline(task: str, rows: list[dict], key: str, chosen: dict) -> str:
     """The report's first sentence: what the run shows, in plain words."""
     teacher, dyn = rows[0], rows[1]
     t_score, t_ms = teacher["score"]["median"], teacher["latency"][key]
@@ -60,7 +60,9 @@ def headline(task: str, rows: list[dict], key: str) -> str:
             diff = r["score"]["median"] - af["score"]["median"]
             parts[-1] += (f"; the same-size AF student distilled without search scores {af['score']['median']:.4f} "
                           f"({'+' if diff >= 0 else ''}{diff:.4f} for the searched one)")  # fmt: skip
-    return f"On {task}, " + "; ".join(parts) + f" (latency at {point(key)})."
+    return f"On {task}, " + "; ".join(parts) + f" (latency at {point(key)})." + "".join(
+        f" The {name} folder holds the AF student, whose dev score is higher." for name, kind in chosen.items()
+        if kind == "AF")
 
 
 def point(key: str) -> str:
@@ -78,7 +80,8 @@ def write_compress_report(out: Path, options: dict, task: str, teacher: dict, st
     key = f"b1_t{threads[0]}"
     for r in rows:
         r["speedup"] = {k: round(t_ms[k] / r["latency"][k], 2) for k in t_ms}
-    first = headline(task, rows, key)
+    chosen = deployed.get("chosen", {})
+    first = headline(task, rows, key, chosen)
     front = pareto([(r["latency"][key], r["score"]["median"]) for r in rows])
     cols = [k for k in sorted(t_ms, key=lambda k: (int(k.split("_t")[1]), int(k[1:].split("_")[0])))]
     head = "| model | arch | backbone params | file | dev score: median [min, max] (seeds) | " + " | ".join(
@@ -98,8 +101,8 @@ def write_compress_report(out: Path, options: dict, task: str, teacher: dict, st
           "models are those of the deployed `model.onnx` run by onnxruntime. `*`: on the Pareto front of dev score "
           f"and latency ({point(key)}).", "", *lines, "",
           "![dev score against latency](report.png)", "", "## Deploy folders", "",
-          *[f"- `{name}/`: `{Path(f).name}/model.onnx` with its tokenizer and labels, runs with onnxruntime alone "
-            "(its README)" for name, f in deployed["folders"].items()], "",
+          *[f"- `{name}/`: the {chosen.get(name, 'searched')} student's int8 `model.onnx` with its tokenizer and labels; "
+            "runs with onnxruntime alone (its README)" for name in deployed["folders"]], "",
           "## Stage times", "", "| stage | seconds |", "|---|---|",
           *[f"| {k} | {v:.0f} |" for k, v in stage_seconds.items()], ""]  # fmt: skip
     atomic_write_text(out / "report.md", "\n".join(md))

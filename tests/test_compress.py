@@ -60,6 +60,10 @@ def test_compress_writes_a_deploy_folder_and_a_report(compressed, teacher):
     md = (compressed / "report.md").read_text()
     assert report["headline"] in md.splitlines()[2] and "report.png" in md and (compressed / "report.png").is_file()
     folder = compressed / "0.7x"
+    chosen = json.loads((compressed / "work" / "stages.json").read_text())["stages"]["deploy"]["chosen"]["0.7x"]
+    better = max(report["rows"][2:], key=lambda r: r["score"]["median"])  # the AF student wins only when higher
+    assert chosen == ("AF" if better["kind"] == "af" and better["score"]["median"] > compressed_row["score"]["median"]
+                      else "searched")  # fmt: skip
     assert {p.name for p in folder.iterdir()} >= {"model.onnx", "tokenizer.json", "labels.json", "config.json",
                                                   "README.md"}  # fmt: skip
     labels = json.loads((folder / "labels.json").read_text())
@@ -102,7 +106,7 @@ def test_a_rerun_skips_every_finished_stage(compressed, teacher, capsys):
     capsys.readouterr()
     assert main(_argv(teacher, compressed)) == 0
     printed = capsys.readouterr().out
-    assert printed.count("done already") == 5  # latency and the report run again
+    assert printed.count("done already") == 4  # deploy, latency and the report run again
 
 
 def test_a_killed_stage_resumes(teacher, tmp_path, monkeypatch, capsys):

@@ -15,7 +15,8 @@ is skipped on a re-run, an interrupted one resumes from its own checkpoints:
 5. ``baselines``: the teacher's dev score in fp32 PyTorch and under onnxruntime's dynamic int8 (what
    an Optimum user does), and a same-size ``AF`` student distilled and quantized the same way, without
    search;
-6. ``deploy``: ``OUT/<budget>/``, the best seed's model (``lvbert.export.deploy``);
+6. ``deploy``: ``OUT/<budget>/``, the best seed's model (``lvbert.export.deploy``): the searched student,
+   or the same-size AF student when its dev score is higher (the report says which);
 7. ``latency``: every model timed for real on this machine (batch 1 and 8, ``--latency-threads``);
 8. ``report``: ``OUT/report.md``, ``report.json``, ``report.png``.
 """
@@ -321,30 +322,35 @@ def compress(cfg: CompressConfig) -> Path:
                         baselines_stage)  # fmt: skip
     i += 1
 
-    # 6. deploy folders
+    # 6. deploy folders: per budget the searched student, or the same-size AF student when it scores higher on dev
     def deploy_stage() -> dict:
         examples = _examples(task, data_dir)
-        res = {}
+        res, chosen = {}, {}
         for name, s in students.items():
-            best = s["best_int8"]
+            af = baselines.get(f"af {name}")
+            kind, pick = ("searched", s)
+            if af is not None and af["int8_score"]["median"] > s["int8_score"]["median"]:
+                kind, pick = ("AF", af)
+            best = pick["best_int8"]
             tok_len = resolve_max_seq_len(p.max_seq_len, load_model_config(best).max_position_embeddings)
             tok = load_model_tokenizer(best, load_model_config(best).vocab_size)
-            summary = (f"Compressed by `lvbert compress` from `{teacher}`: {s['params']:,} backbone parameters "
-                       f"(teacher {teacher_params:,}), dev score {s['int8_score']['median']:.4f} (teacher "
-                       f"{baselines['teacher']['fp32_score']:.4f}); arch `{s['arch']}`.")  # fmt: skip
+            summary = (f"Compressed by `lvbert compress` from `{teacher}` ({kind} student): {pick['params']:,} backbone "
+                       f"parameters (teacher {teacher_params:,}), dev score {pick['int8_score']['median']:.4f} (teacher "
+                       f"{baselines['teacher']['fp32_score']:.4f}); arch `{pick['arch']}`.")  # fmt: skip
             dest = write_deploy_folder(Path(best), out / name, task, tok_len, tok.pad_token_id or 0, examples, summary)
-            res[name] = str(dest)
-        return {"folders": res}
+            res[name], chosen[name] = str(dest), kind
+        return {"folders": res, "chosen": chosen}
 
-    deployed = log.run(i, total, "deploy", f"OUT/<budget>/ for {len(students)} budget(s)", deploy_stage)
+    deployed = log.run(i, total, "deploy", f"OUT/<budget>/ for {len(students)} budget(s)", deploy_stage,
+                       redo=True)  # seconds: written again with the stages before it  # fmt: skip
     i += 1
 
     # 7. latency, measured for real
     def latency_stage() -> dict:
         models = {"teacher fp32 (PyTorch)": ("torch", teacher),
                   "teacher dynamic int8 (onnxruntime)": ("onnx", Path(baselines["teacher"]["dynamic_int8_dir"]))}  # fmt: skip
-        for name, folder in deployed["folders"].items():
-            models[f"compressed {name} int8 (onnxruntime)"] = ("onnx", Path(folder))
+        for name, s in students.items():
+            models[f"compressed {name} int8 (onnxruntime)"] = ("onnx", Path(s["best_int8"]))
         for name, r in baselines.items():
             if name.startswith("af "):
                 models[f"AF {name[3:]} int8 (onnxruntime)"] = ("onnx", Path(r["best_int8"]))
