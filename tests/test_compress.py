@@ -157,6 +157,8 @@ def test_bad_input_is_one_line(teacher, real_data, tmp_path, capsys):
         rc = main(_argv(teacher, out, *extra))
         err = capsys.readouterr().err
         assert rc == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, (extra, err)
+        if message != "smallest":  # refused by a check before any stage: nothing is left behind
+            assert not out.exists(), extra
 
 
 def test_another_runs_settings_are_refused(compressed, teacher, capsys):

@@ -245,6 +245,9 @@ def compress(cfg: CompressConfig) -> Path:
     out = check_output_dir(out, inputs={"--teacher": cfg.teacher, "--corpus": cfg.corpus, "--data-dir": cfg.data_dir,
                                         "--teacher-pretrained": cfg.teacher_pretrained}, overwrite=cfg.overwrite,
                            own_run=own)  # fmt: skip
+    task, data_dir = _resolve_task(cfg)
+    existed = out.exists()
+    fresh = not existed or not any(out.iterdir())
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
     log = StageLog(work, {"command": "compress"}, "run")
@@ -254,12 +257,15 @@ def compress(cfg: CompressConfig) -> Path:
     print(f"lvbert compress, profile {cfg.profile} ({p.description}), output in {out}")
 
     # 1. the teacher and its task-agnostic (masked-LM) teacher
-    task, data_dir = _resolve_task(cfg)
-
     def teacher_stage() -> dict:
         return _check_teacher(cfg, task, work)
 
-    t = log.run(1, total, "teacher", "checks; the masked-LM teacher of the task-agnostic stages", teacher_stage)
+    try:
+        t = log.run(1, total, "teacher", "checks; the masked-LM teacher of the task-agnostic stages", teacher_stage)
+    except BaseException:
+        if fresh and log.done("teacher") is None:  # bad input: nothing of this run is left behind
+            shutil.rmtree(out if not existed else work, ignore_errors=True)
+        raise
     teacher, teacher_mlm = Path(t["teacher"]), Path(t["teacher_mlm"])
     i = 2
 
@@ -286,8 +292,8 @@ def compress(cfg: CompressConfig) -> Path:
         ncfg = NasTrainConfig(data=cfg.corpus, teacher=str(teacher_mlm), out=str(run), size=p.nas_size,
                               widths=p.nas_widths, steps=p.nas_steps, batch_size=p.batch_size, lr=p.lr, bins=p.nas_bins,
                               sample=p.nas_sample, keep=p.nas_keep, dev_batches=2, eval_sequences=64,
-                              latency_seq_len=cfg.latency_seq_len, latency_repeats=3, latency_calibrate=p.nas_calibrate, save_every=max(100, p.nas_steps // 2),
-                              device=cfg.device, progress=cfg.progress)  # fmt: skip
+                              latency_seq_len=cfg.latency_seq_len, latency_repeats=3, latency_calibrate=p.nas_calibrate,
+                              save_every=max(100, p.nas_steps // 2), device=cfg.device, progress=cfg.progress)  # fmt: skip
         train_nas(ncfg, resume=(run / "nas.json").exists())
         return {"nas": str(run)}
 
