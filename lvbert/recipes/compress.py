@@ -281,7 +281,8 @@ def compress(cfg: CompressConfig) -> Path:
                                  text_pair_column=cfg.text_pair_column, label_column=cfg.label_column)  # fmt: skip
             return {"data_dir": str(augment(acfg))}
 
-        train_dir = Path(log.run(i, total, "augment", f"{cfg.augment} copies per training example", augment_stage)["data_dir"])
+        augmented = log.run(i, total, "augment", f"{cfg.augment} copies per training example", augment_stage)
+        train_dir = Path(augmented["data_dir"])
         i += 1
 
     # 3. the NAS-BERT supernet
@@ -293,7 +294,8 @@ def compress(cfg: CompressConfig) -> Path:
                               widths=p.nas_widths, steps=p.nas_steps, batch_size=p.batch_size, lr=p.lr, bins=p.nas_bins,
                               sample=p.nas_sample, keep=p.nas_keep, dev_batches=2, eval_sequences=64,
                               latency_seq_len=cfg.latency_seq_len, latency_repeats=3, latency_calibrate=p.nas_calibrate,
-                              save_every=max(100, p.nas_steps // 2), device=cfg.device, progress=cfg.progress)  # fmt: skip
+                              save_every=max(100, p.nas_steps // 2), device=cfg.device,
+                              progress=cfg.progress)  # fmt: skip
         train_nas(ncfg, resume=(run / "nas.json").exists())
         return {"nas": str(run)}
 
@@ -353,8 +355,8 @@ def compress(cfg: CompressConfig) -> Path:
 
     # 7. latency, measured for real
     def latency_stage() -> dict:
-        models = {"teacher fp32 (PyTorch)": ("torch", teacher),
-                  "teacher dynamic int8 (onnxruntime)": ("onnx", Path(baselines["teacher"]["dynamic_int8_dir"]))}  # fmt: skip
+        dynamic = Path(baselines["teacher"]["dynamic_int8_dir"])
+        models = {"teacher fp32 (PyTorch)": ("torch", teacher), "teacher dynamic int8 (onnxruntime)": ("onnx", dynamic)}
         for name, s in students.items():
             models[f"compressed {name} int8 (onnxruntime)"] = ("onnx", Path(s["best_int8"]))
         for name, r in baselines.items():
@@ -363,8 +365,8 @@ def compress(cfg: CompressConfig) -> Path:
         return {"cpu": cpu_capability().to_dict(), "seq_len": cfg.latency_seq_len,
                 "models": _measure_latency(models, threads, cfg.latency_seq_len, p.repeats)}  # fmt: skip
 
-    latency = log.run(i, total, "latency", f"batch 1 and 8 x {cfg.latency_seq_len} tokens, {cfg.latency_threads} thread(s)",
-                      latency_stage, redo=True)  # fmt: skip
+    latency = log.run(i, total, "latency", f"batch 1 and 8 x {cfg.latency_seq_len} tokens, "
+                      f"{cfg.latency_threads} thread(s)", latency_stage, redo=True)  # fmt: skip
     i += 1
 
     # 8. report
@@ -435,7 +437,8 @@ def _check_teacher(cfg: CompressConfig, task, work: Path) -> dict:
                 model = from_hf(teacher_dir, target="mlm", strict=False)
             save_model_dir(model, load_model_tokenizer(teacher_dir, model.config.vocab_size), mlm_dir)
         print(f"no pretrained masked-LM model of {teacher_dir} (--teacher-pretrained): its fine-tuned backbone drives "
-              "the task-agnostic stages, and the search scores students by their hidden states' distance to it")  # fmt: skip
+              "the task-agnostic stages, and the search scores students by their hidden states' distance to "
+              "it")  # fmt: skip
     check_teacher_vocab(mlm_dir, data.tokenizer, f"the corpus in {data.path}")
     teacher = load_teacher(teacher_dir, task_head=True)
     base = getattr(teacher.model, teacher.model.base_model_prefix, teacher.model)
@@ -455,10 +458,11 @@ def _seed_runs(cfg, p, task, student: Path, train_dir: Path, data_dir: Path, tea
     for seed in range(cfg.seeds):
         tdir, qdir = folder / f"task-seed{seed}", folder / f"int8-seed{seed}"
         if not (tdir / "results.json").is_file():
-            task_distill(DistillConfig(teacher=str(teacher), student=str(student), task=task.name, data_dir=str(train_dir),
-                                       out=str(tdir), epochs=p.task_epochs, pred_epochs=p.pred_epochs, lr=p.task_lr,
-                                       batch_size=p.batch_size, max_seq_len=p.max_seq_len, seed=seed, save_every=0,
-                                       device=cfg.device, progress=cfg.progress, **columns),
+            task_distill(DistillConfig(teacher=str(teacher), student=str(student), task=task.name,
+                                       data_dir=str(train_dir), out=str(tdir), epochs=p.task_epochs,
+                                       pred_epochs=p.pred_epochs, lr=p.task_lr, batch_size=p.batch_size,
+                                       max_seq_len=p.max_seq_len, seed=seed, save_every=0, device=cfg.device,
+                                       progress=cfg.progress, **columns),
                          resume=(tdir / RUN_CONFIG).is_file())  # fmt: skip
         if not (qdir / "results.json").is_file():
             quantize(QuantizeConfig(model=str(tdir), task=task.name, data_dir=str(data_dir), out=str(qdir),
@@ -506,14 +510,16 @@ def _student(cfg, p, b: dict, params: int, task, train_dir, data_dir, teacher, t
     chosen = next(iter(read_json(search_dir / "results.json")["targets"].values()))
     general = folder / "general"
     if not (general / "summary.json").is_file():
-        general_distill(DistillConfig(teacher=str(teacher_mlm), data=cfg.corpus, student=str(search_dir / chosen["model"]),
-                                      steps=p.general_steps, batch_size=p.batch_size, lr=p.lr, out=str(general),
+        general_distill(DistillConfig(teacher=str(teacher_mlm), data=cfg.corpus,
+                                      student=str(search_dir / chosen["model"]), steps=p.general_steps,
+                                      batch_size=p.batch_size, lr=p.lr, out=str(general),
                                       save_every=max(100, p.general_steps // 2), eval_every=p.general_steps,
                                       eval_sequences=64, device=cfg.device, progress=cfg.progress),
                         resume=(general / RUN_CONFIG).is_file())  # fmt: skip
     res = _seed_runs(cfg, p, task, general, train_dir, data_dir, teacher, folder)
     return {"budget": b, "params": chosen["params"], "arch": chosen["arch"], "nas_latency_ms": chosen["latency_ms"],
-            "search_score": score, "search_loss": chosen["loss"], "mlm_accuracy": chosen.get("mlm_accuracy"), "search": str(search_dir), "general": str(general), **res}
+            "search_score": score, "search_loss": chosen["loss"], "mlm_accuracy": chosen.get("mlm_accuracy"),
+            "search": str(search_dir), "general": str(general), **res}
 
 
 def _af_size(teacher_mlm: Path, params: int) -> tuple[str, str, int]:

@@ -107,7 +107,8 @@ class DistillConfig:
     text_pair_column: str | None = option("file tasks: column with the second text", default=None)
     label_column: str | None = option("file tasks: column with the label", default=None)
     # both
-    mapping: str = option("layer mapping: uniform (TinyBERT's: student layer m to teacher layer m*N/M), top or bottom", default="uniform")
+    mapping: str = option("layer mapping: uniform (TinyBERT's: student layer m to teacher layer m*N/M), top or "
+                          "bottom", default="uniform")  # fmt: skip
     projection: str = option("hidden-state projections: shared (one for every layer, the official code) or "
                              "per-layer", default="shared")  # fmt: skip
     temperature: float = option("temperature of the soft cross-entropy", default=1.0)

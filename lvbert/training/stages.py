@@ -20,10 +20,12 @@ class StageLog:
 
     def __init__(self, out: Path, identity: dict, what: str = "run"):
         self.path = Path(out) / "stages.json"
-        self.state = json.loads(self.path.read_text(encoding="utf-8")) if self.path.exists() else {**identity, "stages": {}}
+        fresh = {**identity, "stages": {}}
+        self.state = json.loads(self.path.read_text(encoding="utf-8")) if self.path.exists() else fresh
         for key, value in identity.items():
             if self.state.get(key) != value:
-                raise LvBertError(f"{out} holds a {what} of {key} {self.state.get(key)!r}, not {value!r}; use another --out")
+                raise LvBertError(f"{out} holds a {what} of {key} {self.state.get(key)!r}, not {value!r}; use another "
+                                  "--out")  # fmt: skip
 
     def done(self, name: str) -> dict | None:
         return self.state["stages"].get(name)
