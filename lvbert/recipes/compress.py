@@ -240,12 +240,12 @@ def compress(cfg: CompressConfig) -> Path:
     budgets = cfg.budgets()
     threads = cfg.thread_counts()
     options = asdict(cfg)
+    task, data_dir = _resolve_task(cfg)  # before --overwrite removes anything
     out = Path(cfg.out)
     own = (out / "work" / "stages.json").is_file() and not cfg.overwrite
     out = check_output_dir(out, inputs={"--teacher": cfg.teacher, "--corpus": cfg.corpus, "--data-dir": cfg.data_dir,
                                         "--teacher-pretrained": cfg.teacher_pretrained}, overwrite=cfg.overwrite,
                            own_run=own)  # fmt: skip
-    task, data_dir = _resolve_task(cfg)
     existed = out.exists()
     fresh = not existed or not any(out.iterdir())
     work = out / "work"
