@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lvbert.nas.select import pareto_front
 from lvbert.plots import pyplot, save
 from lvbert.utils import atomic_write_json, atomic_write_text
 
@@ -35,8 +36,9 @@ def compress_rows(teacher: dict, students: dict, baselines: dict, latency: dict)
 
 def pareto(points: list[tuple[float, float]]) -> list[int]:
     """Indices of the points (latency, score) no other point beats in both (lower latency, higher score)."""
-    return [i for i, (lat, sc) in enumerate(points)
-            if not any((l2 <= lat and s2 >= sc) and (l2 < lat or s2 > sc) for l2, s2 in points)]  # fmt: skip
+    front = pareto_front([{"neg_score": -sc, "latency_ms": lat, "index": i} for i, (lat, sc) in enumerate(points)],
+                         keys=("neg_score", "latency_ms"))  # fmt: skip
+    return sorted(p["index"] for p in front)
 
 
 def headline(task: str, rows: list[dict], key: str, chosen: dict) -> str:

@@ -14,6 +14,7 @@ from lvbert.data.prepare import prepare_data
 from lvbert.data.tokenizer import train_tokenizer
 from lvbert.recipes.finetune import finetune
 from lvbert.recipes.pretrain import PretrainConfig, pretrain
+from lvbert.tasks import get_task
 
 pytest.importorskip("onnxruntime")
 
@@ -67,7 +68,7 @@ def test_compress_writes_a_deploy_folder_and_a_report(compressed, teacher):
     assert {p.name for p in folder.iterdir()} >= {"model.onnx", "tokenizer.json", "labels.json", "config.json",
                                                   "README.md"}  # fmt: skip
     labels = json.loads((folder / "labels.json").read_text())
-    assert labels["labels"] == ["negative", "positive"] or len(labels["labels"]) == 2
+    assert labels["labels"] == list(get_task("polarity", None).labels)
     stages = json.loads((compressed / "work" / "stages.json").read_text())["stages"]
     assert list(stages) == ["teacher", "nas", "student 0.7x", "baselines", "deploy", "latency", "report"]
 
@@ -80,12 +81,13 @@ def test_the_deploy_folder_runs_without_lvbert(compressed, tmp_path):
     blocker = tmp_path / "block"
     (blocker / "lvbert").mkdir(parents=True)
     (blocker / "lvbert" / "__init__.py").write_text("raise ImportError('lvbert is not installed here')\n")
-    check = "import importlib.util\ntry:\n    import lvbert\nexcept ImportError:\n    pass\nelse:\n    raise SystemExit(3)\n"
+    check = "try:\n    import lvbert\nexcept ImportError:\n    pass\nelse:\n    raise SystemExit(3)\n"
     res = subprocess.run([sys.executable, "-c", check + code], cwd=folder, capture_output=True, text=True, timeout=120,
                          env={"PYTHONPATH": str(blocker), "PATH": "/usr/bin:/bin"})  # fmt: skip
     assert res.returncode == 0, res.stderr
     printed = eval(res.stdout.strip().splitlines()[-1])  # a list of labels
-    labels = json.loads((folder / "labels.json").read_text())["labels"]
+    meta = json.loads((folder / "labels.json").read_text())
+    labels = meta["labels"]
     assert len(printed) == 2 and set(printed) <= set(labels)
     # the same predictions through lvbert's own ONNX path
     from lvbert.export.onnx import OnnxClassifier
@@ -94,7 +96,7 @@ def test_the_deploy_folder_runs_without_lvbert(compressed, tmp_path):
 
     examples = eval(code.split("enc = tok.encode_batch(", 1)[1].split(")\n", 1)[0])
     tok = load_model_tokenizer(folder, json.loads((folder / "config.json").read_text())["vocab_size"])
-    enc = tok(list(examples), truncation=True, max_length=labels and 32)
+    enc = tok(list(examples), truncation=True, max_length=meta["max_seq_len"])
     from lvbert.tasks.encoding import Encoded
 
     e = Encoded(enc["input_ids"], enc["token_type_ids"], None, list(range(len(examples))))
