@@ -56,9 +56,11 @@ class Profile:
 
 
 PROFILES = {
-    # ~8 minutes on 2 quiet CPU cores (docs/quickstart.md): tiny models of 12 slots; the supernet leaves the
+    # 10-16 minutes on 2 CPU cores (docs/quickstart.md): tiny models of 12 slots; the supernet leaves the
     # unigram plateau after ~400 steps and separates archs only well after it (docs/img/quickstart_plateau.png).
-    "cpu-quick": Profile("tiny size, 12 slots, ~8 minutes on 2 CPU cores", num_slots=12, supernet_steps=4000,
+    # Batches of 16 (32 before): a step costs 0.59x, and the search still separates archs (docs/quickstart.md).
+    "cpu-quick": Profile("tiny size, 12 slots, 10-16 minutes on 2 CPU cores", num_slots=12, supernet_steps=4000,
+                         supernet_batch=16, pretrain_batch=16,
                          population=40, generations=4, parents=8, mutations=16, crossovers=16),
     # 81 minutes on 2 quiet CPU cores (docs/quickstart.md): numbers worth reading at tiny scale.
     "cpu": Profile("tiny size, ~80 minutes on 2 CPU cores", seq_len=128, vocab_size=8192, supernet_steps=4000,
