@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine_info, matmul_peak, write_result  # noqa: E402
 from bench_fitness import synthetic_batch  # noqa: E402
 
-from lvbert.space import SearchSpace  # noqa: E402
 from lvbert.search.fitness import SupernetFitness, distributed_fitness  # noqa: E402
+from lvbert.space import SearchSpace  # noqa: E402
 from lvbert.supernet import LvBertSupernet  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "fitness_procs.json"
