@@ -58,7 +58,7 @@ class Profile:
 PROFILES = {
     # 10-16 minutes on 2 CPU cores (docs/quickstart.md): tiny models of 12 slots; the supernet leaves the
     # unigram plateau after ~400 steps and separates archs only well after it (docs/img/quickstart_plateau.png).
-    # Batches of 16 (32 before): a step costs 0.59x, and the search still separates archs (docs/quickstart.md).
+    # Batches of 16 (32 before): a step costs 0.64x, and the search still separates archs (docs/quickstart.md).
     "cpu-quick": Profile("tiny size, 12 slots, 10-16 minutes on 2 CPU cores", num_slots=12, supernet_steps=4000,
                          supernet_batch=16, pretrain_batch=16,
                          population=40, generations=4, parents=8, mutations=16, crossovers=16),
