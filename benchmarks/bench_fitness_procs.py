@@ -105,7 +105,15 @@ def processes(args, bf16: bool) -> dict:
              for r in range(args.processes)]  # fmt: skip
     for p in procs:
         p.start()
-    result = queue.get(timeout=3600)
+    result = None
+    while result is None:
+        try:
+            result = queue.get(timeout=2)
+        except Exception:  # queue.Empty: stop waiting once a worker has failed
+            if any(p.exitcode not in (None, 0) for p in procs):
+                for p in procs:
+                    p.kill()
+                raise RuntimeError(f"a worker failed (exit codes {[p.exitcode for p in procs]})") from None
     for p in procs:
         p.join()
     return result
