@@ -1,6 +1,7 @@
 """Where the quickstart's models leave the unigram plateau: MLM accuracy against steps, several seeds.
 
-Trains, at the ``cpu-quick`` profile's size (tiny, 12 slots, sequences of 64, lr 2e-3) with batches of 32 (the profile's until December 2026; it now uses 16),
+Trains, at the ``cpu-quick`` profile's size (tiny, 12 slots, sequences of 64, lr 2e-3) with batches
+of 32 (the profile's until December 2026; it now uses 16),
 the supernet (its probe paths are validated every ``--eval-every`` steps) and stand-alone MLM
 models of ``bert`` (AF x 6) and of LV-BERT-small's bottom 12 slots (the released list has 24),
 each with ``--seeds`` seeds, all on one fixed-mask validation set; then evaluates how far apart
