@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import queue as queues
 import random
 import socket
 import sys
@@ -109,7 +110,7 @@ def processes(args, bf16: bool) -> dict:
     while result is None:
         try:
             result = queue.get(timeout=2)
-        except Exception:  # queue.Empty: stop waiting once a worker has failed
+        except queues.Empty:  # stop waiting once a worker has failed
             if any(p.exitcode not in (None, 0) for p in procs):
                 for p in procs:
                     p.kill()

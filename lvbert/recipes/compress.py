@@ -340,8 +340,9 @@ def compress(cfg: CompressConfig) -> Path:
             if af is not None and af["int8_score"]["median"] > s["int8_score"]["median"]:
                 kind, pick = ("AF", af)
             best = pick["best_int8"]
-            tok_len = resolve_max_seq_len(p.max_seq_len, load_model_config(best).max_position_embeddings)
-            tok = load_model_tokenizer(best, load_model_config(best).vocab_size)
+            model_cfg = load_model_config(best)
+            tok_len = resolve_max_seq_len(p.max_seq_len, model_cfg.max_position_embeddings)
+            tok = load_model_tokenizer(best, model_cfg.vocab_size)
             summary = (f"Compressed by `lvbert compress` from `{teacher}` ({kind} student): {pick['params']:,} backbone "
                        f"parameters (teacher {teacher_params:,}), dev score {pick['int8_score']['median']:.4f} (teacher "
                        f"{baselines['teacher']['fp32_score']:.4f}); arch `{pick['arch']}`.")  # fmt: skip
