@@ -5,19 +5,26 @@ two labels), at batch 1 and 8 and sequence 128, one thread: the fp32 PyTorch mod
 int8 dynamic-activation / int8-weight model (``lvbert predict --runtime torchao``, eager) and
 the same under ``torch.compile`` (inductor, compiled per batch shape in the warm-up round); onnxruntime
 on the fp32 ONNX export; onnxruntime on the int8 export of the W8A8 quantized model (``lvbert
-quantize``: QDQ with the learned scales, integer matmuls); onnxruntime's own post-training
-dynamic int8 (``lvbert export --dynamic-int8``, the baseline a user would try first); and what an
-Optimum user runs (its O2 level, then dynamic int8): onnxruntime's transformer optimizer
-(``onnxruntime.transformers.optimizer``: fused attention, skip-LayerNorm, bias-GELU where its patterns
-match) on the fp32 graph, then dynamic int8 -- on lvbert's graph, and for the ``bert`` arch also on
-Hugging Face ``BertForSequenceClassification`` of the same sizes exported as Optimum exports it
-(TorchScript exporter), where its attention fusion applies. The
+quantize``: the learned scales, integer matmuls, rewritten for onnxruntime by
+``lvbert.export.ort_passes``), and the same as a plain QDQ graph (``--portable``) and as
+``quantize_static`` writes it (no rewrite); onnxruntime's own post-training dynamic int8 (``lvbert
+export --dynamic-int8``, the baseline a user would try first), also with onnxruntime's
+SkipLayerNormalization fusion switched off (a session option an informed user could set: that
+kernel is slow on CPU); and what an Optimum user runs (its O2 level, then dynamic int8):
+onnxruntime's transformer optimizer (``onnxruntime.transformers.optimizer``: fused attention,
+skip-LayerNorm, bias-GELU where its patterns match) on the fp32 graph, then dynamic int8 -- on
+lvbert's graph as ``torch.onnx`` writes it, and for the ``bert`` arch also on Hugging Face
+``BertForSequenceClassification`` of the same sizes exported as Optimum exports it (TorchScript
+exporter), where its attention fusion applies. "Best onnxruntime path" is the fastest of those
+baselines at each setting. The
 weights are random and the quantized model's clip values initialised and calibrated (percentile,
 on random batches) but not trained: latency does not depend on them. The paths alternate within
 every round, so other load on the machine hits all alike; medians are reported with the matmul
-peak measured in the same run, and the file sizes. Writes ``benchmarks/results/quantize.json``.
+peak measured in the same run (fp32 by torch; int8 by onnxruntime's u8 x s8 integer matmul, the
+kernel every int8 path here runs), the int8 export's achieved dense-layer int8 ops/s against
+that peak, and the file sizes. Writes ``benchmarks/results/quantize.json``.
 
-    .venv/bin/python benchmarks/bench_quantize.py [--sizes small base] [--batches 1 8] [--rounds 10]
+    .venv/bin/python benchmarks/bench_quantize.py [--sizes small base] [--batches 1 8] [--threads 1 2] [--rounds 10]
 """
 
 from __future__ import annotations
@@ -38,8 +45,47 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _machine import machine_info, matmul_peak  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "quantize.json"
-PATHS = ("torch fp32", "torchao int8", "torchao int8 + compile", "ORT fp32", "ORT int8 (QAT export)",
-         "ORT dynamic int8 (PTQ)", "ORT optimized + dynamic int8 (Optimum O2)", "HF BERT: ORT optimized + dynamic int8")
+OURS = "ORT int8 (QAT export)"
+BASELINES = ("ORT dynamic int8 (PTQ)", "ORT dynamic int8, SkipLayerNorm fusion off",
+             "ORT optimized + dynamic int8 (Optimum O2)", "HF BERT: ORT optimized + dynamic int8")
+OPTIMUM = ("ORT dynamic int8 (PTQ)", "ORT optimized + dynamic int8 (Optimum O2)", "HF BERT: ORT optimized + dynamic int8")
+PATHS = ("torch fp32", "torchao int8", "torchao int8 + compile", "ORT fp32", OURS, "ORT int8, portable QDQ",
+         "ORT int8, not rewritten", *BASELINES)
+
+
+def int8_peak(threads: int, m: int = 1024, k: int = 768, n: int = 3072, reps: int = 10) -> float:
+    """onnxruntime's u8 x s8 integer matmul (``MatMulIntegerToFloat``, the kernel of every int8 path
+    here; VNNI where the CPU has it) on one [m, k] x [k, n] product, in TOPS."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.integers(-127, 128, (k, n)).astype(np.int8), "w"),
+             numpy_helper.from_array(np.float32(0.01), "sa"), numpy_helper.from_array(np.float32(0.01), "sw"),
+             numpy_helper.from_array(np.uint8(128), "za"), numpy_helper.from_array(np.int8(0), "zw")]  # fmt: skip
+    node = helper.make_node("MatMulIntegerToFloat", ["a", "w", "sa", "sw", "za", "zw"], ["y"], domain="com.microsoft")
+    graph = helper.make_graph([node], "peak", [helper.make_tensor_value_info("a", TensorProto.UINT8, [m, k])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    feed = {"a": rng.integers(0, 256, (m, k)).astype(np.uint8)}
+    sess.run(None, feed)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        sess.run(None, feed)
+    return round(2 * m * k * n * reps / (time.perf_counter() - t0) / 1e12, 4)
+
+
+def dense_macs_per_token(model) -> int:
+    """Multiply-adds per token of the layers the int8 export runs as integer kernels (every quantized
+    dense layer and depthwise convolution; not the attention matmuls, the embedding lookups or the head)."""
+    from lvbert.quantization import QuantConv1d, QuantLinear
+
+    # a dense layer: in x out; a (grouped) convolution: out x in / groups x kernel -- the weight's size either way
+    return sum(m.weight.numel() for m in model.modules() if isinstance(m, (QuantLinear, QuantConv1d)))
 
 
 def _batch(n: int, seq: int, vocab: int, seed: int) -> dict:
@@ -81,9 +127,25 @@ def hf_bert_export(config, folder: Path) -> Path:
     return folder / "fp32.onnx"
 
 
-def build(size: str, seq: int, tmp: Path, arch: str = "lv-bert-small") -> tuple[dict, dict]:
-    """The callables ``batch -> logits`` of every path, and the file sizes."""
-    from lvbert.export.onnx import OnnxClassifier, export_onnx
+def _session(folder: Path, threads: int, disabled: tuple = ()):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(folder / "model.onnx"), opts, providers=["CPUExecutionProvider"],
+                                disabled_optimizers=list(disabled))  # fmt: skip
+
+    def run(b):
+        return torch.from_numpy(sess.run(None, {k: b[k].numpy() for k in ("input_ids", "attention_mask", "token_type_ids")})[0])
+
+    return run
+
+
+def build(size: str, seq: int, tmp: Path, arch: str = "lv-bert-small"):
+    """``make(threads)``: the callables ``batch -> logits`` of every path at that thread count; the
+    fake-quant reference; and the model's facts (sizes, fusions, dense multiply-adds per token)."""
+    from lvbert.export.onnx import export_onnx
     from lvbert.export.torchao import torchao_int8
     from lvbert.modeling_lvbert import LvBertConfig, LvBertForSequenceClassification
     from lvbert.quantization import QuantSpec, calibrate_activations, init_weight_alphas, quantize_model
@@ -98,14 +160,18 @@ def build(size: str, seq: int, tmp: Path, arch: str = "lv-bert-small") -> tuple[
     calib = [_batch(8, seq, 30522, s) for s in range(2)]
     calibrate_activations(quant, calib)
     files = {}
-    for name, m, dyn in (("fp32", model, False), ("int8", quant, False), ("dynamic", model, True)):
-        folder = tmp / f"{arch}-{size}-{name}"
+    exports = (("fp32", model, {}), ("int8", quant, {}), ("int8 portable", quant, {"portable": True}),
+               ("int8 raw", quant, {"rewrite": False}), ("fp32 raw", model, {"rewrite": False}),
+               ("dynamic", model, {"dynamic_int8": True}))  # fmt: skip
+    for name, m, kw in exports:
+        folder = tmp / f"{arch}-{size}-{name.replace(' ', '-')}"
         folder.mkdir()
-        export_onnx(m, folder, calib, dynamic_int8=dyn)
+        export_onnx(m, folder, calib, **kw)
         files[name] = folder
     fusions = {}
-    files["optimized"], fusions["lvbert"] = optimized_dynamic(files["fp32"] / "model.onnx", tmp / f"{arch}-{size}-opt",
-                                                              config)  # fmt: skip
+    # Optimum exports the model itself: the baseline starts from the graph as torch.onnx writes it
+    files["optimized"], fusions["lvbert"] = optimized_dynamic(files["fp32 raw"] / "model.onnx",
+                                                              tmp / f"{arch}-{size}-opt", config)  # fmt: skip
     if arch == "bert":
         hf_fp32 = hf_bert_export(config, tmp / f"{size}-hf")
         files["hf optimized"], fusions["hf bert"] = optimized_dynamic(hf_fp32, tmp / f"{size}-hf-opt", config)
@@ -114,7 +180,7 @@ def build(size: str, seq: int, tmp: Path, arch: str = "lv-bert-small") -> tuple[
 
     sizes["fp32 safetensors"] = len(save({k: v.contiguous() for k, v in model.state_dict().items()}))
     ao = torchao_int8(model)
-    sessions = {k: OnnxClassifier(v, threads=1) for k, v in files.items()}
+    ao_compiled = torch.compile(ao)  # static shapes: one compile per batch shape
 
     def torch_path(m):
         def run(b):
@@ -123,19 +189,27 @@ def build(size: str, seq: int, tmp: Path, arch: str = "lv-bert-small") -> tuple[
 
         return run
 
-    paths = {
-        "torch fp32": torch_path(model),
-        "torchao int8": torch_path(ao),
-        "torchao int8 + compile": torch_path(torch.compile(ao)),  # static shapes: one compile per batch shape
-        "ORT fp32": sessions["fp32"].logits,
-        "ORT int8 (QAT export)": sessions["int8"].logits,
-        "ORT dynamic int8 (PTQ)": sessions["dynamic"].logits,
-        "ORT optimized + dynamic int8 (Optimum O2)": sessions["optimized"].logits,
-    }
-    if "hf optimized" in sessions:
-        paths["HF BERT: ORT optimized + dynamic int8"] = sessions["hf optimized"].logits
+    def make(threads: int) -> dict:
+        paths = {
+            "torch fp32": torch_path(model),
+            "torchao int8": torch_path(ao),
+            "torchao int8 + compile": torch_path(ao_compiled),
+            "ORT fp32": _session(files["fp32"], threads),
+            OURS: _session(files["int8"], threads),
+            "ORT int8, portable QDQ": _session(files["int8 portable"], threads),
+            "ORT int8, not rewritten": _session(files["int8 raw"], threads),
+            "ORT dynamic int8 (PTQ)": _session(files["dynamic"], threads),
+            "ORT dynamic int8, SkipLayerNorm fusion off": _session(files["dynamic"], threads, ("SkipLayerNormFusion",)),
+            "ORT optimized + dynamic int8 (Optimum O2)": _session(files["optimized"], threads),
+        }
+        if "hf optimized" in files:
+            paths["HF BERT: ORT optimized + dynamic int8"] = _session(files["hf optimized"], threads)
+        return paths
+
     params = sum(p.numel() for p in model.parameters())
-    return paths, {"arch": arch, "params": params, "file_bytes": sizes, "ort_fusions": fusions}
+    info = {"arch": arch, "params": params, "dense_macs_per_token": dense_macs_per_token(quant), "file_bytes": sizes,
+            "ort_fusions": fusions}  # fmt: skip
+    return make, torch_path(quant), info
 
 
 def main(argv=None) -> int:
@@ -143,41 +217,66 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", nargs="+", default=["small", "base"])
     ap.add_argument("--archs", nargs="+", default=["lv-bert-small", "bert"])
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 8])
+    ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=10, help="timed rounds (each runs every path once)")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    result = {"machine": machine_info(), "settings": vars(args),
-              "matmul_peak_tflops": {"fp32": matmul_peak()}, "sizes": {}}  # fmt: skip
+    result = {"machine": machine_info(), "settings": vars(args), "matmul_peak_tflops": {}, "sizes": {}}
+    for t in args.threads:
+        torch.set_num_threads(t)
+        result["matmul_peak_tflops"][f"fp32, {t} threads"] = matmul_peak()
+        result["matmul_peak_tflops"][f"int8 (onnxruntime u8 x s8), {t} threads"] = int8_peak(t)
     with tempfile.TemporaryDirectory() as tmp:
         for arch, size in [(a, s) for a in args.archs for s in args.sizes]:
-            paths, info = build(size, args.seq_len, Path(tmp), arch)
-            row = {**info, "ms": {}, "speedup_vs_torch_fp32": {}, "max_abs_logit_diff_vs_torch_fp32": {}}
-            for bs in args.batches:
-                batch = _batch(bs, args.seq_len, 30522, 100 + bs)
-                ref = paths["torch fp32"](batch).float()
-                times = {k: [] for k in paths}
-                diffs = {}
-                for r in range(args.rounds + 1):  # round 0 warms up
-                    for name, fn in paths.items():
-                        t0 = time.perf_counter()
-                        out = fn(batch)
-                        if r:
-                            times[name].append(time.perf_counter() - t0)
-                        else:
-                            diffs[name] = round(float((out.float() - ref).abs().max()), 4)
-                ms = {k: round(1000 * statistics.median(v), 2) for k, v in times.items()}
-                row["ms"][f"batch {bs}"] = ms
-                row["speedup_vs_torch_fp32"][f"batch {bs}"] = {k: round(ms["torch fp32"] / v, 2) for k, v in ms.items()}
-                row["max_abs_logit_diff_vs_torch_fp32"][f"batch {bs}"] = diffs
-                print(f"{arch} {size} batch {bs}: " + ", ".join(f"{k} {v} ms" for k, v in ms.items()), flush=True)
+            torch.set_num_threads(1)
+            make, fake_quant, info = build(size, args.seq_len, Path(tmp), arch)
+            row = {**info, "ms": {}, "speedup_vs_torch_fp32": {}, "ours_vs_best_onnxruntime": {},
+                   "max_abs_logit_diff_vs_torch_fp32": {}, "max_abs_logit_diff_vs_fake_quant": {},
+                   "ours_int8_tops": {}}  # fmt: skip
+            for t in args.threads:
+                torch.set_num_threads(t)
+                paths = make(t)
+                for bs in args.batches:
+                    key = f"batch {bs}, {t} thread{'s' if t > 1 else ''}"
+                    batch = _batch(bs, args.seq_len, 30522, 100 + bs)
+                    ref = paths["torch fp32"](batch).float()
+                    ref_q = fake_quant(batch).float()
+                    times = {k: [] for k in paths}
+                    diffs, diffs_q = {}, {}
+                    for r in range(args.rounds + 1):  # round 0 warms up
+                        for name, fn in paths.items():
+                            t0 = time.perf_counter()
+                            out = fn(batch)
+                            if r:
+                                times[name].append(time.perf_counter() - t0)
+                            else:
+                                diffs[name] = round(float((out.float() - ref).abs().max()), 4)
+                                diffs_q[name] = round(float((out.float() - ref_q).abs().max()), 4)
+                    ms = {k: round(1000 * statistics.median(v), 2) for k, v in times.items()}
+                    row["ms"][key] = ms
+                    row["speedup_vs_torch_fp32"][key] = {k: round(ms["torch fp32"] / v, 2) for k, v in ms.items()}
+                    best = min((k for k in BASELINES if k in ms), key=ms.get)
+                    best_optimum = min((k for k in OPTIMUM if k in ms), key=ms.get)
+                    row["ours_vs_best_onnxruntime"][key] = {
+                        "optimum_best": best_optimum, "vs_optimum_best": round(ms[best_optimum] / ms[OURS], 2),
+                        "best": best, "vs_best": round(ms[best] / ms[OURS], 2)}  # fmt: skip
+                    row["max_abs_logit_diff_vs_torch_fp32"][key] = diffs
+                    row["max_abs_logit_diff_vs_fake_quant"][key] = {k: diffs_q[k] for k in diffs_q if "int8" in k}
+                    tops = 2 * info["dense_macs_per_token"] * bs * args.seq_len / (ms[OURS] / 1000) / 1e12
+                    row["ours_int8_tops"][key] = round(tops, 4)
+                    print(f"{arch} {size} {key}: " + ", ".join(f"{k} {v} ms" for k, v in ms.items())
+                          + f" | ours vs best {row['ours_vs_best_onnxruntime'][key]}", flush=True)  # fmt: skip
             result["sizes"][f"{arch} {size}"] = row
-    result["matmul_peak_tflops"]["fp32_after"] = matmul_peak()
+    for t in args.threads:
+        torch.set_num_threads(t)
+        result["matmul_peak_tflops"][f"fp32 after, {t} threads"] = matmul_peak()
+        result["matmul_peak_tflops"][f"int8 (onnxruntime u8 x s8) after, {t} threads"] = int8_peak(t)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({s: r["speedup_vs_torch_fp32"] for s, r in result["sizes"].items()}, indent=1))
+    print(json.dumps({s: r["ours_vs_best_onnxruntime"] for s, r in result["sizes"].items()}, indent=1))
     return 0
 
 

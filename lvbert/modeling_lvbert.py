@@ -265,11 +265,19 @@ class AttentionLayer(nn.Module):
         # falls back to its math path, which draws Bernoulli masks (slow) and adds safe-softmax passes;
         # in bfloat16 its flash kernel is ~3x slower than two GEMMs and a softmax at L = 64-128
         # (benchmarks/bench_fitness.py measures it). In fp32 without dropout SDPA is as fast or faster.
+        # An exported graph takes the same math too: SDPA's ONNX decomposition masks every head's scores
+        # with Where and zeroes NaN rows after the softmax (IsNaN, Where), three passes over [B, N, L, L]
+        # that onnxruntime runs as written; a finite additive mask needs one (docs/quantize.md measures it).
+        exporting = torch.compiler.is_exporting()
         cpu = x.device.type == "cpu"
-        manual = return_scores or (cpu and ((self.training and self.attention_dropout > 0) or q.dtype == torch.bfloat16))
+        manual = return_scores or exporting or (
+            cpu and ((self.training and self.attention_dropout > 0) or q.dtype == torch.bfloat16)
+        )
         if manual:
             scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-1, -2))  # [B, N, L, L]
-            if attn_bias is not None:
+            if attn_bias is not None and exporting:
+                scores = scores + torch.where(attn_bias, 0.0, torch.finfo(scores.dtype).min).to(scores.dtype)
+            elif attn_bias is not None:
                 scores = scores.masked_fill(~attn_bias, torch.finfo(scores.dtype).min)
             p = scores.softmax(dim=-1)
             if self.training and self.attention_dropout > 0:

@@ -32,6 +32,7 @@ from torch import nn
 from transformers import AutoModelForSequenceClassification
 
 from lvbert.errors import LvBertError
+from lvbert.export.ort_passes import optimize_for_onnxruntime
 from lvbert.model_dir import quiet_transformers
 from lvbert.quantization import QUANT_MODULES, quantized_weights
 from lvbert.tasks.encoding import collate
@@ -179,12 +180,16 @@ class _Reader:
         self.i = 0
 
 
-def export_onnx(model: nn.Module, out_dir, calib_batches: list[dict] | None = None, dynamic_int8: bool = False) -> Path:
-    """Write ``out_dir/model.onnx``: int8 (QDQ) for a quantized model with 8-bit activations (its
-    learned scales; ``calib_batches`` for the rest), fp32 otherwise; ``dynamic_int8`` (a model that
-    is not quantized): onnxruntime's post-training dynamic int8 (``quantize_dynamic``: int8 weights
-    per tensor, activations quantized at run time), the baseline a user would try first. Returns
-    the path."""
+def export_onnx(model: nn.Module, out_dir, calib_batches: list[dict] | None = None, dynamic_int8: bool = False,
+                portable: bool = False, rewrite: bool = True) -> Path:
+    """Write ``out_dir/model.onnx``: int8 for a quantized model with 8-bit activations (its learned
+    scales; ``calib_batches`` for the rest), fp32 otherwise, both rewritten for onnxruntime
+    (:mod:`lvbert.export.ort_passes`; ``portable``: standard ONNX ops only, the int8 model then
+    stays a QDQ graph that other runtimes read too; ``rewrite=False``: none of them, the graph as
+    ``torch.onnx`` and ``quantize_static`` write it); ``dynamic_int8`` (a model that is not
+    quantized): onnxruntime's post-training dynamic int8 (``quantize_dynamic``: int8 weights per
+    tensor, activations quantized at run time), the baseline a user would try first, as
+    onnxruntime writes it. Returns the path."""
     require_deploy()
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
@@ -206,7 +211,10 @@ def export_onnx(model: nn.Module, out_dir, calib_batches: list[dict] | None = No
             atomic_write_bytes(out, dyn.read_bytes())
             return out
         if not spec or not spec.get("act_bits"):
-            atomic_write_bytes(out, fp32.read_bytes())
+            proto = onnx.load(str(fp32))
+            if rewrite:
+                optimize_for_onnxruntime(proto, portable=portable)
+            atomic_write_bytes(out, proto.SerializeToString())
             return out
         if not calib_batches:
             raise LvBertError("the int8 export needs calibration batches")
@@ -223,7 +231,10 @@ def export_onnx(model: nn.Module, out_dir, calib_batches: list[dict] | None = No
                                                                     "ActivationSymmetric": True, "WeightSymmetric": True,
                                                                     "OpTypesToExcludeOutputQuantization": ["MatMul", "Gemm", "Conv"],
                                                                     "DedicatedQDQPair": True})  # fmt: skip
-        atomic_write_bytes(out, int8.read_bytes())
+        proto = onnx.load(str(int8))
+        if rewrite:
+            optimize_for_onnxruntime(proto, portable=portable)
+        atomic_write_bytes(out, proto.SerializeToString())
     return out
 
 
@@ -284,11 +295,12 @@ def agreement(model: nn.Module, onnx_model: OnnxClassifier, batches) -> dict:
     return {"agreement": same / max(total, 1), "examples": total, "max_abs_logit_diff": worst}
 
 
-def export_checked(model, out: Path, calib: list[dict] | None, dev_enc, pad: int, dynamic_int8: bool = False) -> dict:
+def export_checked(model, out: Path, calib: list[dict] | None, dev_enc, pad: int, dynamic_int8: bool = False,
+                   portable: bool = False) -> dict:
     """``out/model.onnx`` and, given ``dev_enc`` (an encoded dev split), its agreement with ``model``."""
 
     model = model.cpu().eval()
-    path = export_onnx(model, out, calib, dynamic_int8=dynamic_int8)
+    path = export_onnx(model, out, calib, dynamic_int8=dynamic_int8, portable=portable)
     res = {"file": path.name, "bytes": path.stat().st_size}
     if dev_enc is None:
         print(f"ONNX model written to {path} ({res['bytes']:,} bytes)")

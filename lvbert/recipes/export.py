@@ -32,6 +32,8 @@ class ExportConfig:
     model: str = option("a fine-tuned or quantized model folder", default=None)
     out: str | None = option("folder for model.onnx (default: the model folder)", default=None)
     dynamic_int8: bool = option("onnxruntime's post-training dynamic int8 (models that are not quantized)", default=False)
+    portable: bool = option("standard ONNX operators only: an int8 model stays a QDQ graph other runtimes read too, "
+                            "instead of onnxruntime's faster integer matmuls", default=False)  # fmt: skip
     task: str | None = option("the model's task: calibration batches (quantized models) and the agreement check",
                               default=None)  # fmt: skip
     data_dir: str | None = option("the task's folder (demo tasks default to the demo cache)", default=None)
@@ -77,7 +79,7 @@ def export(cfg: ExportConfig) -> Path:
         batches = IndexedBatches(train, cfg.batch_size, 0, pad)
         calib = [{k: v for k, v in batches(i).items() if k != "labels"} for i in range(cfg.calib_batches)]
         dev_enc = next(iter(dev.values()))
-    res = export_checked(model, out, calib, dev_enc, pad, cfg.dynamic_int8)
+    res = export_checked(model, out, calib, dev_enc, pad, cfg.dynamic_int8, cfg.portable)
     res["kind"] = "dynamic-int8" if cfg.dynamic_int8 else ("int8 (learned scales)" if int8_static else "fp32")
     atomic_write_json(out / EXPORT_JSON, res)
     return out / ONNX_FILE
