@@ -19,7 +19,9 @@ exporter), where its attention fusion applies. "Best onnxruntime path" is the fa
 baselines at each setting. The
 weights are random and the quantized model's clip values initialised and calibrated (percentile,
 on random batches) but not trained: latency does not depend on them. The paths alternate within
-every round, so other load on the machine hits all alike; medians are reported with the matmul
+every round, so other load on the machine hits all alike (at 2 threads each timed call follows an
+untimed one of the same path: onnxruntime's threads spin for a while after a call and took the
+cores from the next path, up to 1.4x slower measured); medians are reported with the matmul
 peak measured in the same run (fp32 by torch; int8 by onnxruntime's u8 x s8 integer matmul, the
 kernel every int8 path here runs), the int8 export's achieved dense-layer int8 ops/s against
 that peak, and the file sizes. Writes ``benchmarks/results/quantize.json``.
@@ -247,6 +249,8 @@ def main(argv=None) -> int:
                     diffs, diffs_q = {}, {}
                     for r in range(args.rounds + 1):  # round 0 warms up
                         for name, fn in paths.items():
+                            if t > 1:  # the previous path's threads spin a while after its call: let them go idle
+                                fn(batch)
                             t0 = time.perf_counter()
                             out = fn(batch)
                             if r:

@@ -6,13 +6,16 @@ output ``logits``). For a quantized model it then writes the int8 graph onnxrunt
 integer matmuls: the fake-quantized weights are exported as their dequantized values (exactly on
 the quantization grid), and onnxruntime's ``quantize_static`` (QDQ format, symmetric int8)
 quantizes every dense layer and convolution, and the word and position embedding tables (int8
-initializers dequantized before the lookup), with **the learned clip values** handed over as
+initializers), with **the learned clip values** handed over as
 scales (``TensorQuantOverrides``: weight scale alpha_w / Q, activation scale alpha_a / 127), so
 the weights get exactly the codes the fake-quant model uses. Each quantized layer reads its own
 copy of its input, so only it sees the quantized values (a residual connection reading the same
 tensor stays fp32, and C's gate and linear layer keep their own clips), and the layers' outputs
-are not re-quantized: onnxruntime then runs every dense layer as ``MatMulIntegerToFloat`` and
-the depthwise convolutions as ``QLinearConv``. Differences that remain, measured by
+are not re-quantized. Both graphs are then rewritten for onnxruntime
+(:mod:`lvbert.export.ort_passes`: residual sums that keep it off its slow SkipLayerNormalization
+kernel, int8 embedding lookups, every dense layer one ``MatMulIntegerToFloat`` with its bias;
+``portable=True`` keeps standard ONNX operators only), and onnxruntime runs the depthwise
+convolutions as ``QLinearConv``. Differences that remain, measured by
 :func:`agreement`: int8 allows the code -128 where the fake-quant model stops at -127, and A's
 query, key and value stay fp32 in the graph (the attention matmuls are not quantized).
 """

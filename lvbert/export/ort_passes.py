@@ -1,8 +1,8 @@
 """Graph rewrites that make lvbert's int8 ONNX graph fast in onnxruntime on CPU.
 
-``onnxruntime`` runs the QDQ graph that ``quantize_static`` writes well but not at its best; each
-rewrite below is exact (the same arithmetic, fewer passes over memory) and was measured with
-``benchmarks/bench_quantize.py`` (the figures are in ``docs/quantize.md``):
+``onnxruntime`` runs the QDQ graph that ``quantize_static`` writes well but not at its best. Each
+rewrite below keeps the arithmetic (the same values up to floating-point rounding) with fewer
+passes over memory; ``benchmarks/bench_quantize.py`` measures them (``docs/benchmarks.md``):
 
 - **Residual sums.** onnxruntime fuses every ``Add -> LayerNormalization`` pair into its
   ``SkipLayerNormalization`` kernel, which on CPU runs 7-10x slower than the two ops it replaces
