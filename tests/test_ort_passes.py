@@ -166,3 +166,28 @@ def test_per_row_scaled_tables_are_dequantized_before_the_lookup():
     assert optimize_for_onnxruntime(per_tensor)["gathers_then_dequantize"] == 1
     assert [n.op_type for n in per_tensor.graph.node] == ["Gather", "DequantizeLinear"]
     np.testing.assert_array_equal(_session(per_tensor).run(None, feed)[0], before)
+
+
+def test_two_layers_reading_one_quantized_tensor_share_its_uint8_copy():
+    rng = np.random.default_rng(2)
+    inits = [numpy_helper.from_array(rng.integers(-127, 128, (8, 6)).astype(np.int8), "w1"),
+             numpy_helper.from_array(rng.integers(-127, 128, (8, 5)).astype(np.int8), "w2"),
+             numpy_helper.from_array(np.float32(0.02), "sw"), numpy_helper.from_array(np.int8(0), "zw"),
+             numpy_helper.from_array(np.float32(0.05), "sa"), numpy_helper.from_array(np.int8(3), "za")]  # fmt: skip
+    nodes = [helper.make_node("QuantizeLinear", ["x", "sa", "za"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "sa", "za"], ["xd1"]),
+             helper.make_node("DequantizeLinear", ["xq", "sa", "za"], ["xd2"]),
+             helper.make_node("DequantizeLinear", ["w1", "sw", "zw"], ["wd1"]),
+             helper.make_node("DequantizeLinear", ["w2", "sw", "zw"], ["wd2"]),
+             helper.make_node("MatMul", ["xd1", "wd1"], ["y"]),
+             helper.make_node("MatMul", ["xd2", "wd2"], ["y2"])]  # fmt: skip
+    proto = _model(nodes, [_f("x", [3, 8])], inits, outputs=("y", "y2"))
+    feed = {"x": rng.standard_normal((3, 8)).astype(np.float32)}
+    before = _session(proto).run(None, feed)
+    assert optimize_for_onnxruntime(proto)["integer_matmuls"] == 2
+    quantize = [n for n in proto.graph.node if n.op_type == "QuantizeLinear"]
+    assert len(quantize) == 1  # the int8 one is gone, one uint8 copy serves both layers
+    zero_point = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}[quantize[0].input[2]]
+    assert zero_point.dtype == np.uint8 and int(zero_point) == 131
+    for a, b in zip(before, _session(proto).run(None, feed)):
+        np.testing.assert_allclose(b, a, atol=1e-5, rtol=0)

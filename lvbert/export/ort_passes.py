@@ -103,7 +103,7 @@ def _gathers_then_dequantize(graph) -> int:
             picked = f"{node.output[0]}__int8"
             new = [helper.make_node("Gather", [dq.input[0], node.input[1]], [picked], name=node.name, **attrs),
                    helper.make_node("DequantizeLinear", [picked, *dq.input[1:]], [node.output[0]],
-                                    name=f"{node.name}__dequantize")]  # fmt: skip
+                                    name=f"{node.output[0]}__dequantize")]  # fmt: skip
         graph.node.remove(node)
         for n in reversed(new):
             graph.node.insert(at, n)
@@ -115,7 +115,7 @@ def _integer_matmuls(graph) -> int:
     from onnx import helper, numpy_helper
 
     g = _Graph(graph)
-    n_done = 0
+    n_done, made = 0, set()
     for node in list(graph.node):
         if node.op_type != "MatMul":
             continue
@@ -135,17 +135,16 @@ def _integer_matmuls(graph) -> int:
             continue
         # x86's fast int8 kernels (VNNI's vpdpbusd) multiply uint8 by int8: an int8 activation
         # becomes uint8 with its zero point moved up by 128 (the same values, exactly)
-        a_u8 = a_dq.input[0]
+        a_u8, zp_name = a_dq.input[0], a_dq.input[2]
         if a_zp.dtype == np.int8:
-            zp_name = f"{a_q.name}__zero_point_u8"
-            graph.initializer.append(numpy_helper.from_array(
-                (a_zp.astype(np.int16) + 128).astype(np.uint8).reshape(a_zp.shape), zp_name))  # fmt: skip
-            a_u8 = f"{a_dq.input[0]}__u8"
-            requant = helper.make_node("QuantizeLinear", [a_q.input[0], a_q.input[1], zp_name], [a_u8],
-                                       name=f"{a_q.name}__u8")  # fmt: skip
-            graph.node.insert(list(graph.node).index(a_q), requant)
-        else:
-            zp_name = a_dq.input[2]
+            a_u8, zp_name = f"{a_dq.input[0]}__u8", f"{a_dq.input[0]}__zero_point_u8"  # unique: tensor names
+            if a_u8 not in made:  # one uint8 copy per quantized tensor, however many layers read it
+                made.add(a_u8)
+                graph.initializer.append(numpy_helper.from_array(
+                    (a_zp.astype(np.int16) + 128).astype(np.uint8).reshape(a_zp.shape), zp_name))  # fmt: skip
+                requant = helper.make_node("QuantizeLinear", [a_q.input[0], a_q.input[1], zp_name], [a_u8],
+                                           name=f"{a_u8}__quantize")  # fmt: skip
+                graph.node.insert(list(graph.node).index(a_q), requant)
         inputs = [a_u8, w_dq.input[0], a_dq.input[1], w_dq.input[1], zp_name, w_dq.input[2]]
         out, drop = node.output[0], [node]
         add = g.only_consumer(node.output[0])
@@ -155,7 +154,7 @@ def _integer_matmuls(graph) -> int:
             if bias is not None and bias.ndim == 1 and bias.shape[0] == w.shape[1] and bias.dtype == np.float32:
                 inputs.append(other)
                 out, drop = add.output[0], [node, add]
-        fused = helper.make_node("MatMulIntegerToFloat", inputs, [out], name=f"{node.name}__integer", domain=MS_DOMAIN)
+        fused = helper.make_node("MatMulIntegerToFloat", inputs, [out], name=f"{out}__integer", domain=MS_DOMAIN)
         at = list(graph.node).index(node)
         for d in drop:
             graph.node.remove(d)
