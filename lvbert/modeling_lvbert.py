@@ -267,7 +267,7 @@ class AttentionLayer(nn.Module):
         # (benchmarks/bench_fitness.py measures it). In fp32 without dropout SDPA is as fast or faster.
         # An exported graph takes the same math too: SDPA's ONNX decomposition masks every head's scores
         # with Where and zeroes NaN rows after the softmax (IsNaN, Where), three passes over [B, N, L, L]
-        # that onnxruntime runs as written; a finite additive mask needs one (docs/quantize.md measures it).
+        # that onnxruntime runs as written; a finite additive mask needs one (docs/benchmarks.md#quantization).
         exporting = torch.compiler.is_exporting()
         cpu = x.device.type == "cpu"
         manual = return_scores or exporting or (
