@@ -44,15 +44,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _machine import machine_info, matmul_peak  # noqa: E402
+from _machine import machine_info, matmul_peak, write_result  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "quantize.json"
 OURS = "ORT int8 (QAT export)"
 BASELINES = ("ORT dynamic int8 (PTQ)", "ORT dynamic int8, SkipLayerNorm fusion off",
              "ORT optimized + dynamic int8 (Optimum O2)", "HF BERT: ORT optimized + dynamic int8")
 OPTIMUM = ("ORT dynamic int8 (PTQ)", "ORT optimized + dynamic int8 (Optimum O2)", "HF BERT: ORT optimized + dynamic int8")
-PATHS = ("torch fp32", "torchao int8", "torchao int8 + compile", "ORT fp32", OURS, "ORT int8, portable QDQ",
-         "ORT int8, not rewritten", *BASELINES)
 
 
 def int8_peak(threads: int, m: int = 1024, k: int = 768, n: int = 3072, reps: int = 10) -> float:
@@ -277,9 +275,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(t)
         result["matmul_peak_tflops"][f"fp32 after, {t} threads"] = matmul_peak()
         result["matmul_peak_tflops"][f"int8 (onnxruntime u8 x s8) after, {t} threads"] = int8_peak(t)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(json.dumps({s: r["ours_vs_best_onnxruntime"] for s, r in result["sizes"].items()}, indent=1))
     return 0
 
