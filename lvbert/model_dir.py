@@ -86,9 +86,10 @@ def load_model_tokenizer(model_dir: str | Path, vocab_size: int):
     return tokenizer
 
 
-def load_classifier(model_dir: str | Path, labels: tuple[str, ...] | None, seed: int):
+def load_classifier(model_dir: str | Path, labels: tuple[str, ...] | None, seed: int, dropout: float | None = None):
     """The model with a sequence-classification head for ``labels`` (None: one regression output);
-    a new head is initialised from ``seed`` without touching the caller's random state."""
+    a new head is initialised from ``seed`` without touching the caller's random state. ``dropout``
+    replaces the config's hidden and attention dropout (None keeps the config's)."""
 
     config_file = Path(model_dir) / "config.json"
     if config_file.is_file() and "quantization" in json.loads(config_file.read_text(encoding="utf-8")):
@@ -101,6 +102,8 @@ def load_classifier(model_dir: str | Path, labels: tuple[str, ...] | None, seed:
             "id2label": dict(enumerate(labels)),
             "label2id": {name: i for i, name in enumerate(labels)},
         }
+    if dropout is not None:
+        kwargs.update(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     with torch.random.fork_rng(devices=[]), quiet_transformers():
         torch.manual_seed(seed)
         model, info = AutoModelForSequenceClassification.from_pretrained(

@@ -261,17 +261,20 @@ class AttentionLayer(nn.Module):
             attn_bias = attention_bias(attention_mask)
         q, k, v = self.qkv(x).view(B, L, 3, self.num_heads, H // self.num_heads).permute(2, 0, 3, 1, 4)  # 3 x [B, N, L, d]
         scores = None
-        # On CPU the same math by hand beats SDPA in two cases: with dropout SDPA has no fused kernel and
-        # falls back to its math path, which draws Bernoulli masks (slow) and adds safe-softmax passes;
-        # in bfloat16 its flash kernel is ~3x slower than two GEMMs and a softmax at L = 64-128
-        # (benchmarks/bench_fitness.py measures it). In fp32 without dropout SDPA is as fast or faster.
+        # On CPU the same math by hand beats SDPA in two cases. In training: with dropout SDPA has no fused
+        # kernel and falls back to its math path, which draws Bernoulli masks (slow) and adds safe-softmax
+        # passes; without dropout its flash kernel's forward and backward took 1.11-1.21x as long as two GEMMs
+        # and a softmax at three of four shapes, 0.97x at the fourth (fp32, L = 64-128,
+        # benchmarks/bench_attention.py, docs/benchmarks.md#attention-in-training). In bfloat16 its flash
+        # kernel is ~3x slower at L = 64-128 (benchmarks/bench_fitness.py measures it). In fp32 inference
+        # SDPA is as fast or faster.
         # An exported graph takes the same math too: SDPA's ONNX decomposition masks every head's scores
         # with Where and zeroes NaN rows after the softmax (IsNaN, Where), three passes over [B, N, L, L]
         # that onnxruntime runs as written; a finite additive mask needs one (docs/benchmarks.md#quantization).
         exporting = torch.compiler.is_exporting()
         cpu = x.device.type == "cpu"
         manual = return_scores or exporting or (
-            cpu and ((self.training and self.attention_dropout > 0) or q.dtype == torch.bfloat16)
+            cpu and ((self.training and torch.is_grad_enabled()) or q.dtype == torch.bfloat16)
         )
         if manual:
             scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-1, -2))  # [B, N, L, L]

@@ -321,6 +321,8 @@ class TrainingOptions:
             raise LvBertError(f"--lr must be positive, got {self.lr}")
         if self.warmup_steps is not None and self.warmup_steps < 0:
             raise LvBertError(f"--warmup-steps must be 0 or more, got {self.warmup_steps}")
+        if not 0 <= self.dropout < 1:
+            raise LvBertError(f"--dropout must be in [0, 1), got {self.dropout}")
 
 
 def check_rates(cfg, *names: str) -> None:

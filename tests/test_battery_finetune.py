@@ -15,8 +15,8 @@ torch = pytest.importorskip("torch")
 
 from safetensors.torch import load_file  # noqa: E402
 from test_finetune_recipe import make_model_dir, write_synthetic  # noqa: E402
-from test_squad import make_squad  # noqa: E402
 from test_reliability import _one_line  # noqa: E402
+from test_squad import make_squad  # noqa: E402
 
 from lvbert.cli import main  # noqa: E402
 
@@ -286,3 +286,12 @@ def test_finetune_of_a_pretrained_electra_folder_prints_no_load_report(real_data
     p = subprocess.run([sys.executable, "-m", "lvbert", *argv], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     assert "UNEXPECTED" not in p.stdout + p.stderr and "LOAD REPORT" not in p.stdout + p.stderr, p.stderr
+
+
+def test_dropout_out_of_range_is_one_line(model, tmp_path, capsys):
+    data = write_synthetic(tmp_path / "data", n_train=8, n_dev=4)
+    assert main(_ft(model, data, tmp_path / "o", "--dropout", "1.5")) == 2
+    _one_line(capsys.readouterr().err, "--dropout must be in [0, 1)")
+    assert main(["pretrain", "--data", str(tmp_path), "--arch", "bert", "--dropout", "-0.1", "--out", str(tmp_path / "p")]) == 2
+    _one_line(capsys.readouterr().err, "--dropout must be in [0, 1)")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "p").exists()

@@ -108,3 +108,31 @@ def test_default_learning_rate_from_hidden_size():
         FinetuneConfig(warmup=1.5)
     with pytest.raises(LvBertError, match="--batch-size"):
         FinetuneConfig(batch_size=0)
+
+
+def test_dropout_replaces_the_pretrained_models(tmp_path):
+    """--dropout sets the fine-tuned model's hidden and attention dropout, whatever pre-training used."""
+    from lvbert.model_dir import load_classifier
+    from lvbert.modeling_lvbert import Dropout, LvBertModel
+    from lvbert.recipes.finetune import FinetuneConfig, finetune
+
+    folder = make_model_dir(tmp_path / "no-dropout")
+    config = json.loads((folder / "config.json").read_text())
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # as pre-trained without dropout
+    (folder / "config.json").write_text(json.dumps(config))
+    assert isinstance(LvBertModel.from_pretrained(folder), LvBertModel)
+
+    kept = load_classifier(folder, ("no", "yes"), seed=0)
+    assert {m.p for m in kept.modules() if isinstance(m, Dropout)} == {0.0, kept.config.classifier_dropout}
+    replaced = load_classifier(folder, ("no", "yes"), seed=0, dropout=0.1)
+    assert replaced.config.hidden_dropout_prob == replaced.config.attention_probs_dropout_prob == 0.1
+    assert {m.p for m in replaced.modules() if isinstance(m, Dropout)} == {0.1}
+    assert all(a.attention_dropout == 0.1 for a in replaced.modules() if hasattr(a, "attention_dropout"))
+
+    data = write_synthetic(tmp_path / "data", n_train=32, n_dev=16)
+    res = finetune(folder, "good-word", data, tmp_path / "run", batch_size=16, epochs=1, dropout=0.1, progress=False,
+                   text_column="text")  # fmt: skip
+    assert res["config"]["dropout"] == 0.1
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["hidden_dropout_prob"] == 0.1
+    with pytest.raises(LvBertError, match="--dropout"):
+        FinetuneConfig(dropout=1.0)

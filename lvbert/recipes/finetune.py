@@ -81,6 +81,8 @@ class FinetuneConfig:
     epochs: int | None = option("epochs (default: the task's, 3; 10 for RTE and STS-B)", default=None)
     warmup: float = option("warm-up fraction of the steps", default=0.1)
     weight_decay: float = option("AdamW weight decay", default=0.01)
+    dropout: float | None = option("hidden and attention dropout (default: the model's config, 0.1 for lvbert's "
+                                   "pre-trained models)", default=None)  # fmt: skip
     max_seq_len: int | None = option("longer inputs are truncated with a warning (default 128, capped at the "
                                      "model's positions)", default=None)  # fmt: skip
     seeds: int = option("runs with seeds --seed, --seed+1, ...; reports median, min, max", default=1)
@@ -122,6 +124,8 @@ class FinetuneConfig:
             raise LvBertError(f"--warmup is a fraction of the steps in [0, 1), got {self.warmup}")
         if self.weight_decay < 0:
             raise LvBertError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise LvBertError(f"--dropout must be in [0, 1), got {self.dropout}")
         if self.labels is not None:
             self.labels = [str(x).strip() for x in self.labels]
         check_device(self.device)
@@ -162,7 +166,7 @@ def _train_one_seed(task, model_dir, tokenizer, train, dev, cfg, seed, stage: Pa
     total = steps_per_epoch * cfg.epochs
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
-    model = load_classifier(model_dir, task.labels, seed)
+    model = load_classifier(model_dir, task.labels, seed, cfg.dropout)
     model.to(pick_device(cfg.device))  # the loop trains where the model is
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, layer_decay=cfg.layer_decay, num_slots=model.config.num_slots)
     scheduler = linear_schedule(optimizer, round(cfg.warmup * total), total)
